@@ -1,0 +1,80 @@
+/**
+ * The Store contract: the durable truth of every conversation. The server keeps
+ * ordering decisions (seq, dseq, membership at a seq) in one place, the
+ * conversation's owner, and uses the store only to make them durable and to read
+ * them back. Every adapter (SQLite, PostgreSQL, …) passes one conformance suite:
+ * test/store/conformance.ts.
+ */
+import type { Entry } from '../protocol/index.js';
+
+export type ConvKind = 'dm' | 'group';
+
+export interface ConvRecord {
+  conv: string;
+  kind: ConvKind;
+  /** The newest seq in the log (0 for none). */
+  last: number;
+  /** The `ts` of the newest entry (0 for none). */
+  lastTs: number;
+}
+
+/** One stretch of membership: the user may read seqs in [fromSeq, toSeq] (toSeq null = still a member). */
+export interface Membership {
+  conv: string;
+  user: string;
+  fromSeq: number;
+  toSeq: number | null;
+}
+
+export type MembershipChange =
+  | { op: 'add'; conv: string; user: string; seq: number }
+  | { op: 'remove'; conv: string; user: string; seq: number };
+
+/**
+ * What one group commit makes durable, atomically: all of it or none of it.
+ * Entries of one conversation come in ascending seq and continue its log without a gap;
+ * `newConvs` are created before the entries are written.
+ */
+export interface CommitBatch {
+  newConvs: { conv: string; kind: ConvKind }[];
+  entries: Entry[];
+  memberships: MembershipChange[];
+}
+
+export interface ConvListing {
+  conv: string;
+  last: number;
+  ts: number;
+  fromSeq: number;
+  toSeq: number | null;
+}
+
+export interface Store {
+  /** Creates tables if needed. Idempotent. */
+  init(): Promise<void>;
+  close(): Promise<void>;
+
+  getConv(conv: string): Promise<ConvRecord | null>;
+  /** Every membership stretch of the conversation, oldest first. */
+  getMemberships(conv: string): Promise<Membership[]>;
+  /** The entry a (user, device) sent with this cmid into conv, if any. Dedup lasts as long as the log. */
+  findByCmid(conv: string, user: string, device: string, cmid: string): Promise<Entry | null>;
+  /** The highest dseq stored for (conv, user, device); 0 when it has sent nothing. */
+  lastDseq(conv: string, user: string, device: string): Promise<number>;
+
+  /**
+   * Atomically and durably writes the batch. Rejects (writing nothing) if an entry's
+   * seq is already taken or a (conv, user, device, cmid) repeats — a fence against
+   * two owners of one conversation.
+   */
+  commit(batch: CommitBatch): Promise<void>;
+
+  /** Entries with afterSeq < seq <= untilSeq, ascending, at most `limit`. */
+  read(conv: string, afterSeq: number, untilSeq: number, limit: number): Promise<Entry[]>;
+  /** Every conversation the user has a membership in (its latest stretch), most recent activity first. */
+  listConvs(user: string): Promise<ConvListing[]>;
+
+  /** A small key/value table for server settings (the generated token secret, …). */
+  getMeta(key: string): Promise<string | null>;
+  setMeta(key: string, value: string): Promise<void>;
+}
