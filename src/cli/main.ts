@@ -1,0 +1,19 @@
+/** `sequent <command>`: the command-line entry point. Returns the exit code. */
+import { runServe } from './serve.js';
+import { runToken } from './token.js';
+
+const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
+  serve: { run: runServe, help: 'run the server' },
+  token: { run: runToken, help: 'print a token for a user and device' },
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  const command = name === undefined ? undefined : COMMANDS[name];
+  if (!command) {
+    const list = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(8)} ${c.help}`).join('\n');
+    process.stderr.write(`${name === undefined ? '' : `sequent: unknown command ${JSON.stringify(name)}\n`}usage: sequent <command> [options]\n${list}\n`);
+    return 2;
+  }
+  return command.run(rest);
+}

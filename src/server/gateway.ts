@@ -1,0 +1,231 @@
+/**
+ * The edge: HTTP (/healthz, /metrics) and the WebSocket at /v1/ws. It checks
+ * every frame against the schema, authenticates the hello, applies the
+ * per-connection rate limit, and hands each request to its handler. Nothing
+ * here decides order; that is the sequencer's job.
+ */
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { CLOSE_CODES, PROTO_VERSION, decodeClientFrame, type ClientFrame, type DecodeResult, type HelloFrame } from '../protocol/index.js';
+import { TokenError, type TokenAuthority } from './auth.js';
+import type { Fanout } from './fanout.js';
+import type { Groups } from './groups.js';
+import type { Ingest } from './ingest.js';
+import type { ServerMetrics } from './metrics.js';
+import type { ResolvedOptions } from './options.js';
+import type { Reads } from './reads.js';
+import { Session, TokenBucket } from './session.js';
+
+export interface Handlers {
+  ingest: Ingest;
+  groups: Groups;
+  reads: Reads;
+  fanout: Fanout;
+}
+
+export const WS_PATH = '/v1/ws';
+const MAX_QUEUED_BEFORE_WELCOME = 64;
+
+export class Gateway {
+  readonly http: HttpServer;
+  private readonly wss: WebSocketServer;
+  private readonly sessions = new Set<Session>();
+  private readonly pingTimer: NodeJS.Timeout;
+  serving = true;
+
+  constructor(
+    private readonly options: ResolvedOptions,
+    private readonly tokens: TokenAuthority,
+    private readonly handlers: Handlers,
+    private readonly metrics: ServerMetrics,
+    private readonly logger: Logger,
+  ) {
+    this.http = createServer((req, res) => void this.serveHttp(req, res));
+    // ws refuses frames above maxPayload by closing the socket; the protocol wants an
+    // error frame for a frame over maxFrame, so ws lets through a margin and we judge.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrame * 4 + 1024 });
+    this.http.on('upgrade', (req, socket, head) => {
+      const path = (req.url ?? '').split('?')[0];
+      if (path !== WS_PATH || !this.serving) {
+        socket.end(`HTTP/1.1 ${this.serving ? '404 Not Found' : '503 Service Unavailable'}\r\nConnection: close\r\n\r\n`);
+        return;
+      }
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+    });
+    this.pingTimer = setInterval(() => this.heartbeat(), options.pingIntervalMs);
+    this.pingTimer.unref();
+  }
+
+  openSessions(): Session[] {
+    return [...this.sessions];
+  }
+
+  /** Stops the heartbeat and refuses new connections; open ones stay until closed. */
+  stopAccepting(): void {
+    this.serving = false;
+    clearInterval(this.pingTimer);
+  }
+
+  private async serveHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method === 'GET' && path === '/healthz') {
+      res.writeHead(this.serving ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: this.serving ? 'ok' : 'draining' }));
+      return;
+    }
+    if (req.method === 'GET' && path === '/metrics') {
+      const body = await this.metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+      res.end(body);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: 'not_found' }));
+  }
+
+  private accept(ws: WebSocket): void {
+    const session = new Session(ws, this.options.maxBuffered, this.metrics, new TokenBucket(this.options.ratePerSecond, this.options.rateBurst));
+    this.sessions.add(session);
+    this.metrics.connections.inc();
+    const helloTimer = setTimeout(() => session.close(CLOSE_CODES.hello_timeout.code, 'no hello in time'), this.options.helloTimeoutMs);
+    helloTimer.unref();
+
+    ws.on('pong', () => {
+      session.alive = true;
+    });
+    ws.on('message', (data, isBinary) => this.onFrame(session, data, isBinary, helloTimer));
+    ws.on('error', (error) => this.logger.debug({ err: error, session: session.id }, 'socket error'));
+    ws.on('close', () => {
+      clearTimeout(helloTimer);
+      session.closed = true;
+      this.sessions.delete(session);
+      this.handlers.fanout.leave(session);
+      this.metrics.connections.dec();
+    });
+  }
+
+  private onFrame(session: Session, data: RawData, isBinary: boolean, helloTimer: NodeJS.Timeout): void {
+    if (session.closed) return;
+    const receivedAt = performance.now();
+    const text = isBinary ? null : rawText(data);
+    const decoded: DecodeResult =
+      text === null
+        ? { ok: false, code: 'bad_request', message: 'frames must be text' }
+        : decodeClientFrame(text, this.options.maxFrame, this.options.maxBody);
+    if (!decoded.ok) {
+      if (!session.authenticated) {
+        session.close(CLOSE_CODES.not_authenticated.code, 'hello must come first');
+        return;
+      }
+      session.error(decoded.id, decoded.code, decoded.message);
+      if (++session.badFrames >= this.options.maxBadFrames) {
+        session.close(CLOSE_CODES.repeated_bad_frames.code, 'too many bad frames');
+      }
+      return;
+    }
+    const frame = decoded.frame;
+    this.metrics.framesIn.inc({ type: frame.t });
+    if (!session.authenticated) {
+      if (session.verifying) {
+        // A client may pipeline requests behind its hello; they wait for the verdict.
+        if (session.queued.length >= MAX_QUEUED_BEFORE_WELCOME) session.close(CLOSE_CODES.not_authenticated.code, 'hello must come first');
+        else session.queued.push({ data, isBinary });
+        return;
+      }
+      if (frame.t !== 'hello') {
+        session.close(CLOSE_CODES.not_authenticated.code, 'hello must come first');
+        return;
+      }
+      clearTimeout(helloTimer);
+      void this.hello(session, frame).then(() => {
+        for (const queued of session.queued.splice(0)) this.onFrame(session, queued.data, queued.isBinary, helloTimer);
+      });
+      return;
+    }
+    if (frame.t === 'hello') {
+      session.error(frame.id, 'bad_request', 'already authenticated on this connection');
+      return;
+    }
+    if (!session.rate.take()) {
+      session.error(frame.id, 'rate_limited', `more than ${this.options.ratePerSecond} frames per second`);
+      return;
+    }
+    this.dispatch(session, frame, receivedAt).catch((error: unknown) => {
+      this.logger.error({ err: error, session: session.id, t: frame.t }, 'request failed');
+      session.error(frame.id, 'internal', 'internal error');
+    });
+  }
+
+  private async hello(session: Session, frame: HelloFrame): Promise<void> {
+    session.verifying = true;
+    try {
+      await this.verifyHello(session, frame);
+    } finally {
+      session.verifying = false;
+    }
+  }
+
+  private async verifyHello(session: Session, frame: HelloFrame): Promise<void> {
+    if (frame.proto !== PROTO_VERSION) {
+      session.error(frame.id, 'bad_request', `unsupported proto ${frame.proto}; this server speaks ${PROTO_VERSION}`);
+      session.close(CLOSE_CODES.unsupported_proto.code, 'unsupported protocol version');
+      return;
+    }
+    try {
+      const identity = await this.tokens.verify(frame.token);
+      session.user = identity.user;
+      session.device = identity.device;
+    } catch (error) {
+      session.error(frame.id, 'unauthorized', error instanceof TokenError ? error.message : 'token is not valid');
+      session.close(CLOSE_CODES.not_authenticated.code, 'authentication failed');
+      return;
+    }
+    if (session.closed) return;
+    session.authenticated = true;
+    this.handlers.fanout.join(session);
+    session.send({
+      t: 'welcome',
+      id: frame.id,
+      user: session.user,
+      device: session.device,
+      serverTime: Date.now(),
+      limits: { maxBody: this.options.maxBody, maxFrame: this.options.maxFrame },
+      holdMs: this.options.holdMs,
+    });
+  }
+
+  private async dispatch(session: Session, frame: Exclude<ClientFrame, HelloFrame>, receivedAt: number): Promise<void> {
+    switch (frame.t) {
+      case 'send':
+        return this.handlers.ingest.send(session, frame, receivedAt);
+      case 'create':
+        return this.handlers.groups.create(session, frame);
+      case 'members':
+        return this.handlers.groups.members(session, frame);
+      case 'sync':
+        return this.handlers.reads.sync(session, frame);
+      case 'convs':
+        return this.handlers.reads.convs(session, frame.id);
+      case 'ping':
+        return session.send({ t: 'pong', id: frame.id, serverTime: Date.now() });
+    }
+  }
+
+  private heartbeat(): void {
+    for (const session of this.sessions) {
+      if (!session.alive) {
+        session.terminate();
+        continue;
+      }
+      session.alive = false;
+      session.ping();
+    }
+  }
+}
+
+function rawText(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
+  return data.toString('utf8');
+}

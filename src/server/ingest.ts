@@ -1,0 +1,179 @@
+/**
+ * The send path: dedup by (device, conv, cmid) before any seq is given, then the
+ * device's own order by dseq (holding a gap back for holdMs), then membership at
+ * the current seq, then the sequencer. The ack goes out only once the entry is
+ * durable; a resend of any state of the same cmid gets the same ack.
+ */
+import type { AckFrame, Entry, SendFrame } from '../protocol/index.js';
+import type { Store } from '../store/index.js';
+import type { ConvState, Conversations } from './conversations.js';
+import { DeviceLane, type HeldSend, type Waiter } from './lanes.js';
+import type { ServerMetrics } from './metrics.js';
+import { CommitFailed, type Sequencer } from './sequencer.js';
+import type { Session } from './session.js';
+
+export interface IngestLimits {
+  holdMs: number;
+  maxHeldPerDevice: number;
+}
+
+function ackFor(entry: Entry, requestId: number): AckFrame {
+  return {
+    t: 'ack',
+    id: requestId,
+    conv: entry.conv,
+    cmid: entry.cmid ?? '',
+    dseq: entry.dseq ?? 0,
+    seq: entry.seq,
+    mid: entry.mid,
+    ts: entry.ts,
+  };
+}
+
+export class Ingest {
+  draining = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly conversations: Conversations,
+    private readonly sequencer: Sequencer,
+    private readonly metrics: ServerMetrics,
+    private readonly limits: IngestLimits,
+  ) {}
+
+  async send(session: Session, frame: SendFrame, receivedAt: number): Promise<void> {
+    const state = await this.conversations.get(frame.conv);
+    if (!state) return session.error(frame.id, 'bad_request', `malformed conversation id ${frame.conv}`);
+    if (!state.exists) return session.error(frame.id, 'not_found', `no conversation ${frame.conv}`);
+    if (state.ref.kind === 'dm' && !state.ref.users.includes(session.user)) {
+      return session.error(frame.id, 'forbidden', `${frame.conv} is a conversation of two other users`);
+    }
+    const lane = laneOf(state, session.user, session.device);
+    const waiter: Waiter = { session, requestId: frame.id, receivedAt };
+    await lane.run(() => this.step(state, lane, frame, waiter));
+  }
+
+  /** Fails every held send with `unavailable`: the server is going away and will not wait for gaps. */
+  releaseAllHeld(states: Iterable<ConvState>): void {
+    for (const state of states) {
+      for (const lane of state.lanes.values()) {
+        for (const held of [...lane.held.values()]) {
+          lane.release(held);
+          for (const w of held.waiters) w.session.error(w.requestId, 'unavailable', 'server is shutting down; resend after reconnecting');
+        }
+      }
+    }
+  }
+
+  private async step(state: ConvState, lane: DeviceLane, frame: SendFrame, waiter: Waiter): Promise<void> {
+    const { session } = waiter;
+    if (state.broken) return session.error(frame.id, 'unavailable', 'conversation is reloading; resend');
+
+    const inFlight = lane.lookup(frame.cmid);
+    const known = inFlight ?? (await this.findStored(state, session, frame.cmid))?.entry;
+    if (known !== undefined) {
+      this.metrics.dedupHits.inc();
+      return this.answer(known, [waiter]);
+    }
+    const heldTwin = lane.heldByCmid.get(frame.cmid);
+    if (heldTwin) {
+      this.metrics.dedupHits.inc();
+      heldTwin.waiters.push(waiter);
+      return;
+    }
+    if (this.draining) return session.error(frame.id, 'unavailable', 'server is shutting down; resend after reconnecting');
+    if (!state.isMember(session.user)) {
+      return session.error(frame.id, 'forbidden', `${session.user} is not a member of ${frame.conv}`);
+    }
+
+    lane.nextDseq ??= (await this.store.lastDseq(state.conv, session.user, session.device)) + 1;
+    // A commit may have failed while this step waited on the store.
+    if (state.broken) return session.error(frame.id, 'unavailable', 'conversation is reloading; resend');
+    const expected = lane.nextDseq;
+    if (frame.dseq < expected || lane.held.has(frame.dseq)) {
+      return session.error(frame.id, 'bad_request', `dseq ${frame.dseq} is already taken by another cmid; next expected is ${expected}`);
+    }
+    if (frame.dseq > expected) return this.holdBack(state, lane, frame, waiter);
+
+    this.accept(state, lane, frame, [waiter]);
+    this.drainHeld(state, lane);
+  }
+
+  /** The durable entry of this cmid, as a settled promise so that it answers like an in-flight one. */
+  private async findStored(state: ConvState, session: Session, cmid: string): Promise<{ entry: Promise<Entry> } | undefined> {
+    const stored = await this.store.findByCmid(state.conv, session.user, session.device, cmid);
+    return stored ? { entry: Promise.resolve(stored) } : undefined;
+  }
+
+  private accept(state: ConvState, lane: DeviceLane, frame: SendFrame, waiters: Waiter[]): void {
+    const draft = { kind: 'msg' as const, from: waiters[0]!.session.user, dev: waiters[0]!.session.device, body: frame.body, cmid: frame.cmid, dseq: frame.dseq };
+    const entry = this.sequencer.append(state, frame.ctx === undefined ? draft : { ...draft, ctx: frame.ctx }, waiters[0]!.session.id);
+    lane.nextDseq = frame.dseq + 1;
+    lane.remember(frame.cmid, entry);
+    void this.answer(entry, waiters);
+  }
+
+  /** Takes every held send that is now next in line. */
+  private drainHeld(state: ConvState, lane: DeviceLane): void {
+    for (;;) {
+      const next = lane.nextDseq === undefined ? undefined : lane.held.get(lane.nextDseq);
+      if (!next) return;
+      lane.release(next);
+      if (!state.isMember(next.waiters[0]!.session.user)) {
+        for (const w of next.waiters) w.session.error(w.requestId, 'forbidden', `not a member of ${state.conv}`);
+        return;
+      }
+      this.accept(state, lane, next.frame, next.waiters);
+    }
+  }
+
+  private holdBack(state: ConvState, lane: DeviceLane, frame: SendFrame, waiter: Waiter): void {
+    const expected = lane.nextDseq!;
+    if (lane.held.size >= this.limits.maxHeldPerDevice) {
+      return waiter.session.error(frame.id, 'out_of_order', `dseq ${frame.dseq} is ahead of ${expected} and the hold-back buffer is full`, { expected });
+    }
+    this.metrics.heldBack.inc();
+    const held: HeldSend = {
+      frame,
+      waiters: [waiter],
+      timer: setTimeout(() => void lane.run(() => this.expire(lane, held)), this.limits.holdMs),
+    };
+    held.timer.unref();
+    lane.hold(held);
+  }
+
+  private expire(lane: DeviceLane, held: HeldSend): void {
+    if (lane.held.get(held.frame.dseq) !== held) return;
+    lane.release(held);
+    const expected = lane.nextDseq ?? 1;
+    for (const w of held.waiters) {
+      w.session.error(w.requestId, 'out_of_order', `dseq ${held.frame.dseq} waited for ${expected}, which did not come`, { expected });
+    }
+  }
+
+  private async answer(entry: Promise<Entry>, waiters: readonly Waiter[]): Promise<void> {
+    let stored: Entry;
+    try {
+      stored = await entry;
+    } catch (error) {
+      const code = error instanceof CommitFailed ? 'unavailable' : 'internal';
+      for (const w of waiters) w.session.error(w.requestId, code, error instanceof Error ? error.message : 'commit failed');
+      return;
+    }
+    const now = performance.now();
+    for (const w of waiters) {
+      w.session.send(ackFor(stored, w.requestId));
+      this.metrics.ackSeconds.observe((now - w.receivedAt) / 1000);
+    }
+  }
+}
+
+function laneOf(state: ConvState, user: string, device: string): DeviceLane {
+  const key = `${user}\u0000${device}`;
+  let lane = state.lanes.get(key);
+  if (!lane) {
+    lane = new DeviceLane();
+    state.lanes.set(key, lane);
+  }
+  return lane;
+}

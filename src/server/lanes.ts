@@ -1,0 +1,91 @@
+/**
+ * A device's lane in one conversation: which cmids it has sent (for dedup),
+ * which dseq comes next, and the sends held back waiting for a missing dseq —
+ * a small reorder buffer. Work on a lane runs one step at a time, so a resend
+ * racing its original can never both get a seq.
+ */
+import type { Entry, SendFrame } from '../protocol/index.js';
+import type { Session } from './session.js';
+
+export interface Waiter {
+  session: Session;
+  requestId: number;
+  receivedAt: number;
+}
+
+export interface HeldSend {
+  frame: SendFrame;
+  waiters: Waiter[];
+  timer: NodeJS.Timeout;
+}
+
+/** How many acked cmids a lane remembers before asking the store. */
+const RECENT_CMIDS = 256;
+
+export class DeviceLane {
+  /** The dseq this device must send next; undefined until loaded from the store. */
+  nextDseq: number | undefined;
+  /** Sends with a seq: resolved once durable. Oldest first, trimmed to RECENT_CMIDS once settled. */
+  private readonly known = new Map<string, { entry: Promise<Entry>; settled: boolean }>();
+  private settledCount = 0;
+  readonly held = new Map<number, HeldSend>();
+  readonly heldByCmid = new Map<string, HeldSend>();
+  private tail: Promise<void> = Promise.resolve();
+  private running = 0;
+
+  get idle(): boolean {
+    return this.running === 0 && this.held.size === 0;
+  }
+
+  /** Runs `step` after every earlier step of this lane has finished. */
+  run(step: () => Promise<void> | void): Promise<void> {
+    this.running++;
+    const next = this.tail.then(step).finally(() => {
+      this.running--;
+    });
+    this.tail = next.catch(() => {});
+    return next;
+  }
+
+  lookup(cmid: string): Promise<Entry> | undefined {
+    return this.known.get(cmid)?.entry;
+  }
+
+  remember(cmid: string, entry: Promise<Entry>): void {
+    const record = { entry, settled: false };
+    this.known.set(cmid, record);
+    entry.then(
+      () => {
+        record.settled = true;
+        this.trim();
+      },
+      () => this.known.delete(cmid),
+    );
+  }
+
+  hold(send: HeldSend): void {
+    this.held.set(send.frame.dseq, send);
+    this.heldByCmid.set(send.frame.cmid, send);
+  }
+
+  release(send: HeldSend): void {
+    clearTimeout(send.timer);
+    this.held.delete(send.frame.dseq);
+    this.heldByCmid.delete(send.frame.cmid);
+  }
+
+  private trim(): void {
+    this.settledCount++;
+    if (this.settledCount <= RECENT_CMIDS * 2) return;
+    // Drop the oldest durable ones; the store answers for them from now on. Sends
+    // still in flight stay: the store cannot see them yet.
+    let drop = this.known.size - RECENT_CMIDS;
+    for (const [cmid, record] of this.known) {
+      if (drop <= 0) break;
+      if (!record.settled) continue;
+      this.known.delete(cmid);
+      drop--;
+    }
+    this.settledCount = 0;
+  }
+}

@@ -1,0 +1,62 @@
+/** Prometheus metrics, one registry per server so that several servers can share a process. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class ServerMetrics {
+  readonly registry = new Registry();
+  readonly connections = new Gauge({ name: 'sequent_connections', help: 'Open WebSocket connections', registers: [this.registry] });
+  readonly framesIn = new Counter({
+    name: 'sequent_frames_in_total',
+    help: 'Client frames received, by type',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
+  readonly errors = new Counter({
+    name: 'sequent_errors_total',
+    help: 'Error frames sent, by code',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  readonly entriesCommitted = new Counter({
+    name: 'sequent_entries_committed_total',
+    help: 'Log entries made durable (messages and system entries)',
+    registers: [this.registry],
+  });
+  readonly dedupHits = new Counter({
+    name: 'sequent_dedup_hits_total',
+    help: 'Sends answered with the ack of an earlier send of the same cmid',
+    registers: [this.registry],
+  });
+  readonly heldBack = new Counter({
+    name: 'sequent_held_back_total',
+    help: 'Sends held back waiting for a missing dseq',
+    registers: [this.registry],
+  });
+  readonly pushes = new Counter({ name: 'sequent_pushes_total', help: 'msg frames pushed to connections', registers: [this.registry] });
+  readonly slowConsumers = new Counter({
+    name: 'sequent_slow_consumer_closes_total',
+    help: 'Connections closed because their send buffer passed the limit',
+    registers: [this.registry],
+  });
+  readonly commitBatch = new Histogram({
+    name: 'sequent_commit_batch_entries',
+    help: 'Entries per group commit',
+    buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000],
+    registers: [this.registry],
+  });
+  readonly commitSeconds = new Histogram({
+    name: 'sequent_commit_duration_seconds',
+    help: 'Duration of one group commit',
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1],
+    registers: [this.registry],
+  });
+  readonly ackSeconds = new Histogram({
+    name: 'sequent_ack_latency_seconds',
+    help: 'From a send frame received to its ack written',
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 2, 5],
+    registers: [this.registry],
+  });
+
+  constructor(collectProcessMetrics: boolean) {
+    if (collectProcessMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'sequent_' });
+  }
+}

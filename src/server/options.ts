@@ -1,0 +1,119 @@
+/**
+ * Server options: defaults in one place, validated and frozen at start so that
+ * a bad setting fails the start, never the traffic.
+ */
+import type { Logger } from 'pino';
+import { DEFAULT_HOLD_MS, DEFAULT_MAX_BODY, DEFAULT_MAX_FRAME, HELLO_TIMEOUT_MS } from '../protocol/index.js';
+import type { Store } from '../store/index.js';
+
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_PORT = 8080;
+/** Past this many bytes waiting in a connection's send buffer, the client is too slow: close 4429. */
+export const DEFAULT_MAX_BUFFERED = 8 * 1024 * 1024;
+export const DEFAULT_PING_INTERVAL_MS = 30_000;
+/** Frames a connection may send per second, and the burst it may save up. */
+export const DEFAULT_RATE_PER_SECOND = 5000;
+export const DEFAULT_RATE_BURST = 10_000;
+/** Bad frames (not JSON objects, too large) a connection may send before it is closed with 4400. */
+export const DEFAULT_MAX_BAD_FRAMES = 20;
+/** A device may have at most this many sends held back waiting for a missing dseq. */
+export const DEFAULT_MAX_HELD_PER_DEVICE = 1000;
+/** Most entries one group commit writes; the rest wait for the next. */
+export const DEFAULT_MAX_BATCH = 2000;
+
+export interface ServerOptions {
+  host?: string;
+  port?: number;
+  /** Directory of the embedded SQLite database and the generated token secret. */
+  dataDir: string;
+  /** HS256 token secret; default: env SEQUENT_SECRET, else generated once and kept in dataDir. */
+  secret?: string;
+  holdMs?: number;
+  maxFrame?: number;
+  maxBody?: number;
+  maxBuffered?: number;
+  helloTimeoutMs?: number;
+  pingIntervalMs?: number;
+  ratePerSecond?: number;
+  rateBurst?: number;
+  maxBadFrames?: number;
+  maxHeldPerDevice?: number;
+  maxBatch?: number;
+  /** SQLite durability: 'full' fsyncs every commit (survives power loss), 'process' survives a process crash. */
+  durability?: 'full' | 'process';
+  /** Use this store instead of the embedded SQLite one (the server closes it on close()). */
+  store?: Store;
+  logger?: Logger;
+}
+
+export interface ResolvedOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly secret: string | undefined;
+  readonly holdMs: number;
+  readonly maxFrame: number;
+  readonly maxBody: number;
+  readonly maxBuffered: number;
+  readonly helloTimeoutMs: number;
+  readonly pingIntervalMs: number;
+  readonly ratePerSecond: number;
+  readonly rateBurst: number;
+  readonly maxBadFrames: number;
+  readonly maxHeldPerDevice: number;
+  readonly maxBatch: number;
+  readonly durability: 'full' | 'process';
+}
+
+export class OptionError extends Error {
+  constructor(
+    readonly option: string,
+    message: string,
+  ) {
+    super(`invalid option ${option}: ${message}`);
+    this.name = 'OptionError';
+  }
+}
+
+function integer(name: string, value: number | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new OptionError(name, `expected an integer from ${min} to ${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+export function resolveOptions(options: ServerOptions): ResolvedOptions {
+  if (typeof options.dataDir !== 'string' || options.dataDir.length === 0) {
+    throw new OptionError('dataDir', 'a directory path is required');
+  }
+  const host = options.host ?? DEFAULT_HOST;
+  if (typeof host !== 'string' || host.length === 0) throw new OptionError('host', 'expected a host name or address');
+  const durability = options.durability ?? 'full';
+  if (durability !== 'full' && durability !== 'process') {
+    throw new OptionError('durability', `expected "full" or "process", got ${String(durability)}`);
+  }
+  const secret = options.secret ?? process.env['SEQUENT_SECRET'];
+  if (secret !== undefined && secret.length < 16) {
+    throw new OptionError('secret', 'must be at least 16 characters');
+  }
+  const maxFrame = integer('maxFrame', options.maxFrame, DEFAULT_MAX_FRAME, 1024, 64 * 1024 * 1024);
+  return Object.freeze({
+    host,
+    port: integer('port', options.port, DEFAULT_PORT, 0, 65535),
+    dataDir: options.dataDir,
+    secret,
+    holdMs: integer('holdMs', options.holdMs, DEFAULT_HOLD_MS, 0, 600_000),
+    maxFrame,
+    maxBody: integer('maxBody', options.maxBody, Math.min(DEFAULT_MAX_BODY, maxFrame), 1, maxFrame),
+    maxBuffered: integer('maxBuffered', options.maxBuffered, DEFAULT_MAX_BUFFERED, 1024),
+    helloTimeoutMs: integer('helloTimeoutMs', options.helloTimeoutMs, HELLO_TIMEOUT_MS, 1),
+    pingIntervalMs: integer('pingIntervalMs', options.pingIntervalMs, DEFAULT_PING_INTERVAL_MS, 10),
+    ratePerSecond: integer('ratePerSecond', options.ratePerSecond, DEFAULT_RATE_PER_SECOND, 1),
+    rateBurst: integer('rateBurst', options.rateBurst, DEFAULT_RATE_BURST, 1),
+    maxBadFrames: integer('maxBadFrames', options.maxBadFrames, DEFAULT_MAX_BAD_FRAMES, 1),
+    maxHeldPerDevice: integer('maxHeldPerDevice', options.maxHeldPerDevice, DEFAULT_MAX_HELD_PER_DEVICE, 1),
+    maxBatch: integer('maxBatch', options.maxBatch, DEFAULT_MAX_BATCH, 1),
+    durability,
+  });
+}

@@ -1,0 +1,183 @@
+/**
+ * The conversation owner's single point of order. `append` hands out the next
+ * seq, ts and mid synchronously (so assignment order is call order), then group
+ * commit makes many entries durable in one store transaction. Only after the
+ * commit are the callers answered and the entries pushed, in seq order.
+ */
+import type { Logger } from 'pino';
+import type { Entry } from '../protocol/index.js';
+import type { CommitBatch, ConvKind, MembershipChange, Store } from '../store/index.js';
+import type { ConvState, Conversations } from './conversations.js';
+import type { ServerMetrics } from './metrics.js';
+
+export interface Clock {
+  now(): number;
+  observe(ts: number): void;
+}
+
+export interface MidSource {
+  next(): string;
+}
+
+/** What the caller decides; the sequencer fills in seq, ts and mid. */
+export interface EntryDraft {
+  kind: Entry['kind'];
+  from: string;
+  dev: string;
+  body: unknown;
+  cmid?: string;
+  dseq?: number;
+  ctx?: { seen?: number };
+  /** Membership changes this entry makes, applied at its seq. */
+  add?: readonly string[];
+  remove?: readonly string[];
+}
+
+export interface Committed {
+  entry: Entry;
+  /** Users to push the entry to: members at its seq, and those it removes. */
+  audience: readonly string[];
+  /** The connection that sent it, which gets the reply instead of a push. */
+  originId: number | undefined;
+}
+
+interface Pending extends Committed {
+  state: ConvState;
+  newConv: ConvKind | undefined;
+  memberships: MembershipChange[];
+  resolve(entry: Entry): void;
+  reject(error: Error): void;
+}
+
+export class CommitFailed extends Error {
+  override name = 'CommitFailed';
+}
+
+export class Sequencer {
+  private queue: Pending[] = [];
+  private flushing = false;
+  private scheduled = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly store: Store,
+    private readonly conversations: Conversations,
+    private readonly clock: Clock,
+    private readonly mids: MidSource,
+    private readonly maxBatch: number,
+    private readonly metrics: ServerMetrics,
+    private readonly logger: Logger,
+    private readonly onCommitted: (committed: readonly Committed[]) => void,
+  ) {}
+
+  /**
+   * Assigns the next seq of `state` to the draft now, and resolves once the entry
+   * is durable. The caller has checked that the author may write at this seq.
+   */
+  append(state: ConvState, draft: EntryDraft, originId: number | undefined): Promise<Entry> {
+    const newConv: ConvKind | undefined = state.last === 0 ? state.ref.kind : undefined;
+    const seq = state.last + 1;
+    const ts = Math.max(this.clock.now(), state.lastTs);
+    const entry: Entry = { conv: state.conv, seq, kind: draft.kind, mid: this.mids.next(), ts, from: draft.from, dev: draft.dev, body: draft.body };
+    if (draft.cmid !== undefined) entry.cmid = draft.cmid;
+    if (draft.dseq !== undefined) entry.dseq = draft.dseq;
+    if (draft.ctx !== undefined) entry.ctx = draft.ctx;
+
+    const memberships: MembershipChange[] = [];
+    if (newConv === 'dm' && state.ref.kind === 'dm') {
+      for (const user of state.ref.users) memberships.push({ op: 'add', conv: state.conv, user, seq });
+    }
+    let audience = state.memberList;
+    if (draft.add?.length || draft.remove?.length) {
+      const before = state.memberList;
+      for (const user of draft.add ?? []) {
+        state.addMember(user, seq);
+        memberships.push({ op: 'add', conv: state.conv, user, seq });
+      }
+      for (const user of draft.remove ?? []) {
+        state.removeMember(user, seq);
+        memberships.push({ op: 'remove', conv: state.conv, user, seq });
+      }
+      audience = [...new Set([...before, ...state.memberList])];
+    }
+    state.last = seq;
+    state.lastTs = ts;
+    state.inFlight++;
+
+    return new Promise<Entry>((resolve, reject) => {
+      this.queue.push({ state, entry, audience, originId, newConv, memberships, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Resolves when nothing is queued or being committed. */
+  idle(): Promise<void> {
+    if (!this.flushing && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.flushing) return;
+    this.scheduled = true;
+    // setImmediate runs after the poll phase, so every frame read in this turn joins one commit.
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, this.maxBatch);
+        await this.commit(batch);
+      }
+    } finally {
+      this.flushing = false;
+      for (const wake of this.idleWaiters.splice(0)) wake();
+    }
+  }
+
+  private async commit(batch: Pending[]): Promise<void> {
+    const commit: CommitBatch = { newConvs: [], entries: [], memberships: [] };
+    for (const item of batch) {
+      if (item.newConv) commit.newConvs.push({ conv: item.entry.conv, kind: item.newConv });
+      commit.entries.push(item.entry);
+      for (const change of item.memberships) commit.memberships.push(change);
+    }
+    const started = performance.now();
+    try {
+      await this.store.commit(commit);
+    } catch (error) {
+      this.fail(batch, error);
+      return;
+    }
+    this.metrics.commitSeconds.observe((performance.now() - started) / 1000);
+    this.metrics.commitBatch.observe(batch.length);
+    this.metrics.entriesCommitted.inc(batch.length);
+    for (const item of batch) {
+      item.state.committed = item.entry.seq;
+      item.state.inFlight--;
+      item.resolve(item.entry);
+    }
+    this.onCommitted(batch);
+  }
+
+  /**
+   * A failed commit wrote nothing. Its conversations' seqs were handed out in
+   * memory, so their state is dropped (to be reloaded from the store) and every
+   * queued entry of them is refused too: committing them would leave a gap.
+   */
+  private fail(batch: Pending[], error: unknown): void {
+    this.logger.error({ err: error, entries: batch.length }, 'group commit failed');
+    const broken = new Set(batch.map((item) => item.state));
+    for (const state of broken) this.conversations.invalidate(state);
+    const refused = [...batch, ...this.queue.filter((item) => broken.has(item.state))];
+    this.queue = this.queue.filter((item) => !broken.has(item.state));
+    for (const item of refused) {
+      item.state.inFlight--;
+      item.reject(new CommitFailed('the entry could not be stored; resend it'));
+    }
+  }
+}

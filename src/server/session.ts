@@ -1,0 +1,95 @@
+/**
+ * One client connection after the socket is open: its identity, its outgoing
+ * frames (with a bounded send buffer) and its rate limit. Protocol logic lives
+ * in the handlers; this only moves frames.
+ */
+import type { RawData, WebSocket } from 'ws';
+import { CLOSE_CODES, type ErrorCode, type ServerFrame } from '../protocol/index.js';
+import type { ServerMetrics } from './metrics.js';
+
+export class TokenBucket {
+  private tokens: number;
+  private refilledAt: number;
+
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.tokens = burst;
+    this.refilledAt = now();
+  }
+
+  take(): boolean {
+    const now = this.now();
+    const elapsed = now - this.refilledAt;
+    if (elapsed > 0) {
+      this.tokens = Math.min(this.burst, this.tokens + (elapsed * this.perSecond) / 1000);
+      this.refilledAt = now;
+    }
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+let nextSessionId = 1;
+
+export class Session {
+  readonly id = nextSessionId++;
+  user = '';
+  device = '';
+  authenticated = false;
+  /** The hello's token is being checked; frames that arrive meanwhile wait in `queued`. */
+  verifying = false;
+  readonly queued: { data: RawData; isBinary: boolean }[] = [];
+  badFrames = 0;
+  alive = true;
+  closed = false;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly maxBuffered: number,
+    private readonly metrics: ServerMetrics,
+    readonly rate: TokenBucket,
+  ) {}
+
+  /** Sends a frame; a client whose buffer is over the limit is closed instead (it will resync). */
+  send(frame: ServerFrame): void {
+    this.sendText(JSON.stringify(frame));
+  }
+
+  sendText(text: string): void {
+    if (this.closed) return;
+    if (this.socket.bufferedAmount > this.maxBuffered) {
+      this.metrics.slowConsumers.inc();
+      this.close(CLOSE_CODES.slow_consumer.code, 'send buffer over limit: reconnect and sync');
+      return;
+    }
+    this.socket.send(text);
+  }
+
+  error(id: number | undefined, code: ErrorCode, message: string, extra?: { expected?: number }): void {
+    this.metrics.errors.inc({ code });
+    const frame: ServerFrame = { t: 'error', code, message, ...extra };
+    if (id !== undefined) frame.id = id;
+    this.send(frame);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.close(code, reason);
+    // A peer that never answers the close handshake must not hold the socket open.
+    setTimeout(() => this.socket.terminate(), 2000).unref();
+  }
+
+  terminate(): void {
+    this.closed = true;
+    this.socket.terminate();
+  }
+
+  ping(): void {
+    this.socket.ping();
+  }
+}
