@@ -120,6 +120,22 @@ describe('send, ack and push', () => {
     expect((await second)['seq']).toBe(3);
   });
 
+  it('answers out_of_order with expected once holdMs passes without the missing dseq, and the resend from expected goes through', async () => {
+    await t.stop();
+    t = await startTestServer({ holdMs: 150 });
+    const alice = await t.connect('alice');
+    await alice.request({ t: 'create', conv: 'g:team', members: [] });
+    expect(await send(alice, 'g:team', 'c-1', 1)).toMatchObject({ t: 'ack', seq: 2 });
+    const started = Date.now();
+    const early = await send(alice, 'g:team', 'c-4', 4);
+    expect(early).toMatchObject({ t: 'error', code: 'out_of_order', expected: 2 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+    const resent = await Promise.all([send(alice, 'g:team', 'c-2', 2), send(alice, 'g:team', 'c-3', 3), send(alice, 'g:team', 'c-4', 4)]);
+    expect(resent.map((r) => r['seq'])).toEqual([3, 4, 5]);
+    const { msgs } = await alice.syncAll('g:team');
+    expect(msgs.map((m) => m.cmid ?? null)).toEqual([null, 'c-1', 'c-2', 'c-3', 'c-4']);
+  });
+
   it('refuses a dseq already taken by another cmid with bad_request', async () => {
     const alice = await t.connect('alice');
     await alice.request({ t: 'create', conv: 'g:team', members: [] });
