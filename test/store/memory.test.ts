@@ -1,0 +1,8 @@
+/** The in-memory reference Store against the same conformance suite as every durable adapter. */
+import { MemoryStore } from '../../src/store/memory.js';
+import { describeStoreConformance } from './conformance.js';
+
+describeStoreConformance('memory (reference)', async () => {
+  const store = new MemoryStore();
+  return { store, dispose: async () => {} };
+});
