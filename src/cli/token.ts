@@ -23,7 +23,7 @@ export async function runToken(argv: string[]): Promise<number> {
     process.stderr.write(`sequent token: ${error.message}\n${usage('token', FLAGS)}`);
     return 2;
   }
-  const secret = resolveSecret(String(flags['data']), process.env['SEQUENT_SECRET']);
+  const secret = resolveSecret(String(flags['data']), process.env['SEQUENT_SECRET'] || undefined);
   const ttl = flags['ttl'] === undefined ? undefined : Number(flags['ttl']);
   process.stdout.write(`${await new TokenAuthority(secret).mint(String(flags['user']), String(flags['device']), ttl)}\n`);
   return 0;

@@ -93,7 +93,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   if (durability !== 'full' && durability !== 'process') {
     throw new OptionError('durability', `expected "full" or "process", got ${String(durability)}`);
   }
-  const secret = options.secret ?? process.env['SEQUENT_SECRET'];
+  const secret = options.secret ?? (process.env['SEQUENT_SECRET'] || undefined);
   if (secret !== undefined && secret.length < 16) {
     throw new OptionError('secret', 'must be at least 16 characters');
   }
