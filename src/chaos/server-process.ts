@@ -1,0 +1,90 @@
+/**
+ * The real server as a child process (`bin/sequent serve` on the embedded
+ * store), so that a SIGKILL hits the server itself and a restart reopens the
+ * same data dir on the same port.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/** The package root, found from this file whether it runs from src/ or dist/src/. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) || !existsSync(join(dir, 'bin', 'sequent'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('cannot find the sequent package root');
+    dir = parent;
+  }
+  return dir;
+}
+
+export const SEQUENT_BIN = join(packageRoot(), 'bin', 'sequent');
+
+export interface ServerExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface ServerChild {
+  child: ChildProcess;
+  pid: number;
+  port: number;
+  /** ws://host:port/v1/ws */
+  url: string;
+  httpUrl: string;
+  exited: Promise<ServerExit>;
+  /** Everything the process printed, for evidence when something goes wrong. */
+  output: string[];
+}
+
+export interface SpawnServerOptions {
+  dataDir: string;
+  port?: number;
+  secret: string;
+  args?: string[];
+  startTimeoutMs?: number;
+}
+
+/** Starts `sequent serve` and resolves once it logs that it is listening. */
+export async function spawnServerProcess(options: SpawnServerOptions): Promise<ServerChild> {
+  const child = spawn(
+    process.execPath,
+    [SEQUENT_BIN, 'serve', '--port', String(options.port ?? 0), '--data', options.dataDir, ...(options.args ?? [])],
+    { env: { ...process.env, SEQUENT_SECRET: options.secret }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const output: string[] = [];
+  const exited = new Promise<ServerExit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  child.stderr!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  const lines = createInterface({ input: child.stdout! });
+  const listening = await new Promise<{ port: number; url: string; http: string }>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`server did not start within ${options.startTimeoutMs ?? 15_000} ms: ${output.join('')}`));
+    }, options.startTimeoutMs ?? 15_000);
+    lines.on('line', (line) => {
+      output.push(line);
+      if (!line.includes('"msg":"listening"')) return;
+      clearTimeout(timer);
+      resolve(JSON.parse(line) as { port: number; url: string; http: string });
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${code ?? signal}) before listening: ${output.join('')}`));
+    });
+  });
+  return { child, pid: child.pid!, port: listening.port, url: listening.url, httpUrl: listening.http, exited, output };
+}
+
+/** SIGKILL: no drain, no flush — what a crash looks like. */
+export async function killServer(server: ServerChild): Promise<ServerExit> {
+  server.child.kill('SIGKILL');
+  return server.exited;
+}
+
+/** SIGTERM: the server drains and exits on its own. */
+export async function stopServer(server: ServerChild): Promise<ServerExit> {
+  server.child.kill('SIGTERM');
+  return server.exited;
+}
