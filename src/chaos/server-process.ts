@@ -44,6 +44,8 @@ export interface SpawnServerOptions {
   port?: number;
   secret: string;
   args?: string[];
+  /** Flags for node itself, e.g. --cpu-prof when profiling the server. */
+  nodeArgs?: string[];
   startTimeoutMs?: number;
 }
 
@@ -51,7 +53,7 @@ export interface SpawnServerOptions {
 export async function spawnServerProcess(options: SpawnServerOptions): Promise<ServerChild> {
   const child = spawn(
     process.execPath,
-    [SEQUENT_BIN, 'serve', '--port', String(options.port ?? 0), '--data', options.dataDir, ...(options.args ?? [])],
+    [...(options.nodeArgs ?? []), SEQUENT_BIN, 'serve', '--port', String(options.port ?? 0), '--data', options.dataDir, ...(options.args ?? [])],
     { env: { ...process.env, SEQUENT_SECRET: options.secret }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const output: string[] = [];

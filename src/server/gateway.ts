@@ -5,6 +5,7 @@
  * here decides order; that is the sequencer's job.
  */
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { CLOSE_CODES, PROTO_VERSION, decodeClientFrame, type ClientFrame, type DecodeResult, type HelloFrame } from '../protocol/index.js';
@@ -51,7 +52,7 @@ export class Gateway {
         socket.end(`HTTP/1.1 ${this.serving ? '404 Not Found' : '503 Service Unavailable'}\r\nConnection: close\r\n\r\n`);
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket));
     });
     this.pingTimer = setInterval(() => this.heartbeat(), options.pingIntervalMs);
     this.pingTimer.unref();
@@ -84,8 +85,8 @@ export class Gateway {
     res.end(JSON.stringify({ error: 'not_found' }));
   }
 
-  private accept(ws: WebSocket): void {
-    const session = new Session(ws, this.options.maxBuffered, this.metrics, new TokenBucket(this.options.ratePerSecond, this.options.rateBurst));
+  private accept(ws: WebSocket, raw: Duplex): void {
+    const session = new Session(ws, raw, this.options.maxBuffered, this.metrics, new TokenBucket(this.options.ratePerSecond, this.options.rateBurst));
     this.sessions.add(session);
     this.metrics.connections.inc();
     const helloTimer = setTimeout(() => session.close(CLOSE_CODES.hello_timeout.code, 'no hello in time'), this.options.helloTimeoutMs);
