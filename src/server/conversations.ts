@@ -30,6 +30,11 @@ export class ConvState {
   inFlight = 0;
   /** Set when a commit failed: this state is stale and must not be used any more. */
   broken = false;
+  /**
+   * Look every cmid up in the store, also for a dseq never seen before. Off by
+   * default; a conversation whose commit ever failed turns it on for good.
+   */
+  strictDedup = false;
 
   constructor(
     readonly ref: ConvRef,
@@ -89,6 +94,8 @@ export class ConvState {
 export class Conversations {
   private readonly cache = new Map<string, ConvState>();
   private readonly loading = new Map<string, Promise<ConvState>>();
+  /** Conversations that had a failed commit in this process: they stay on strict dedup. */
+  private readonly failedBefore = new Set<string>();
 
   constructor(
     private readonly store: Store,
@@ -117,6 +124,7 @@ export class Conversations {
   /** Forget a conversation's state after a failed commit; the next touch reloads it from the store. */
   invalidate(state: ConvState): void {
     state.broken = true;
+    this.failedBefore.add(state.conv);
     if (this.cache.get(state.conv) === state) this.cache.delete(state.conv);
   }
 
@@ -125,6 +133,7 @@ export class Conversations {
     const latest = new Map<string, Membership>();
     for (const m of memberships) latest.set(m.user, m);
     const state = new ConvState(ref, record?.last ?? 0, record?.lastTs ?? 0, [...latest.values()]);
+    state.strictDedup = this.failedBefore.has(ref.conv);
     this.onLoad(state);
     this.evictIdle();
     this.cache.set(ref.conv, state);

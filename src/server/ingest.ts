@@ -70,7 +70,7 @@ export class Ingest {
     if (state.broken) return session.error(frame.id, 'unavailable', 'conversation is reloading; resend');
 
     const inFlight = lane.lookup(frame.cmid);
-    const known = inFlight ?? (await this.findStored(state, session, frame.cmid))?.entry;
+    const known = inFlight ?? (this.mayBeStored(state, lane, frame) ? (await this.findStored(state, session, frame.cmid))?.entry : undefined);
     if (known !== undefined) {
       this.metrics.dedupHits.inc();
       return this.answer(known, [waiter]);
@@ -97,6 +97,20 @@ export class Ingest {
 
     this.accept(state, lane, frame, [waiter]);
     this.drainHeld(state, lane);
+  }
+
+  /**
+   * Whether a cmid not in the lane's memory could still be in the store. A resend
+   * carries the dseq of its first try, so a cmid stored before has a dseq below the
+   * lane's next one; a dseq never seen is a new message and the store lookup — the
+   * hottest cost of the send path — is skipped. A client that breaks the rule and
+   * reuses a stored cmid with a new dseq is still caught: the store's unique
+   * (conv, user, device, cmid) index refuses the commit, which writes nothing, and
+   * the conversation then looks every cmid up (strictDedup), so the resend is
+   * answered with the stored entry's ack.
+   */
+  private mayBeStored(state: ConvState, lane: DeviceLane, frame: SendFrame): boolean {
+    return state.strictDedup || lane.nextDseq === undefined || frame.dseq < lane.nextDseq;
   }
 
   /** The durable entry of this cmid, as a settled promise so that it answers like an in-flight one. */

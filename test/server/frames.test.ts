@@ -136,6 +136,26 @@ describe('send, ack and push', () => {
     expect(msgs.map((m) => m.cmid ?? null)).toEqual([null, 'c-1', 'c-2', 'c-3', 'c-4']);
   });
 
+  it('never stores a cmid twice, even when a client reuses a stored cmid with a new dseq', async () => {
+    const alice = await t.connect('alice');
+    await alice.request({ t: 'create', conv: 'g:team', members: [] });
+    const original = await send(alice, 'g:team', 'c-1', 1);
+    await send(alice, 'g:team', 'c-2', 2);
+    // a restarted server has c-1 only in the store, not in memory
+    const dataDir = t.dataDir;
+    await t.server.close();
+    t = await startTestServer({ dataDir });
+    const again = await t.connect('alice');
+    await send(again, 'g:team', 'c-3', 3);
+    const reused = await send(again, 'g:team', 'c-1', 4);
+    // the store's unique cmid index refuses the commit (nothing written); the resend finds the stored entry
+    expect(reused).toMatchObject({ t: 'error', code: 'unavailable' });
+    expect(await send(again, 'g:team', 'c-1', 4)).toMatchObject({ t: 'ack', seq: original['seq'], mid: original['mid'], dseq: 1 });
+    expect(await send(again, 'g:team', 'c-5', 4)).toMatchObject({ t: 'ack', seq: 5 });
+    const { msgs } = await again.syncAll('g:team');
+    expect(msgs.map((m) => m.cmid ?? null)).toEqual([null, 'c-1', 'c-2', 'c-3', 'c-5']);
+  });
+
   it('refuses a dseq already taken by another cmid with bad_request', async () => {
     const alice = await t.connect('alice');
     await alice.request({ t: 'create', conv: 'g:team', members: [] });
