@@ -62,13 +62,21 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
   const reads = new Reads(store, conversations);
   const gateway = new Gateway(options, tokens, { ingest, groups, reads, fanout }, metrics, logger);
 
-  await new Promise<void>((resolve, reject) => {
-    gateway.http.once('error', reject);
-    gateway.http.listen(options.port, options.host, () => {
-      gateway.http.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      gateway.http.once('error', reject);
+      gateway.http.listen(options.port, options.host, () => {
+        gateway.http.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (error) {
+    // Nothing was served: release what start opened so the caller can report and exit.
+    gateway.stopAccepting();
+    await ids.close();
+    await store.close();
+    throw error;
+  }
   const port = (gateway.http.address() as AddressInfo).port;
   const hostForUrl = options.host.includes(':') ? `[${options.host}]` : options.host;
 

@@ -6,76 +6,38 @@
  * Durability: 'full' (default) sets `synchronous = FULL`, so the WAL is fsynced
  * before commit() resolves and an acked entry survives power loss. 'process'
  * sets `synchronous = NORMAL`: the WAL is fsynced only at checkpoints, so a
- * commit survives a crash of this process but not of the machine. See
- * docs/store.md for the measured difference.
+ * commit survives a crash of this process but not of the machine.
+ *
+ * Writes go through a writer thread by default (sqlite-writer.ts): the main
+ * thread keeps serving while a commit's inserts and fsync run. Reads use this
+ * thread's own connection; WAL gives each read the latest committed snapshot.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type Database from 'better-sqlite3';
 import type { Entry } from '../protocol/index.js';
 import { StoreConflictError } from './memory.js';
-import { encodeCmid, entryFromRow, type EntryRow, jsonText, validateEntryOrder } from './rows.js';
+import { encodeCmid, entryFromRow, type EntryRow } from './rows.js';
+import { batchWriter, ENTRY_COLUMNS, ensureSchema, isConstraintError, openDatabase, type SqliteDurability } from './sqlite-schema.js';
+import type { WriterInit, WriterReply } from './sqlite-writer.js';
 import type { CommitBatch, ConvKind, ConvListing, ConvRecord, Membership, Store } from './types.js';
 
-export type SqliteDurability = 'full' | 'process';
+export { SQLITE_SCHEMA_VERSION, type SqliteDurability } from './sqlite-schema.js';
 
 export interface SqliteStoreOptions {
   /** The database file (its directory is created if missing), or ':memory:'. */
   path: string;
   /** 'full' (default): fsync per commit, survives power loss. 'process': survives a process crash only. */
   durability?: SqliteDurability;
+  /**
+   * 'thread' (default for a file): commits run in a worker thread. 'inline': on the
+   * calling thread (always so for ':memory:', which one connection cannot share).
+   */
+  writer?: 'thread' | 'inline';
 }
 
-/** Bumped when the schema changes shape; a store refuses a file written by a newer schema. */
-export const SQLITE_SCHEMA_VERSION = 1;
-
-// STRICT tables: a value of the wrong type is an error, not a silent coercion.
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (
-  key   TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-) WITHOUT ROWID, STRICT;
-
-CREATE TABLE IF NOT EXISTS convs (
-  conv    TEXT PRIMARY KEY,
-  kind    TEXT NOT NULL CHECK (kind IN ('dm', 'group')),
-  last    INTEGER NOT NULL DEFAULT 0,
-  last_ts INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID, STRICT;
-
--- A rowid table: bodies can be large, and appends stay cheap. (conv, seq) is the fence.
-CREATE TABLE IF NOT EXISTS entries (
-  conv      TEXT NOT NULL,
-  seq       INTEGER NOT NULL,
-  kind      TEXT NOT NULL,
-  mid       TEXT NOT NULL,
-  ts        INTEGER NOT NULL,
-  from_user TEXT NOT NULL,
-  dev       TEXT NOT NULL,
-  cmid      TEXT,
-  dseq      INTEGER,
-  body      TEXT NOT NULL,
-  ctx       TEXT,
-  UNIQUE (conv, seq)
-) STRICT;
-CREATE UNIQUE INDEX IF NOT EXISTS entries_cmid ON entries (conv, from_user, dev, cmid) WHERE cmid IS NOT NULL;
-CREATE INDEX IF NOT EXISTS entries_dseq ON entries (conv, from_user, dev, dseq) WHERE dseq IS NOT NULL;
-
-CREATE TABLE IF NOT EXISTS memberships (
-  conv     TEXT NOT NULL,
-  member   TEXT NOT NULL,
-  from_seq INTEGER NOT NULL,
-  to_seq   INTEGER,
-  PRIMARY KEY (conv, member, from_seq)
-) WITHOUT ROWID, STRICT;
--- At most one open stretch per (conv, member): an add for a current member is refused.
-CREATE UNIQUE INDEX IF NOT EXISTS memberships_open ON memberships (conv, member) WHERE to_seq IS NULL;
-CREATE INDEX IF NOT EXISTS memberships_by_member ON memberships (member, conv, from_seq);
-`;
-
-const ENTRY_COLUMNS = 'conv, seq, kind, mid, ts, from_user, dev, cmid, dseq, body, ctx';
-
-function prepareAll(db: Database.Database) {
+function prepareReads(db: Database.Database) {
   return {
     getConv: db.prepare<[string], { conv: string; kind: ConvKind; last: number; last_ts: number }>(
       'SELECT conv, kind, last, last_ts FROM convs WHERE conv = ?',
@@ -101,37 +63,105 @@ function prepareAll(db: Database.Database) {
     ),
     getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
     setMeta: db.prepare<[string, string]>('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
-    insertConv: db.prepare<[string, string]>('INSERT INTO convs (conv, kind) VALUES (?, ?)'),
-    convLast: db.prepare<[string], { last: number; last_ts: number }>('SELECT last, last_ts FROM convs WHERE conv = ?'),
-    setConvLast: db.prepare<[number, number, string]>('UPDATE convs SET last = ?, last_ts = ? WHERE conv = ?'),
-    insertEntry: db.prepare<[string, number, string, string, number, string, string, string | null, number | null, string, string | null]>(
-      `INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ),
-    addMember: db.prepare<[string, string, number]>('INSERT INTO memberships (conv, member, from_seq, to_seq) VALUES (?, ?, ?, NULL)'),
-    removeMember: db.prepare<[number, string, string]>('UPDATE memberships SET to_seq = ? WHERE conv = ? AND member = ? AND to_seq IS NULL'),
   };
 }
 
-type Statements = ReturnType<typeof prepareAll>;
+type Statements = ReturnType<typeof prepareReads>;
+
+interface Writer {
+  commit(batch: CommitBatch): Promise<void>;
+  close(): Promise<void>;
+}
+
+class InlineWriter implements Writer {
+  private readonly write: (batch: CommitBatch) => void;
+
+  constructor(db: Database.Database) {
+    this.write = batchWriter(db);
+  }
+
+  async commit(batch: CommitBatch): Promise<void> {
+    try {
+      this.write(batch);
+    } catch (error) {
+      if (isConstraintError(error)) throw new StoreConflictError(`commit refused: ${error.message}`, { cause: error });
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** The compiled writer script; from the TypeScript sources (tests) its built twin in dist. */
+function writerScript(): URL | undefined {
+  const here = new URL(import.meta.url);
+  const script = here.pathname.endsWith('.ts') ? new URL('../../dist/src/store/sqlite-writer.js', here) : new URL('./sqlite-writer.js', here);
+  return existsSync(fileURLToPath(script)) ? script : undefined;
+}
+
+class ThreadWriter implements Writer {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  private nextId = 1;
+  private stopped: Error | undefined;
+
+  constructor(script: URL, init: WriterInit) {
+    this.worker = new Worker(script, { workerData: init });
+    // The server's sockets keep the process alive; an idle writer must not.
+    this.worker.unref();
+    this.worker.on('message', (reply: WriterReply) => {
+      const waiter = this.pending.get(reply.id);
+      if (!waiter) return;
+      this.pending.delete(reply.id);
+      if (this.pending.size === 0) this.worker.unref();
+      if (!reply.error) return waiter.resolve();
+      waiter.reject(reply.error.conflict ? new StoreConflictError(`commit refused: ${reply.error.message}`) : new Error(reply.error.message));
+    });
+    this.worker.on('error', (error) => this.stop(error));
+    this.worker.on('exit', (code) => this.stop(new Error(`the SQLite writer thread exited (${code})`)));
+  }
+
+  commit(batch: CommitBatch): Promise<void> {
+    if (this.stopped) return Promise.reject(this.stopped);
+    const id = this.nextId++;
+    return new Promise<void>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.ref();
+      this.worker.postMessage({ id, batch });
+    });
+  }
+
+  async close(): Promise<void> {
+    // Let commits already sent finish: their callers were promised durability.
+    while (this.pending.size > 0 && !this.stopped) await new Promise((resolve) => setTimeout(resolve, 1));
+    this.stopped ??= new Error('the store is closed');
+    await this.worker.terminate();
+  }
+
+  private stop(error: Error): void {
+    this.stopped ??= error;
+    for (const waiter of this.pending.values()) waiter.reject(this.stopped);
+    this.pending.clear();
+  }
+}
 
 class SqliteStore implements Store {
   private readonly db: Database.Database;
   private statements: Statements | undefined;
-  private writeBatch: ((batch: CommitBatch) => void) | undefined;
+  private writer: Writer | undefined;
   private closed = false;
+  private readonly durability: SqliteDurability;
 
-  constructor(options: SqliteStoreOptions) {
+  constructor(private readonly options: SqliteStoreOptions) {
     const durability = options.durability ?? 'full';
     if (durability !== 'full' && durability !== 'process') {
       throw new TypeError(`durability: expected "full" or "process", got ${String(durability)}`);
     }
-    if (options.path !== ':memory:' && options.path !== '') mkdirSync(dirname(options.path), { recursive: true });
-    this.db = new Database(options.path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`);
-    // A second process on the same file waits for the write lock instead of failing at once.
-    this.db.pragma('busy_timeout = 5000');
-    this.db.pragma('temp_store = MEMORY');
+    if (options.writer !== undefined && options.writer !== 'thread' && options.writer !== 'inline') {
+      throw new TypeError(`writer: expected "thread" or "inline", got ${String(options.writer)}`);
+    }
+    this.durability = durability;
+    this.db = openDatabase(options.path, durability);
   }
 
   async init(): Promise<void> {
@@ -142,23 +172,24 @@ class SqliteStore implements Store {
   private ready(): Statements {
     if (this.closed) throw new Error('the store is closed');
     if (this.statements) return this.statements;
-    this.db.exec(SCHEMA);
-    const stored = this.db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get('store.schema');
-    if (stored && Number(stored.value) > SQLITE_SCHEMA_VERSION) {
-      throw new Error(`the database has schema version ${stored.value}; this build understands up to ${SQLITE_SCHEMA_VERSION}`);
-    }
-    if (!stored) this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('store.schema', String(SQLITE_SCHEMA_VERSION));
-    const s = prepareAll(this.db);
-    this.statements = s;
-    // `.immediate` takes the write lock at BEGIN, so a second writer waits rather than failing mid-transaction.
-    const tx = this.db.transaction((batch: CommitBatch) => writeBatch(s, batch));
-    this.writeBatch = (batch) => tx.immediate(batch);
-    return s;
+    ensureSchema(this.db);
+    this.statements = prepareReads(this.db);
+    const inMemory = this.options.path === ':memory:' || this.options.path === '';
+    const script = inMemory || this.options.writer === 'inline' ? undefined : writerScript();
+    this.writer = script ? new ThreadWriter(script, { path: this.options.path, durability: this.durability }) : new InlineWriter(this.db);
+    return this.statements;
+  }
+
+  /** Which thread commits: 'thread' unless the file is in memory, 'inline' was asked for, or the writer script is missing. */
+  get writerKind(): 'thread' | 'inline' {
+    this.ready();
+    return this.writer instanceof ThreadWriter ? 'thread' : 'inline';
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.writer?.close();
     this.db.close();
   }
 
@@ -184,12 +215,7 @@ class SqliteStore implements Store {
 
   async commit(batch: CommitBatch): Promise<void> {
     this.ready();
-    try {
-      this.writeBatch!(batch);
-    } catch (error) {
-      if (isConstraintError(error)) throw new StoreConflictError(`commit refused: ${error.message}`, { cause: error });
-      throw error;
-    }
+    return this.writer!.commit(batch);
   }
 
   async read(conv: string, afterSeq: number, untilSeq: number, limit: number): Promise<Entry[]> {
@@ -213,58 +239,7 @@ class SqliteStore implements Store {
   }
 }
 
-/** The body of the commit transaction; any throw rolls all of it back. */
-function writeBatch(s: Statements, batch: CommitBatch): void {
-  for (const { conv, kind } of batch.newConvs) s.insertConv.run(conv, kind);
-  // The fence: each conversation's entries must continue its stored log without a gap.
-  const heads = new Map<string, { last: number; ts: number; dirty: boolean }>();
-  const head = (conv: string) => {
-    let h = heads.get(conv);
-    if (!h) {
-      const row = s.convLast.get(conv);
-      if (!row) throw new StoreConflictError(`conversation ${conv} does not exist`);
-      h = { last: row.last, ts: row.last_ts, dirty: false };
-      heads.set(conv, h);
-    }
-    return h;
-  };
-  for (const entry of batch.entries) {
-    const h = head(entry.conv);
-    validateEntryOrder(entry, h.last);
-    s.insertEntry.run(
-      entry.conv,
-      entry.seq,
-      entry.kind,
-      entry.mid,
-      entry.ts,
-      entry.from,
-      entry.dev,
-      entry.cmid === undefined ? null : encodeCmid(entry.cmid),
-      entry.dseq ?? null,
-      jsonText(entry.body),
-      entry.ctx === undefined ? null : jsonText(entry.ctx),
-    );
-    h.last = entry.seq;
-    h.ts = entry.ts;
-    h.dirty = true;
-  }
-  for (const change of batch.memberships) {
-    head(change.conv);
-    if (change.op === 'add') {
-      s.addMember.run(change.conv, change.user, change.seq);
-    } else if (s.removeMember.run(change.seq, change.conv, change.user).changes !== 1) {
-      throw new StoreConflictError(`${change.conv}: ${change.user} is not a member`);
-    }
-  }
-  for (const [conv, h] of heads) if (h.dirty) s.setConvLast.run(h.last, h.ts, conv);
-}
-
-function isConstraintError(error: unknown): error is Error {
-  const code = error instanceof Error ? (error as Error & { code?: unknown }).code : undefined;
-  return typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT');
-}
-
 /** Opens (creating if missing) a SQLite store. The file is opened now; init() creates the schema. */
-export function openSqliteStore(options: SqliteStoreOptions): Store {
+export function openSqliteStore(options: SqliteStoreOptions): Store & { readonly writerKind: 'thread' | 'inline' } {
   return new SqliteStore(options);
 }

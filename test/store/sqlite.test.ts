@@ -11,14 +11,15 @@ const root = mkdtempSync(join(tmpdir(), 'sequent-store-sqlite-'));
 let n = 0;
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-for (const durability of ['full', 'process'] as const) {
-  describeStoreConformance(`sqlite (durability ${durability})`, async () => {
+for (const [durability, writer] of [['full', 'thread'], ['process', 'thread'], ['full', 'inline']] as const) {
+  describeStoreConformance(`sqlite (durability ${durability}, ${writer} writer)`, async () => {
     // a directory that does not exist yet: the store creates it
     const path = join(root, `t${++n}`, 'sequent.db');
+    const open = () => openSqliteStore({ path, durability, writer });
     return {
-      store: openSqliteStore({ path, durability }),
-      reopen: async () => openSqliteStore({ path, durability }),
-      another: async () => openSqliteStore({ path, durability }),
+      store: open(),
+      reopen: async () => open(),
+      another: async () => open(),
       dispose: async () => rmSync(join(path, '..'), { recursive: true, force: true }),
     };
   });
@@ -54,6 +55,15 @@ describe('sqlite settings', () => {
     await store.setMeta('store.schema', '999');
     await store.close();
     await expect(openSqliteStore({ path }).init()).rejects.toThrow(/schema version 999/);
+  });
+
+  it('commits on a writer thread for a file unless told otherwise, inline for :memory:', async () => {
+    const threaded = openSqliteStore({ path: join(root, `w${++n}.db`) });
+    const inline = openSqliteStore({ path: join(root, `w${++n}.db`), writer: 'inline' });
+    const memory = openSqliteStore({ path: ':memory:' });
+    expect([threaded.writerKind, inline.writerKind, memory.writerKind]).toEqual(['thread', 'inline', 'inline']);
+    expect(() => openSqliteStore({ path: join(root, 'y.db'), writer: 'fork' as 'thread' })).toThrow(/writer/);
+    await Promise.all([threaded.close(), inline.close(), memory.close()]);
   });
 
   it('rejects calls after close', async () => {

@@ -1,0 +1,157 @@
+/**
+ * What the SQLite store's reading connection and its writer share: the schema,
+ * the prepared statements, the pragmas, and the body of one group commit.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { StoreConflictError } from './memory.js';
+import { encodeCmid, jsonText, validateEntryOrder } from './rows.js';
+import type { CommitBatch } from './types.js';
+
+export type SqliteDurability = 'full' | 'process';
+
+/** Bumped when the schema changes shape; a store refuses a file written by a newer schema. */
+export const SQLITE_SCHEMA_VERSION = 1;
+
+// STRICT tables: a value of the wrong type is an error, not a silent coercion.
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID, STRICT;
+
+CREATE TABLE IF NOT EXISTS convs (
+  conv    TEXT PRIMARY KEY,
+  kind    TEXT NOT NULL CHECK (kind IN ('dm', 'group')),
+  last    INTEGER NOT NULL DEFAULT 0,
+  last_ts INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID, STRICT;
+
+-- A rowid table: bodies can be large, and appends stay cheap. (conv, seq) is the fence.
+CREATE TABLE IF NOT EXISTS entries (
+  conv      TEXT NOT NULL,
+  seq       INTEGER NOT NULL,
+  kind      TEXT NOT NULL,
+  mid       TEXT NOT NULL,
+  ts        INTEGER NOT NULL,
+  from_user TEXT NOT NULL,
+  dev       TEXT NOT NULL,
+  cmid      TEXT,
+  dseq      INTEGER,
+  body      TEXT NOT NULL,
+  ctx       TEXT,
+  UNIQUE (conv, seq)
+) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS entries_cmid ON entries (conv, from_user, dev, cmid) WHERE cmid IS NOT NULL;
+CREATE INDEX IF NOT EXISTS entries_dseq ON entries (conv, from_user, dev, dseq) WHERE dseq IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS memberships (
+  conv     TEXT NOT NULL,
+  member   TEXT NOT NULL,
+  from_seq INTEGER NOT NULL,
+  to_seq   INTEGER,
+  PRIMARY KEY (conv, member, from_seq)
+) WITHOUT ROWID, STRICT;
+-- At most one open stretch per (conv, member): an add for a current member is refused.
+CREATE UNIQUE INDEX IF NOT EXISTS memberships_open ON memberships (conv, member) WHERE to_seq IS NULL;
+CREATE INDEX IF NOT EXISTS memberships_by_member ON memberships (member, conv, from_seq);
+`;
+
+export const ENTRY_COLUMNS = 'conv, seq, kind, mid, ts, from_user, dev, cmid, dseq, body, ctx';
+
+function prepareWrites(db: Database.Database) {
+  return {
+    insertConv: db.prepare<[string, string]>('INSERT INTO convs (conv, kind) VALUES (?, ?)'),
+    convLast: db.prepare<[string], { last: number; last_ts: number }>('SELECT last, last_ts FROM convs WHERE conv = ?'),
+    setConvLast: db.prepare<[number, number, string]>('UPDATE convs SET last = ?, last_ts = ? WHERE conv = ?'),
+    insertEntry: db.prepare<[string, number, string, string, number, string, string, string | null, number | null, string, string | null]>(
+      `INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    addMember: db.prepare<[string, string, number]>('INSERT INTO memberships (conv, member, from_seq, to_seq) VALUES (?, ?, ?, NULL)'),
+    removeMember: db.prepare<[number, string, string]>('UPDATE memberships SET to_seq = ? WHERE conv = ? AND member = ? AND to_seq IS NULL'),
+  };
+}
+
+type WriteStatements = ReturnType<typeof prepareWrites>;
+
+/** Opens the file with the settings every connection of the store uses. */
+export function openDatabase(path: string, durability: SqliteDurability): Database.Database {
+  if (path !== ':memory:' && path !== '') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`);
+  // A second connection or process on the same file waits for the write lock instead of failing at once.
+  db.pragma('busy_timeout = 5000');
+  db.pragma('temp_store = MEMORY');
+  return db;
+}
+
+/** Creates the schema (idempotent) and refuses a file written by a newer schema. */
+export function ensureSchema(db: Database.Database): void {
+  db.exec(SCHEMA);
+  const stored = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get('store.schema');
+  if (stored && Number(stored.value) > SQLITE_SCHEMA_VERSION) {
+    throw new Error(`the database has schema version ${stored.value}; this build understands up to ${SQLITE_SCHEMA_VERSION}`);
+  }
+  if (!stored) db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('store.schema', String(SQLITE_SCHEMA_VERSION));
+}
+
+/** One group commit as a function: `BEGIN IMMEDIATE`, so a second writer waits rather than failing mid-transaction. */
+export function batchWriter(db: Database.Database): (batch: CommitBatch) => void {
+  const s = prepareWrites(db);
+  const tx = db.transaction((batch: CommitBatch) => writeBatch(s, batch));
+  return (batch) => tx.immediate(batch);
+}
+
+/** The body of the commit transaction; any throw rolls all of it back. */
+function writeBatch(s: WriteStatements, batch: CommitBatch): void {
+  for (const { conv, kind } of batch.newConvs) s.insertConv.run(conv, kind);
+  // The fence: each conversation's entries must continue its stored log without a gap.
+  const heads = new Map<string, { last: number; ts: number; dirty: boolean }>();
+  const head = (conv: string) => {
+    let h = heads.get(conv);
+    if (!h) {
+      const row = s.convLast.get(conv);
+      if (!row) throw new StoreConflictError(`conversation ${conv} does not exist`);
+      h = { last: row.last, ts: row.last_ts, dirty: false };
+      heads.set(conv, h);
+    }
+    return h;
+  };
+  for (const entry of batch.entries) {
+    const h = head(entry.conv);
+    validateEntryOrder(entry, h.last);
+    s.insertEntry.run(
+      entry.conv,
+      entry.seq,
+      entry.kind,
+      entry.mid,
+      entry.ts,
+      entry.from,
+      entry.dev,
+      entry.cmid === undefined ? null : encodeCmid(entry.cmid),
+      entry.dseq ?? null,
+      jsonText(entry.body),
+      entry.ctx === undefined ? null : jsonText(entry.ctx),
+    );
+    h.last = entry.seq;
+    h.ts = entry.ts;
+    h.dirty = true;
+  }
+  for (const change of batch.memberships) {
+    head(change.conv);
+    if (change.op === 'add') {
+      s.addMember.run(change.conv, change.user, change.seq);
+    } else if (s.removeMember.run(change.seq, change.conv, change.user).changes !== 1) {
+      throw new StoreConflictError(`${change.conv}: ${change.user} is not a member`);
+    }
+  }
+  for (const [conv, h] of heads) if (h.dirty) s.setConvLast.run(h.last, h.ts, conv);
+}
+
+export function isConstraintError(error: unknown): error is Error {
+  const code = error instanceof Error ? (error as Error & { code?: unknown }).code : undefined;
+  return typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT');
+}
+

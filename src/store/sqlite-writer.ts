@@ -1,0 +1,34 @@
+/**
+ * The SQLite store's writer, run in a worker thread: it owns the only writing
+ * connection, so a group commit's inserts and fsync overlap with the main
+ * thread's network work instead of blocking it.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { batchWriter, isConstraintError, openDatabase, type SqliteDurability } from './sqlite-schema.js';
+import type { CommitBatch } from './types.js';
+
+export interface WriterInit {
+  path: string;
+  durability: SqliteDurability;
+}
+
+export type WriterRequest = { id: number; batch: CommitBatch };
+export type WriterReply = { id: number; error?: { message: string; conflict: boolean } };
+
+if (parentPort) {
+  const port = parentPort;
+  const init = workerData as WriterInit;
+  const db = openDatabase(init.path, init.durability);
+  const write = batchWriter(db);
+  port.on('message', ({ id, batch }: WriterRequest) => {
+    let reply: WriterReply;
+    try {
+      write(batch);
+      reply = { id };
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      reply = { id, error: { message, conflict: isConstraintError(error) || (error instanceof Error && error.name === 'StoreConflictError') } };
+    }
+    port.postMessage(reply);
+  });
+}
