@@ -12,7 +12,8 @@ export interface WriterInit {
   durability: SqliteDurability;
 }
 
-export type WriterRequest = { id: number; batch: CommitBatch };
+/** The batch travels as its JSON text. */
+export type WriterRequest = { id: number; batch: string };
 export type WriterReply = { id: number; error?: { message: string; conflict: boolean } };
 
 if (parentPort) {
@@ -23,7 +24,7 @@ if (parentPort) {
   port.on('message', ({ id, batch }: WriterRequest) => {
     let reply: WriterReply;
     try {
-      write(batch);
+      write(JSON.parse(batch) as CommitBatch);
       reply = { id };
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);

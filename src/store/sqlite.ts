@@ -127,7 +127,8 @@ class ThreadWriter implements Writer {
     return new Promise<void>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.ref();
-      this.worker.postMessage({ id, batch });
+      // One JSON string crosses to the writer far cheaper than a structured clone of the entry objects.
+      this.worker.postMessage({ id, batch: JSON.stringify(batch) });
     });
   }
 
