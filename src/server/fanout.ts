@@ -34,13 +34,13 @@ export class Fanout {
 
   deliver(batch: readonly Committed[]): void {
     for (const { entry, audience, originId } of batch) {
-      let text: string | undefined;
+      let text: Buffer | undefined;
       for (const user of audience) {
         const sessions = this.online.get(user);
         if (!sessions) continue;
         for (const session of sessions) {
           if (session.id === originId || session.closed) continue;
-          text ??= JSON.stringify({ t: 'msg', ...entry });
+          text ??= Buffer.from(JSON.stringify({ t: 'msg', ...entry }));
           session.sendText(text);
           this.metrics.pushes.inc();
         }

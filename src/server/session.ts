@@ -65,7 +65,8 @@ export class Session {
     this.sendText(JSON.stringify(frame));
   }
 
-  sendText(text: string): void {
+  /** A frame's JSON, as a string or already UTF-8 encoded (a push shared by many connections is encoded once). */
+  sendText(text: string | Buffer): void {
     if (this.closed) return;
     if (this.socket.bufferedAmount > this.maxBuffered) {
       this.metrics.slowConsumers.inc();
@@ -79,7 +80,7 @@ export class Session {
       this.raw.cork();
       setImmediate(this.uncork);
     }
-    this.socket.send(text);
+    this.socket.send(text, { binary: false });
   }
 
   private readonly uncork = (): void => {
