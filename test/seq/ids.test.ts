@@ -197,6 +197,21 @@ describe('MidGenerator', () => {
     expect(persistedMax(backend, g.workerId)).toBe(T0 + 1_600);
   });
 
+  it('a failed raise does not stop the generator: it stays below the durable mark and a later raise lands', async () => {
+    const backend = new MemorySeqBackend();
+    const time = testTime();
+    const g = await gen(backend, time, { hwmWindowMs: 1_000 });
+    backend.failNextRaise = new Error('disk full');
+    time.pass(600);
+    g.next(); // starts the raise that fails
+    await g.ready();
+    expect(persistedMax(backend, g.workerId)).toBe(T0 + 1_000);
+    time.pass(1);
+    expect(decodeMid(g.next()).time).toBe(T0 + 601); // still issuing, still below the mark
+    await g.ready(); // that id asked again, and this raise lands
+    expect(persistedMax(backend, g.workerId)).toBe(T0 + 1_601);
+  });
+
   it('after a forward jump past the mark keeps below it until the raise is durable, then follows the clock', async () => {
     const backend = new MemorySeqBackend();
     const time = testTime();

@@ -1,8 +1,8 @@
 /**
  * An in-memory SeqBackend with the same rules as the durable ones (epochs, fencing,
  * expiry), for tests of the generators that need no disk. Its clock is injectable
- * so a test can let leases expire without waiting. `calls` records every write so a
- * test can check what was persisted and in which order.
+ * so a test can let leases expire without waiting. Writes land a macrotask after
+ * the call, as with a real store.
  */
 import { FencedError, LeaseHeldError, SeqClosedError } from '../../../src/seq/errors.js';
 import type { Lease, MetaFence, SeqBackend } from '../../../src/seq/backends/types.js';
@@ -17,7 +17,6 @@ interface Section {
 export class MemorySeqBackend implements SeqBackend {
   readonly sections = new Map<string, Section>();
   readonly meta = new Map<string, string>();
-  readonly calls: string[] = [];
   /** When set, the next raise fails with this error once (simulates a disk error). */
   failNextRaise: Error | undefined;
   private closed = false;
@@ -25,7 +24,7 @@ export class MemorySeqBackend implements SeqBackend {
   constructor(public now: () => number = Date.now) {}
 
   async acquire(section: string, holder: string, leaseMs: number): Promise<Lease> {
-    this.check();
+    await this.io();
     const now = this.now();
     const s = this.sections.get(section) ?? { holder: undefined, epoch: 0, expiresAt: 0, max: 0 };
     if (s.holder !== undefined && s.holder !== holder && s.expiresAt > now) {
@@ -35,12 +34,11 @@ export class MemorySeqBackend implements SeqBackend {
     s.epoch += 1;
     s.expiresAt = now + leaseMs;
     this.sections.set(section, s);
-    this.calls.push(`acquire ${section} ${holder} epoch=${s.epoch}`);
     return { section, holder, epoch: s.epoch, expiresAt: s.expiresAt, max: s.max };
   }
 
   async raise(section: string, epoch: number, newMax: number, leaseMs: number): Promise<void> {
-    this.check();
+    await this.io();
     if (this.failNextRaise) {
       const error = this.failNextRaise;
       this.failNextRaise = undefined;
@@ -50,40 +48,37 @@ export class MemorySeqBackend implements SeqBackend {
     if (!(newMax > s.max)) throw new RangeError(`raise ${section}: ${newMax} is not above ${s.max}`);
     s.max = newMax;
     s.expiresAt = this.now() + leaseMs;
-    this.calls.push(`raise ${section} ${newMax}`);
   }
 
   async renew(section: string, epoch: number, leaseMs: number): Promise<void> {
-    this.check();
+    await this.io();
     const s = this.fenced(section, epoch);
     s.expiresAt = this.now() + leaseMs;
   }
 
   async release(section: string, epoch: number): Promise<void> {
-    this.check();
+    await this.io();
     const s = this.sections.get(section);
     if (!s || s.epoch !== epoch) return;
     s.holder = undefined;
     s.expiresAt = 0;
-    this.calls.push(`release ${section}`);
   }
 
   async read(section: string): Promise<Lease | undefined> {
-    this.check();
+    await this.io();
     const s = this.sections.get(section);
     return s ? { section, holder: s.holder ?? '', epoch: s.epoch, expiresAt: s.expiresAt, max: s.max } : undefined;
   }
 
   async getMeta(key: string): Promise<string | undefined> {
-    this.check();
+    await this.io();
     return this.meta.get(key);
   }
 
   async setMeta(key: string, value: string, fence?: MetaFence): Promise<void> {
-    this.check();
+    await this.io();
     if (fence) this.fenced(fence.section, fence.epoch);
     this.meta.set(key, value);
-    this.calls.push(`setMeta ${key} ${value}`);
   }
 
   async close(): Promise<void> {
@@ -100,6 +95,13 @@ export class MemorySeqBackend implements SeqBackend {
     const s = this.sections.get(section);
     if (!s || s.epoch !== epoch) throw new FencedError(section, epoch, s?.epoch);
     return s;
+  }
+
+  /** Like a real store, a write lands a macrotask later, never inside the caller's synchronous code. */
+  private async io(): Promise<void> {
+    this.check();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.check();
   }
 
   private check(): void {
