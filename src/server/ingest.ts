@@ -95,8 +95,7 @@ export class Ingest {
     }
     if (frame.dseq > expected) return this.holdBack(state, lane, frame, waiter);
 
-    this.accept(state, lane, frame, [waiter]);
-    this.drainHeld(state, lane);
+    if (this.accept(state, lane, frame, [waiter])) this.drainHeld(state, lane);
   }
 
   /**
@@ -119,12 +118,21 @@ export class Ingest {
     return stored ? { entry: Promise.resolve(stored) } : undefined;
   }
 
-  private accept(state: ConvState, lane: DeviceLane, frame: SendFrame, waiters: Waiter[]): void {
+  /** Gives the send its seq; false (and `unavailable` to its waiters) when the sequencer cannot. */
+  private accept(state: ConvState, lane: DeviceLane, frame: SendFrame, waiters: Waiter[]): boolean {
     const draft = { kind: 'msg' as const, from: waiters[0]!.session.user, dev: waiters[0]!.session.device, body: frame.body, cmid: frame.cmid, dseq: frame.dseq };
-    const entry = this.sequencer.append(state, frame.ctx === undefined ? draft : { ...draft, ctx: frame.ctx }, waiters[0]!.session.id);
+    let entry: Promise<Entry>;
+    try {
+      entry = this.sequencer.append(state, frame.ctx === undefined ? draft : { ...draft, ctx: frame.ctx }, waiters[0]!.session.id);
+    } catch (error) {
+      if (!(error instanceof CommitFailed)) throw error;
+      for (const w of waiters) w.session.error(w.requestId, 'unavailable', error.message);
+      return false;
+    }
     lane.nextDseq = frame.dseq + 1;
     lane.remember(frame.cmid, entry);
     void this.answer(entry, waiters);
+    return true;
   }
 
   /** Takes every held send that is now next in line. */
@@ -137,7 +145,7 @@ export class Ingest {
         for (const w of next.waiters) w.session.error(w.requestId, 'forbidden', `not a member of ${state.conv}`);
         return;
       }
-      this.accept(state, lane, next.frame, next.waiters);
+      if (!this.accept(state, lane, next.frame, next.waiters)) return;
     }
   }
 

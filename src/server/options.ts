@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import { DEFAULT_HOLD_MS, DEFAULT_MAX_BODY, DEFAULT_MAX_FRAME, HELLO_TIMEOUT_MS } from '../protocol/index.js';
 import type { Store } from '../store/index.js';
+import type { IdSources } from './ids.js';
 
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 8080;
@@ -43,6 +44,8 @@ export interface ServerOptions {
   durability?: 'full' | 'process';
   /** Use this store instead of the embedded SQLite one (the server closes it on close()). */
   store?: Store;
+  /** Use these timestamps and mids instead of the ones kept in dataDir (the server closes them on close()). */
+  ids?: IdSources;
   logger?: Logger;
 }
 

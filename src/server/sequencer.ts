@@ -73,12 +73,13 @@ export class Sequencer {
   /**
    * Assigns the next seq of `state` to the draft now, and resolves once the entry
    * is durable. The caller has checked that the author may write at this seq.
+   * Throws CommitFailed, changing nothing, when no mid can be had.
    */
   append(state: ConvState, draft: EntryDraft, originId: number | undefined): Promise<Entry> {
     const newConv: ConvKind | undefined = state.last === 0 ? state.ref.kind : undefined;
     const seq = state.last + 1;
     const ts = Math.max(this.clock.now(), state.lastTs);
-    const entry: Entry = { conv: state.conv, seq, kind: draft.kind, mid: this.mids.next(), ts, from: draft.from, dev: draft.dev, body: draft.body };
+    const entry: Entry = { conv: state.conv, seq, kind: draft.kind, mid: this.nextMid(), ts, from: draft.from, dev: draft.dev, body: draft.body };
     if (draft.cmid !== undefined) entry.cmid = draft.cmid;
     if (draft.dseq !== undefined) entry.dseq = draft.dseq;
     if (draft.ctx !== undefined) entry.ctx = draft.ctx;
@@ -108,6 +109,20 @@ export class Sequencer {
       this.queue.push({ state, entry, audience, originId, newConv, memberships, resolve, reject });
       this.schedule();
     });
+  }
+
+  /**
+   * Taken before any state changes, so an append that cannot get a mid (the
+   * generator lost its worker lease, or refuses a clock far in the past) leaves
+   * the conversation untouched and its sender gets `unavailable`.
+   */
+  private nextMid(): string {
+    try {
+      return this.mids.next();
+    } catch (error) {
+      this.logger.error({ err: error }, 'no message id available');
+      throw new CommitFailed(`no message id available: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
 
   /** Resolves when nothing is queued or being committed. */

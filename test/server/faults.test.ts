@@ -31,6 +31,35 @@ afterEach(async () => {
   await t?.stop();
 });
 
+class FlakyMids {
+  private n = 0n;
+  failing = false;
+  next(): string {
+    if (this.failing) throw new Error('worker lease lost');
+    return String(7_000_000_000_000_000n + ++this.n);
+  }
+}
+
+describe('id faults', () => {
+  it('answers unavailable when no mid can be had, changes nothing, and serves the resend once ids return', async () => {
+    const mids = new FlakyMids();
+    let now = 1_800_000_000_000;
+    const clock = { now: () => now++, observe: () => {} };
+    t = await startTestServer({ store: new MemoryStore(), ids: { clock, mids, close: async () => {} } });
+    const alice = await t.connect('alice');
+    await alice.request({ t: 'create', conv: 'g:m', members: [] });
+    expect(await alice.request({ t: 'send', conv: 'g:m', cmid: 'a', dseq: 1, body: 1 })).toMatchObject({ t: 'ack', seq: 2 });
+    mids.failing = true;
+    expect(await alice.request({ t: 'send', conv: 'g:m', cmid: 'b', dseq: 2, body: 2 })).toMatchObject({ t: 'error', code: 'unavailable' });
+    expect(await alice.request({ t: 'members', conv: 'g:m', add: ['bob'] })).toMatchObject({ t: 'error', code: 'unavailable' });
+    mids.failing = false;
+    expect(await alice.request({ t: 'send', conv: 'g:m', cmid: 'b', dseq: 2, body: 2 })).toMatchObject({ t: 'ack', seq: 3, dseq: 2 });
+    const { msgs } = await alice.syncAll('g:m');
+    expect(msgs.map((m) => m.seq)).toEqual([1, 2, 3]);
+    expect(msgs.map((m) => m.ts)).toEqual([...msgs.map((m) => m.ts)].sort((x, y) => x - y));
+  });
+});
+
 describe('store faults', () => {
   it('answers unavailable for a failed commit, and the resend takes the same seq without a gap', async () => {
     const store = new FaultyStore();
