@@ -167,6 +167,7 @@ export class MidGenerator {
     workerId: number,
     start: number,
     limit: number,
+    leaseRenewedAt: number,
     private readonly clock: () => number,
     private readonly monotonic: () => number,
     private readonly o: Required<Omit<MidGeneratorOptions, 'onClockBack' | 'clock' | 'monotonic' | 'holder'>> & Pick<MidGeneratorOptions, 'onClockBack'>,
@@ -179,7 +180,7 @@ export class MidGenerator {
     this.maxWall = start - 1;
     this.absorbFloor = start - 1 - o.maxBackwardMs;
     this.anchorMono = monotonic();
-    this.leaseEndMono = this.anchorMono + o.leaseMs;
+    this.leaseEndMono = leaseRenewedAt + o.leaseMs;
     this.timer = setInterval(() => this.tick(), Math.max(1, Math.floor(o.leaseMs / 3)));
     this.timer.unref();
   }
@@ -220,22 +221,23 @@ export class MidGenerator {
       }
     }
     if (!lease) throw new NoWorkerIdError();
-    // Worker ids are taken lowest first, so the sections in use form a prefix; their
-    // marks let a restart on another worker id still start above its predecessor.
-    for (; n <= MID_MAX_WORKER; n++) {
-      const other = await backend.read(midWorkerSection(n));
-      if (!other) break;
-      floor = Math.max(floor, other.max);
-    }
 
     try {
+      // Worker ids are taken lowest first, so the sections in use form a prefix; their
+      // marks let a restart on another worker id still start above its predecessor.
+      for (; n <= MID_MAX_WORKER; n++) {
+        const other = await backend.read(midWorkerSection(n));
+        if (!other) break;
+        floor = Math.max(floor, other.max);
+      }
       const wall = Math.floor(clock()) - o.epochMs;
       const start = Math.max(wall, floor - o.epochMs);
       if (!(start >= 1)) throw new RangeError(`the clock reads ${new Date(clock()).toISOString()}, not after the ids' epoch ${new Date(o.epochMs).toISOString()}`);
       if (start > MID_MAX_TIME) throw new MidTimeExhaustedError(o.epochMs);
       const limit = Math.min(start + o.hwmWindowMs, MID_MAX_TIME + 1);
+      const raisedAt = monotonic();
       await backend.raise(lease.section, lease.epoch, o.epochMs + limit, o.leaseMs);
-      return new MidGenerator(backend, lease, workerId, start, limit, clock, monotonic, o);
+      return new MidGenerator(backend, lease, workerId, start, limit, raisedAt, clock, monotonic, o);
     } catch (error) {
       await backend.release(lease.section, lease.epoch).catch(() => {});
       throw error;

@@ -1,4 +1,4 @@
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect, afterEach, vi } from 'vitest';
 import fc from 'fast-check';
 import {
   DEFAULT_MID_EPOCH_MS,
@@ -290,6 +290,20 @@ describe('MidGenerator', () => {
     old.next();
     await expect(old.ready()).rejects.toMatchObject({ code: 'fenced' });
     expect(() => old.next()).toThrow(expect.objectContaining({ code: 'fenced' }));
+  });
+
+  it('stops with lease_expired when the store stalls past the lease, and keeps below the durable mark until then', async () => {
+    const backend = new MemorySeqBackend();
+    const time = testTime();
+    const g = await gen(backend, time, { leaseMs: 30 }); // renewal timer every 10 ms
+    let resume = () => {};
+    backend.stalled = new Promise<void>((resolve) => (resume = resolve));
+    const before = g.next();
+    time.pass(31); // real (monotonic) time passes beyond the lease without a renewal landing
+    await vi.waitFor(() => expect(() => g.next()).toThrow(expect.objectContaining({ code: 'lease_expired' })));
+    expect(decodeMid(before).time).toBeLessThan(persistedMax(backend, g.workerId));
+    resume();
+    backend.stalled = undefined;
   });
 
   it('reaches the end of the time range with a clear error, every id before it positive and in range', async () => {

@@ -17,6 +17,8 @@ interface Section {
 export class MemorySeqBackend implements SeqBackend {
   readonly sections = new Map<string, Section>();
   readonly meta = new Map<string, string>();
+  /** While set, every call waits for it (simulates a stalled store). */
+  stalled: Promise<void> | undefined;
   /** When set, the next raise fails with this error once (simulates a disk error). */
   failNextRaise: Error | undefined;
   private closed = false;
@@ -101,6 +103,7 @@ export class MemorySeqBackend implements SeqBackend {
   private async io(): Promise<void> {
     this.check();
     await new Promise<void>((resolve) => setImmediate(resolve));
+    if (this.stalled) await this.stalled;
     this.check();
   }
 
