@@ -1,0 +1,428 @@
+/**
+ * The SDK's facade: wires the connection, the outbox, the receive side of each
+ * conversation, the catch-up logic and the conversation list together, and
+ * reports everything through typed events.
+ */
+import type { AckFrame, Entry, ServerFrame, WelcomeFrame } from '../protocol/frames.js';
+import { parseConvId } from '../protocol/ids.js';
+import { DEFAULT_MAX_BODY } from '../protocol/limits.js';
+import { Connection, type ClientState, type StateChange } from './connection.js';
+import { ConversationList, type ConversationInfo } from './conversations.js';
+import { Emitter, type Listener } from './emitter.js';
+import { SequentClientError } from './errors.js';
+import { newDeviceId } from './ids.js';
+import { resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options.js';
+import { Outbox } from './outbox.js';
+import { ReorderBuffer } from './reorder.js';
+import type { SendHandle, SendState } from './send-handle.js';
+import { MemoryClientStore, type ClientIdentity, type ClientSnapshot, type ClientStore } from './store.js';
+import { Syncer } from './syncer.js';
+import { webSocketTransport } from './transport.js';
+import { ConversationView, type ViewItem } from './view.js';
+
+const encoder = new TextEncoder();
+
+function utf8Length(text: string): number {
+  return encoder.encode(text).length;
+}
+
+export interface MessageEvent {
+  conv: string;
+  entry: Entry;
+  /** Where the entry belongs in entries(conv) (ascending seq); in ordered mode always the end. */
+  index: number;
+  /** Sent from this device (this store). */
+  own: boolean;
+}
+
+export interface SendEvent {
+  handle: SendHandle;
+  state: SendState;
+  /** undefined when the handle was just created (by send() or restored from the store). */
+  previous: SendState | undefined;
+}
+
+export interface ClientEvents {
+  state: StateChange;
+  message: MessageEvent;
+  send: SendEvent;
+  conversations: ConversationInfo[];
+  error: SequentClientError;
+}
+
+export interface SendOptions {
+  /** ctx.seen: the highest seq on screen when composing. Default: the highest seq delivered in that conversation. */
+  seen?: number;
+}
+
+export interface MembershipResult {
+  conv: string;
+  /** The seq of the system entry (or the current seq, when nothing changed). */
+  seq: number;
+}
+
+export class SequentClient {
+  private readonly options: ResolvedClientOptions;
+  private readonly store: ClientStore;
+  private readonly events = new Emitter<ClientEvents>();
+  private readonly connection: Connection;
+  private readonly outbox: Outbox;
+  private readonly syncer: Syncer;
+  private readonly buffers = new Map<string, ReorderBuffer>();
+  private readonly views = new Map<string, ConversationView>();
+  private readonly list = new ConversationList((conv) => this.cursor(conv));
+  private readonly storedCursors = new Map<string, number>();
+  private readonly cursorWrites = new Map<string, { latest: number; writing: Promise<void> | undefined }>();
+  private loading: Promise<ClientSnapshot> | undefined;
+  private identity: ClientIdentity | undefined;
+  private self: { user: string; device: string } | undefined;
+  private maxBody = DEFAULT_MAX_BODY;
+  private started = false;
+  private conversationsQueued = false;
+
+  constructor(options: ClientOptions) {
+    this.options = resolveClientOptions(options);
+    this.store = options.store ?? new MemoryClientStore();
+    const transport = options.transport ?? webSocketTransport();
+    this.connection = new Connection(this.options, transport, () => this.identity?.device ?? '', {
+      state: (change) => this.emit('state', change),
+      welcome: (welcome, epoch) => this.onWelcome(welcome, epoch),
+      push: (frame) => this.onPush(frame),
+      lost: () => this.outbox.disconnected(),
+      error: (error) => this.emit('error', error),
+    });
+    this.outbox = new Outbox(this.options, this.store, {
+      request: (frame, onReply) => this.connection.request(frame, onReply),
+      changed: (handle, previous) => {
+        if (previous === undefined) this.viewOf(handle.conv).addPending(handle);
+        this.emit('send', { handle, state: handle.state, previous });
+      },
+      acked: (handle, ack) => this.onAck(handle, ack),
+      error: (error) => this.emit('error', error),
+    });
+    this.syncer = new Syncer(this.options, {
+      ask: (frame, timeoutMs) => this.connection.ask(frame, timeoutMs),
+      cursorOf: (conv) => this.bufferOf(conv).cursor,
+      skipTo: (conv, seq) => this.bufferOf(conv).skipTo(seq),
+      accept: (entry) => this.accept(entry),
+      summaries: (convs) => {
+        if (this.list.applySummaries(convs)) this.conversationsChanged();
+        for (const summary of convs) {
+          // Before `from` lies history this user may not read (it joined later).
+          if (summary.from !== undefined && summary.from > 1) this.bufferOf(summary.conv).skipTo(summary.from - 1);
+        }
+      },
+      error: (error) => this.emit('error', error),
+    });
+  }
+
+  on<K extends keyof ClientEvents>(event: K, listener: Listener<ClientEvents[K]>): () => void {
+    return this.events.on(event, listener);
+  }
+
+  off<K extends keyof ClientEvents>(event: K, listener: Listener<ClientEvents[K]>): void {
+    this.events.off(event, listener);
+  }
+
+  get state(): ClientState {
+    return this.connection.state;
+  }
+
+  /** The user and device the server confirmed (after the first welcome). */
+  get user(): string | undefined {
+    return this.self?.user ?? this.identity?.user;
+  }
+
+  /** This install's device id, made once and kept in the store. Pass it to your token service. */
+  async deviceId(): Promise<string> {
+    await this.load();
+    return (this.identity as ClientIdentity).device;
+  }
+
+  /** Loads the store, restores unacked sends, and starts connecting (it does not wait for the connection). */
+  async start(): Promise<void> {
+    if (this.started) return;
+    const snapshot = await this.load();
+    if (this.connection.state === 'stopped') throw new SequentClientError('stopped', 'the client was stopped');
+    this.started = true;
+    this.outbox.restore(snapshot);
+    this.connection.start();
+  }
+
+  /** Resolves when the client is connected and caught up; rejects if it stops first or after timeoutMs. */
+  ready(timeoutMs = Number.POSITIVE_INFINITY): Promise<void> {
+    if (this.state === 'ready') return Promise.resolve();
+    if (this.state === 'stopped') return Promise.reject(new SequentClientError('stopped', 'the client is stopped'));
+    return new Promise((resolve, reject) => {
+      const timer = Number.isFinite(timeoutMs)
+        ? setTimeout(() => {
+            off();
+            reject(new SequentClientError('timeout', `not ready within ${timeoutMs} ms`));
+          }, timeoutMs)
+        : undefined;
+      const off = this.on('state', ({ to }) => {
+        if (to !== 'ready' && to !== 'stopped') return;
+        off();
+        clearTimeout(timer);
+        if (to === 'ready') resolve();
+        else reject(new SequentClientError('stopped', 'the client is stopped'));
+      });
+    });
+  }
+
+  /** Closes the connection and stops every timer. Unacked sends stay in the store for the next start(). */
+  async stop(): Promise<void> {
+    this.connection.stop();
+    this.outbox.stop();
+    for (const buffer of this.buffers.values()) buffer.stop();
+    await this.outbox.drain();
+    await Promise.allSettled([...this.cursorWrites.values()].map((write) => write.writing));
+  }
+
+  /**
+   * Queues a message. It is saved before it goes out, sent and resent with the
+   * same cmid and dseq until acked, and shown after the last delivered entry
+   * until it takes its place at its seq.
+   */
+  send(conv: string, body: unknown, options: SendOptions = {}): SendHandle {
+    this.assertRunning();
+    if (!parseConvId(conv)) throw new SequentClientError('invalid_argument', `not a conversation id: ${String(conv)}`);
+    const text = JSON.stringify(body);
+    if (text === undefined) throw new SequentClientError('invalid_argument', 'the body must be a JSON value');
+    const bytes = utf8Length(text);
+    if (bytes > this.maxBody) throw new SequentClientError('too_large', `the body is ${bytes} bytes, more than maxBody (${this.maxBody})`);
+    const seen = options.seen ?? this.viewOf(conv).highestSeq;
+    // A copy: what is sent (and resent) must not change if the app mutates its object.
+    return this.outbox.enqueue(conv, JSON.parse(text) as unknown, seen > 0 ? seen : undefined);
+  }
+
+  /** Creates a group (`g:<name>`); the caller is a member too. Resolves with the seq of its creation entry. */
+  async create(conv: string, members: readonly string[]): Promise<MembershipResult> {
+    if (parseConvId(conv)?.kind !== 'group') throw new SequentClientError('invalid_argument', `not a group id: ${String(conv)}`);
+    return this.membership({ t: 'create', conv, members: [...members] });
+  }
+
+  /** Adds and removes members of a group; resolves with the seq of the change. */
+  async members(conv: string, change: { add?: readonly string[]; remove?: readonly string[] }): Promise<MembershipResult> {
+    if (parseConvId(conv)?.kind !== 'group') throw new SequentClientError('invalid_argument', `not a group id: ${String(conv)}`);
+    const frame = { t: 'members' as const, conv, ...(change.add ? { add: [...change.add] } : {}), ...(change.remove ? { remove: [...change.remove] } : {}) };
+    return this.membership(frame);
+  }
+
+  /** Reads the conversation up to the server's newest entry (waiting for a connection). */
+  async sync(conv: string): Promise<void> {
+    this.assertRunning();
+    await this.connection.whenAuthenticated(this.options.requestTimeoutMs);
+    await this.syncer.syncConv(conv);
+  }
+
+  /** The user's conversations, most recent activity first. */
+  conversations(): ConversationInfo[] {
+    return this.list.list();
+  }
+
+  /** The conversation as the app shows it: delivered entries by seq, then own messages on their way. */
+  view(conv: string): ViewItem[] {
+    return this.viewOf(conv).items();
+  }
+
+  /** Entries delivered in this session, ascending seq. */
+  entries(conv: string): readonly Entry[] {
+    return this.viewOf(conv).entries;
+  }
+
+  /** Unacked sends (sending or failed), per conversation in send order. */
+  pending(conv?: string): SendHandle[] {
+    return this.outbox.handles(conv);
+  }
+
+  /** Everything up to this seq has been delivered (or is not readable for this user). */
+  cursor(conv: string): number {
+    return this.buffers.get(conv)?.cursor ?? this.storedCursors.get(conv) ?? 0;
+  }
+
+  private load(): Promise<ClientSnapshot> {
+    this.loading ??= (async () => {
+      const snapshot = await this.store.load();
+      for (const record of snapshot.convs) this.storedCursors.set(record.conv, record.cursor);
+      this.identity = snapshot.identity;
+      if (!this.identity) {
+        this.identity = { device: newDeviceId() };
+        await this.store.setIdentity(this.identity);
+      }
+      return snapshot;
+    })();
+    return this.loading;
+  }
+
+  private assertRunning(): void {
+    if (this.connection.state === 'stopped') throw new SequentClientError('stopped', 'the client is stopped');
+    if (!this.started) throw new SequentClientError('not_started', 'call start() first');
+  }
+
+  private async membership(frame: Parameters<Connection['ask']>[0] & { conv: string }): Promise<MembershipResult> {
+    this.assertRunning();
+    await this.connection.whenAuthenticated(this.options.requestTimeoutMs);
+    const reply = await this.connection.ask(frame, this.options.requestTimeoutMs);
+    if (reply.t === 'error') throw new SequentClientError(reply.code, reply.message);
+    if (reply.t !== 'ok') throw new SequentClientError('protocol', `unexpected reply to ${frame.t}: ${reply.t}`);
+    // This connection gets no push of its own change: read it (and anything before it) from the log.
+    this.syncer.syncConv(frame.conv).catch((error: unknown) => this.reportSyncError(frame.conv, error));
+    return { conv: reply.conv, seq: reply.seq };
+  }
+
+  private onWelcome(welcome: WelcomeFrame, epoch: number): void {
+    const identity = this.identity as ClientIdentity;
+    if (identity.user !== undefined && (identity.user !== welcome.user || identity.device !== welcome.device)) {
+      this.connection.fail(
+        new SequentClientError(
+          'identity_mismatch',
+          `this store belongs to ${identity.user}/${identity.device}, the token to ${welcome.user}/${welcome.device}`,
+        ),
+      );
+      return;
+    }
+    if (identity.user === undefined) {
+      // The first server contact binds the store to the token's user and device.
+      this.identity = { user: welcome.user, device: welcome.device };
+      this.store.setIdentity(this.identity).catch((error: unknown) => {
+        this.emit('error', new SequentClientError('store', 'could not save the identity', error));
+      });
+    }
+    this.self = { user: welcome.user, device: welcome.device };
+    this.maxBody = welcome.limits.maxBody;
+    this.outbox.setHoldMs(welcome.holdMs);
+    this.outbox.flush();
+    this.syncer.catchUp().then(
+      () => this.connection.markReady(epoch),
+      (error: unknown) => {
+        if (error instanceof SequentClientError && error.code === 'connection_lost') return;
+        this.emit('error', error instanceof SequentClientError ? error : new SequentClientError('protocol', 'catch-up failed', error));
+        // Catch-up is retried on the next connection; a connection that cannot catch up is replaced.
+        if (epoch === this.connection.epoch) this.connection.reconnect('catch-up failed');
+      },
+    );
+  }
+
+  private onPush(frame: ServerFrame): void {
+    if (frame.t === 'msg') {
+      const { t: _type, ...entry } = frame;
+      this.accept(entry);
+    } else if (frame.t === 'error') {
+      this.emit('error', new SequentClientError(frame.code, frame.message));
+    }
+  }
+
+  private onAck(handle: SendHandle, ack: AckFrame): void {
+    const self = this.self;
+    if (!self) return;
+    const entry: Entry = {
+      conv: ack.conv,
+      seq: ack.seq,
+      kind: 'msg',
+      mid: ack.mid,
+      ts: ack.ts,
+      from: self.user,
+      dev: self.device,
+      cmid: ack.cmid,
+      dseq: ack.dseq,
+      body: handle.body,
+    };
+    if (handle.seen !== undefined) entry.ctx = { seen: handle.seen };
+    this.accept(entry);
+  }
+
+  /** Every entry, from any source, comes in here. */
+  private accept(entry: Entry): void {
+    const self = this.self;
+    if (self && entry.cmid !== undefined && entry.from === self.user && entry.dev === self.device) {
+      // Our own message, seen in the log: as good as its ack (which may have been lost).
+      this.outbox.settle(entry.conv, entry.cmid, entry);
+    }
+    if (this.list.touch(entry)) this.conversationsChanged();
+    this.bufferOf(entry.conv).accept(entry);
+  }
+
+  private bufferOf(conv: string): ReorderBuffer {
+    let buffer = this.buffers.get(conv);
+    if (!buffer) {
+      buffer = new ReorderBuffer(conv, this.storedCursors.get(conv) ?? 0, this.options.delivery, this.options.gapWaitMs, {
+        deliver: (entry) => this.deliver(entry),
+        cursor: (cursor) => this.saveCursor(conv, cursor),
+        gap: () => this.fillGap(conv),
+      });
+      this.buffers.set(conv, buffer);
+    }
+    return buffer;
+  }
+
+  private viewOf(conv: string): ConversationView {
+    let view = this.views.get(conv);
+    if (!view) {
+      view = new ConversationView();
+      this.views.set(conv, view);
+    }
+    return view;
+  }
+
+  private deliver(entry: Entry): void {
+    const self = this.self;
+    const own = self !== undefined && entry.from === self.user && entry.dev === self.device;
+    const view = this.viewOf(entry.conv);
+    if (own && entry.cmid !== undefined) view.takePending(entry.cmid);
+    const index = view.insert(entry);
+    this.emit('message', { conv: entry.conv, entry, index, own });
+  }
+
+  private fillGap(conv: string): void {
+    if (!this.connection.authenticated) return; // the next connection's catch-up fills it
+    this.syncer.syncConv(conv).then(
+      () => this.buffers.get(conv)?.recheck(),
+      (error: unknown) => this.reportSyncError(conv, error),
+    );
+  }
+
+  private reportSyncError(conv: string, error: unknown): void {
+    if (error instanceof SequentClientError && error.code === 'connection_lost') return;
+    this.emit('error', error instanceof SequentClientError ? error : new SequentClientError('protocol', `sync of ${conv} failed`, error));
+  }
+
+  /** Cursor writes per conversation: one at a time, the latest value wins. */
+  private saveCursor(conv: string, cursor: number): void {
+    this.conversationsChanged();
+    let write = this.cursorWrites.get(conv);
+    if (!write) {
+      write = { latest: cursor, writing: undefined };
+      this.cursorWrites.set(conv, write);
+    }
+    write.latest = Math.max(write.latest, cursor);
+    if (write.writing) return;
+    const state = write;
+    state.writing = (async () => {
+      let written = -1;
+      while (written < state.latest) {
+        written = state.latest;
+        try {
+          await this.store.setCursor(conv, written);
+        } catch (error) {
+          this.emit('error', new SequentClientError('store', `could not save the cursor of ${conv}`, error));
+          break;
+        }
+      }
+      state.writing = undefined;
+    })();
+  }
+
+  private conversationsChanged(): void {
+    if (this.conversationsQueued || this.events.listenerCount('conversations') === 0) return;
+    this.conversationsQueued = true;
+    queueMicrotask(() => {
+      this.conversationsQueued = false;
+      this.emit('conversations', this.list.list());
+    });
+  }
+
+  private emit<K extends keyof ClientEvents>(event: K, payload: ClientEvents[K]): void {
+    this.events.emit(event, payload, (error) => this.options.logger?.warn({ event, error: String(error) }, 'an event listener threw'));
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * What the SDK keeps across app restarts, behind one small async contract so
+ * that memory, a file (Node) and IndexedDB (browser) are interchangeable. Every
+ * adapter runs the same conformance suite (test/client/store-conformance.ts).
+ *
+ * The SDK writes an outbox entry, together with the conversation's next dseq,
+ * BEFORE the send frame goes out, and removes it when the ack (or the entry
+ * itself, seen in a sync) proves the server has it. So after a kill, whatever
+ * was unacknowledged is resent with the same cmid and dseq: the server answers
+ * with the original ack, and nothing is lost or stored twice.
+ */
+
+/** The device this store belongs to; `user` is set once a server has confirmed the pair. */
+export interface ClientIdentity {
+  device: string;
+  user?: string;
+}
+
+/** Per conversation: the next dseq this device will use, and the highest contiguous seq delivered. */
+export interface ConvRecord {
+  conv: string;
+  nextDseq: number;
+  cursor: number;
+}
+
+export interface SendError {
+  code: string;
+  message: string;
+}
+
+/** One unacknowledged send. */
+export interface OutboxEntry {
+  conv: string;
+  cmid: string;
+  dseq: number;
+  body: unknown;
+  /** ctx.seen sent with the message. */
+  seen?: number;
+  createdAt: number;
+  tries: number;
+  /** Set when the send gave up (deadline or refusal); cleared by retry(). */
+  failed?: SendError;
+}
+
+export interface ClientSnapshot {
+  identity: ClientIdentity | undefined;
+  convs: ConvRecord[];
+  /** Every outbox entry, in any order. */
+  outbox: OutboxEntry[];
+}
+
+export interface ClientStore {
+  /** Everything stored (small: cursors, counters and unacked sends). */
+  load(): Promise<ClientSnapshot>;
+  setIdentity(identity: ClientIdentity): Promise<void>;
+  /**
+   * Atomically stores the entry and raises its conversation's nextDseq to at
+   * least `entry.dseq + 1` (creating the record with cursor 0 if needed),
+   * so that a crash can never leave a dseq counted but its message unsaved.
+   */
+  enqueue(entry: OutboxEntry): Promise<void>;
+  /** Replaces an existing entry (tries, failed); does nothing if it is gone. */
+  updateOutbox(entry: OutboxEntry): Promise<void>;
+  removeOutbox(conv: string, cmid: string): Promise<void>;
+  /** Raises the conversation's cursor; never lowers it. */
+  setCursor(conv: string, cursor: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Deep copy through JSON: what a persistent store would give back, and no aliasing between callers. */
+export function copyJson<T>(value: T): T {
+  return value === undefined ? value : (JSON.parse(JSON.stringify(value)) as T);
+}
+
+export function outboxKey(conv: string, cmid: string): string {
+  return `${conv}\u0000${cmid}`;
+}
+
+/**
+ * The in-memory store: the reference adapter, and the default (nothing
+ * survives a restart). Values are copied in and out, as a persistent store's
+ * would be, so two SDK instances sharing one store see only what was written.
+ */
+export class MemoryClientStore implements ClientStore {
+  private identity: ClientIdentity | undefined;
+  private readonly convs = new Map<string, ConvRecord>();
+  private readonly outbox = new Map<string, OutboxEntry>();
+
+  async load(): Promise<ClientSnapshot> {
+    return copyJson({
+      identity: this.identity,
+      convs: [...this.convs.values()],
+      outbox: [...this.outbox.values()],
+    });
+  }
+
+  async setIdentity(identity: ClientIdentity): Promise<void> {
+    this.identity = copyJson(identity);
+  }
+
+  async enqueue(entry: OutboxEntry): Promise<void> {
+    applyEnqueue(this.convs, this.outbox, copyJson(entry));
+  }
+
+  async updateOutbox(entry: OutboxEntry): Promise<void> {
+    const key = outboxKey(entry.conv, entry.cmid);
+    if (this.outbox.has(key)) this.outbox.set(key, copyJson(entry));
+  }
+
+  async removeOutbox(conv: string, cmid: string): Promise<void> {
+    this.outbox.delete(outboxKey(conv, cmid));
+  }
+
+  async setCursor(conv: string, cursor: number): Promise<void> {
+    applyCursor(this.convs, conv, cursor);
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Shared by the adapters that keep their state as maps (memory, file). */
+export function applyEnqueue(convs: Map<string, ConvRecord>, outbox: Map<string, OutboxEntry>, entry: OutboxEntry): void {
+  const record = convs.get(entry.conv) ?? { conv: entry.conv, nextDseq: 1, cursor: 0 };
+  record.nextDseq = Math.max(record.nextDseq, entry.dseq + 1);
+  convs.set(entry.conv, record);
+  outbox.set(outboxKey(entry.conv, entry.cmid), entry);
+}
+
+export function applyCursor(convs: Map<string, ConvRecord>, conv: string, cursor: number): void {
+  const record = convs.get(conv) ?? { conv, nextDseq: 1, cursor: 0 };
+  record.cursor = Math.max(record.cursor, cursor);
+  convs.set(conv, record);
+}

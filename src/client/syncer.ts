@@ -1,0 +1,115 @@
+/**
+ * Catching up from the durable log. On every (re)connect: `convs`, then `sync`
+ * each conversation whose readable `last` is above its cursor, page by page,
+ * a few conversations at a time. Between connects: `sync` one conversation
+ * whose gap stayed open too long. Entries go through the same path as pushes,
+ * so dedup and order are the receive side's job, not this one's.
+ */
+import type { ConvSummary, Entry, ServerFrame } from '../protocol/frames.js';
+import type { Request } from './connection.js';
+import { SequentClientError } from './errors.js';
+import type { ResolvedClientOptions } from './options.js';
+
+export interface SyncerHooks {
+  ask(frame: Request, timeoutMs: number): Promise<ServerFrame>;
+  /** Where the conversation's receive side stands (its cursor). */
+  cursorOf(conv: string): number;
+  /** History up to `seq` is not readable for this user: stop waiting for it. */
+  skipTo(conv: string, seq: number): void;
+  accept(entry: Entry): void;
+  /** The server's conversation list arrived (before any sync starts). */
+  summaries(convs: ConvSummary[]): void;
+  error(error: SequentClientError): void;
+}
+
+interface Running {
+  again: boolean;
+  done: Promise<void>;
+}
+
+/** The newest seq this user may read. */
+export function readableLast(summary: ConvSummary): number {
+  return summary.until === undefined ? summary.last : Math.min(summary.last, summary.until);
+}
+
+export class Syncer {
+  private readonly running = new Map<string, Running>();
+
+  constructor(
+    private readonly options: ResolvedClientOptions,
+    private readonly hooks: SyncerHooks,
+  ) {}
+
+  /** convs, then every conversation that is behind; resolves when all are caught up (or failed). */
+  async catchUp(): Promise<void> {
+    const reply = await this.hooks.ask({ t: 'convs' }, this.options.requestTimeoutMs);
+    if (reply.t !== 'convs') throw replyError('convs', reply);
+    this.hooks.summaries(reply.convs);
+    const behind = reply.convs.filter((summary) => readableLast(summary) > this.hooks.cursorOf(summary.conv));
+    let next = 0;
+    let lost: unknown;
+    const worker = async (): Promise<void> => {
+      while (next < behind.length && lost === undefined) {
+        const summary = behind[next++] as ConvSummary;
+        try {
+          await this.syncConv(summary.conv);
+        } catch (error) {
+          if (error instanceof SequentClientError && (error.code === 'connection_lost' || error.code === 'timeout')) lost = error;
+          else this.hooks.error(asClientError(error, `sync of ${summary.conv} failed`));
+        }
+      }
+    };
+    const workers = Math.min(this.options.syncConcurrency, behind.length);
+    await Promise.all(Array.from({ length: workers }, worker));
+    if (lost !== undefined) throw lost;
+  }
+
+  /**
+   * Reads the conversation from its cursor to the server's `last`. One run per
+   * conversation at a time; a call during a run makes the run go once more.
+   */
+  syncConv(conv: string): Promise<void> {
+    const current = this.running.get(conv);
+    if (current) {
+      current.again = true;
+      return current.done;
+    }
+    const run: Running = { again: false, done: Promise.resolve() };
+    run.done = (async () => {
+      try {
+        do {
+          run.again = false;
+          await this.readToLast(conv);
+        } while (run.again);
+      } finally {
+        this.running.delete(conv);
+      }
+    })();
+    this.running.set(conv, run);
+    return run.done;
+  }
+
+  private async readToLast(conv: string): Promise<void> {
+    let after = this.hooks.cursorOf(conv);
+    for (;;) {
+      const reply = await this.hooks.ask({ t: 'sync', conv, after, limit: this.options.syncPageSize }, this.options.requestTimeoutMs);
+      if (reply.t !== 'batch') throw replyError(`sync of ${conv}`, reply);
+      const first = reply.msgs[0];
+      // The log is gapless, so a first entry past after + 1 means what lies between is not readable for us.
+      if (first && first.seq > after + 1) this.hooks.skipTo(conv, first.seq - 1);
+      for (const msg of reply.msgs) this.hooks.accept({ ...msg, conv });
+      const newest = reply.msgs.at(-1)?.seq;
+      if (newest === undefined || newest >= reply.last) return;
+      after = newest;
+    }
+  }
+}
+
+function replyError(what: string, reply: ServerFrame): SequentClientError {
+  if (reply.t === 'error') return new SequentClientError(reply.code, `${what}: ${reply.message}`);
+  return new SequentClientError('protocol', `${what}: unexpected reply ${reply.t}`);
+}
+
+function asClientError(error: unknown, message: string): SequentClientError {
+  return error instanceof SequentClientError ? error : new SequentClientError('protocol', message, error);
+}
