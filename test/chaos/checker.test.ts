@@ -1,0 +1,250 @@
+/**
+ * The checker against hand-made histories: a correct one passes, and each kind
+ * of violation, planted alone, is found alone, with evidence that points at it.
+ */
+import { describe, expect, it } from 'vitest';
+import { check, checkHistory, VIOLATION_KINDS, type ViolationKind } from '../../src/chaos/checker.js';
+import type { AckEvent, FinalLogEvent, HistoryEntry, HistoryEvent, PushEvent, SyncResultEvent } from '../../src/chaos/history.js';
+
+const TEAM = 'g:team';
+const DM = 'dm:alice:bob';
+
+const sys = (seq: number, body: unknown): HistoryEntry => ({ seq, kind: 'system', mid: `m${seq}`, ts: 1000 + seq, from: 'alice', dev: 'd1', body });
+const msg = (seq: number, from: string, cmid: string, dseq: number, mid = `m${seq}`): HistoryEntry => ({
+  seq,
+  kind: 'msg',
+  mid,
+  ts: 1000 + seq,
+  from,
+  dev: 'd1',
+  cmid,
+  dseq,
+  body: `text of ${cmid}`,
+});
+
+/** g:team: 1 create(alice, bob, carol) · 2 a1 · 3 a2 · 4 b1 · 5 remove carol · 6 a3 · 7 add dave · 8 b2 */
+const TEAM_LOG: HistoryEntry[] = [
+  sys(1, { op: 'create', members: ['alice', 'bob', 'carol'] }),
+  msg(2, 'alice', 'a1', 1),
+  msg(3, 'alice', 'a2', 2),
+  msg(4, 'bob', 'b1', 1),
+  sys(5, { op: 'members', add: [], remove: ['carol'] }),
+  msg(6, 'alice', 'a3', 3),
+  sys(7, { op: 'members', add: ['dave'], remove: [] }),
+  msg(8, 'bob', 'b2', 2),
+];
+const DM_LOG: HistoryEntry[] = [msg(1, 'alice', 'x1', 1, 'dm1'), msg(2, 'bob', 'y1', 1, 'dm2')];
+
+/** A correct run: sends and acks, pushes, syncs (one racing an ack, one by the removed member), final logs. */
+function good(): HistoryEvent[] {
+  const events: HistoryEvent[] = [];
+  let at = 0;
+  const add = (e: Record<string, unknown>): void => void events.push({ ...e, at: (at += 10) } as unknown as HistoryEvent);
+  const team = (seq: number): HistoryEntry => structuredClone(TEAM_LOG[seq - 1]!);
+  const sendAck = (conv: string, e: HistoryEntry): void => {
+    add({ type: 'send', user: e.from, device: 'd1', conv, cmid: e.cmid, dseq: e.dseq, conn: `${e.from}#1`, attempt: 1 });
+    add({ type: 'ack', user: e.from, device: 'd1', conv, cmid: e.cmid, dseq: e.dseq, seq: e.seq, mid: e.mid, ts: e.ts, conn: `${e.from}#1` });
+  };
+  const push = (user: string, e: HistoryEntry, conv = TEAM): void => add({ type: 'push', conn: `${user}#1`, user, device: 'd1', conv, entry: structuredClone(e) });
+  for (const user of ['alice', 'bob', 'carol']) add({ type: 'connect', user, device: 'd1', conn: `${user}#1` });
+  add({ type: 'membership', user: 'alice', conv: TEAM, op: 'create', add: ['bob', 'carol'], remove: [], seq: 1 });
+  push('bob', team(1));
+  push('carol', team(1));
+  for (const seq of [2, 3, 4]) {
+    sendAck(TEAM, team(seq));
+    for (const user of ['alice', 'bob', 'carol'].filter((u) => u !== team(seq).from)) push(user, team(seq));
+  }
+  // A sync that started before seq 6 was acked may miss it.
+  add({ type: 'sync-start', sync: 's1', user: 'bob', device: 'd1', conv: TEAM, after: 0, limit: 100 });
+  add({ type: 'membership', user: 'alice', conv: TEAM, op: 'members', add: [], remove: ['carol'], seq: 5 });
+  push('bob', team(5));
+  push('carol', team(5));
+  add({ type: 'server-kill' });
+  add({ type: 'server-start' });
+  sendAck(TEAM, team(6));
+  add({ type: 'sync-result', sync: 's1', user: 'bob', device: 'd1', conv: TEAM, after: 0, limit: 100, entries: TEAM_LOG.slice(0, 5), last: 5 });
+  push('bob', team(6));
+  // The removed member syncs after its removal: last is its removal seq.
+  add({ type: 'sync-start', sync: 's2', user: 'carol', device: 'd1', conv: TEAM, after: 3, limit: 100 });
+  add({ type: 'sync-result', sync: 's2', user: 'carol', device: 'd1', conv: TEAM, after: 3, limit: 100, entries: TEAM_LOG.slice(3, 5), last: 5 });
+  add({ type: 'membership', user: 'alice', conv: TEAM, op: 'members', add: ['dave'], remove: [], seq: 7 });
+  add({ type: 'client-kill', user: 'bob', device: 'd1' });
+  add({ type: 'client-start', user: 'bob', device: 'd1' });
+  sendAck(TEAM, team(8));
+  // A newcomer's sync from 0 starts at the entry that added it; a page may stop at its limit.
+  add({ type: 'sync-start', sync: 's3', user: 'dave', device: 'd1', conv: TEAM, after: 0, limit: 1 });
+  add({ type: 'sync-result', sync: 's3', user: 'dave', device: 'd1', conv: TEAM, after: 0, limit: 1, entries: TEAM_LOG.slice(6, 7), last: 8 });
+  sendAck(DM, DM_LOG[0]!);
+  push('bob', DM_LOG[0]!, DM);
+  sendAck(DM, DM_LOG[1]!);
+  const final = (user: string, conv: string, entries: HistoryEntry[], last: number): void =>
+    add({ type: 'final-log', user, device: 'd1', conv, entries: structuredClone(entries), last });
+  final('alice', TEAM, TEAM_LOG, 8);
+  final('bob', TEAM, TEAM_LOG, 8);
+  final('carol', TEAM, TEAM_LOG.slice(0, 5), 5);
+  final('dave', TEAM, TEAM_LOG.slice(6), 8);
+  final('alice', DM, DM_LOG, 2);
+  final('bob', DM, DM_LOG, 2);
+  return events;
+}
+
+/** Applies fn to every observation (final log, sync page, push) of a seq of conv. */
+function rewrite(history: HistoryEvent[], conv: string, seq: number, fn: (e: HistoryEntry) => HistoryEntry): void {
+  for (const event of history) {
+    if (event.type === 'push' && event.conv === conv && event.entry.seq === seq) event.entry = fn(event.entry);
+    if ((event.type === 'final-log' || event.type === 'sync-result') && event.conv === conv) {
+      event.entries = event.entries.map((e) => (e.seq === seq ? fn(e) : e));
+    }
+  }
+}
+
+const ackOf = (h: HistoryEvent[], conv: string, seq: number): AckEvent =>
+  h.find((e): e is AckEvent => e.type === 'ack' && e.conv === conv && e.seq === seq)!;
+const finalOf = (h: HistoryEvent[], user: string, conv = TEAM): FinalLogEvent =>
+  h.find((e): e is FinalLogEvent => e.type === 'final-log' && e.user === user && e.conv === conv)!;
+
+const BAD: Record<ViolationKind, { plant: (h: HistoryEvent[]) => void; seqs: number[] }> = {
+  'ack-lost': {
+    // Another device's message sits at the acked seq in every view.
+    plant: (h) => rewrite(h, TEAM, 6, (e) => ({ ...e, dev: 'd2', cmid: 'z1', dseq: 1, mid: 'mX' })),
+    seqs: [6],
+  },
+  'ack-conflict': {
+    plant: (h) => {
+      const again = { ...ackOf(h, TEAM, 2), ts: 1777 };
+      h.splice(h.indexOf(ackOf(h, TEAM, 8)), 0, again);
+    },
+    seqs: [2, 2],
+  },
+  duplicate: {
+    // a3 stored again at a new seq 9, which every current member's log shows.
+    plant: (h) => {
+      for (const user of ['alice', 'bob', 'dave']) finalOf(h, user).entries.push({ ...msg(9, 'alice', 'a3', 3), mid: 'm9' });
+    },
+    seqs: [6, 9],
+  },
+  gap: {
+    plant: (h) => {
+      const bob = finalOf(h, 'bob');
+      bob.entries = bob.entries.filter((e) => e.seq !== 5);
+    },
+    seqs: [5],
+  },
+  divergent: {
+    plant: (h) => {
+      const push = h.find((e): e is PushEvent => e.type === 'push' && e.user === 'carol' && e.entry.seq === 4)!;
+      push.entry = { ...push.entry, body: 'something else' };
+    },
+    seqs: [4],
+  },
+  'dseq-order': {
+    plant: (h) => {
+      rewrite(h, TEAM, 2, (e) => ({ ...e, dseq: 2 }));
+      rewrite(h, TEAM, 3, (e) => ({ ...e, dseq: 1 }));
+      ackOf(h, TEAM, 2).dseq = 2;
+      ackOf(h, TEAM, 3).dseq = 1;
+    },
+    seqs: [2, 3],
+  },
+  'ts-decrease': {
+    plant: (h) => {
+      rewrite(h, TEAM, 4, (e) => ({ ...e, ts: 1001 }));
+      ackOf(h, TEAM, 4).ts = 1001;
+    },
+    seqs: [3, 4],
+  },
+  'mid-duplicate': {
+    plant: (h) => {
+      rewrite(h, DM, 1, (e) => ({ ...e, mid: 'm2' }));
+      ackOf(h, DM, 1).mid = 'm2';
+    },
+    seqs: [1],
+  },
+  'push-order': {
+    plant: (h) => {
+      const four = h.findIndex((e) => e.type === 'push' && e.user === 'carol' && e.entry.seq === 4);
+      h.splice(four + 1, 0, { type: 'push', at: h[four]!.at, conn: 'carol#1', user: 'carol', device: 'd1', conv: TEAM, entry: msg(3, 'alice', 'a2', 2) });
+    },
+    seqs: [4, 3],
+  },
+  'after-removal': {
+    plant: (h) => {
+      const six = h.findIndex((e) => e.type === 'push' && e.user === 'bob' && e.entry.seq === 6);
+      h.splice(six + 1, 0, { type: 'push', at: h[six]!.at, conn: 'carol#1', user: 'carol', device: 'd1', conv: TEAM, entry: msg(6, 'alice', 'a3', 3) });
+    },
+    seqs: [6],
+  },
+  'before-join': {
+    plant: (h) => {
+      finalOf(h, 'dave').entries.unshift(msg(6, 'alice', 'a3', 3));
+    },
+    seqs: [6],
+  },
+  'sync-stale': {
+    // A sync begun after seq 8 was acked is told the conversation ends at 7.
+    plant: (h) => {
+      const end = h.findIndex((e) => e.type === 'final-log');
+      h.splice(
+        end,
+        0,
+        { type: 'sync-start', at: h[end]!.at, sync: 's9', user: 'bob', device: 'd1', conv: TEAM, after: 6, limit: 100 },
+        { type: 'sync-result', at: h[end]!.at, sync: 's9', user: 'bob', device: 'd1', conv: TEAM, after: 6, limit: 100, entries: [structuredClone(TEAM_LOG[6]!)], last: 7 },
+      );
+    },
+    seqs: [8],
+  },
+};
+
+describe('checker', () => {
+  it('passes a correct history, and judged all of it', () => {
+    const result = checkHistory(good());
+    expect(result.violations).toEqual([]);
+    expect(result.checked).toEqual({ conversations: 2, acks: 7, pushes: 12, syncs: 3, finalLogs: 6, entries: 10 });
+  });
+
+  it('has a planted history for every kind', () => {
+    expect(Object.keys(BAD).sort()).toEqual([...VIOLATION_KINDS].sort());
+  });
+
+  for (const kind of VIOLATION_KINDS) {
+    it(`detects ${kind}, and only that, with evidence`, () => {
+      const history = good();
+      BAD[kind].plant(history);
+      const violations = check(history);
+      expect(violations.map((v) => v.kind)).toContain(kind);
+      expect(new Set(violations.map((v) => v.kind))).toEqual(new Set([kind]));
+      const v = violations[0]!;
+      expect(v.message).not.toContain('\n');
+      expect(v.conv).toBeDefined();
+      expect(v.seqs).toEqual(BAD[kind].seqs);
+      expect(v.events.length).toBeGreaterThan(0);
+      expect(v.events.length).toBeLessThanOrEqual(3);
+      // Entry lists in the evidence are cut down to the seqs concerned.
+      for (const e of v.events) {
+        if (e.type === 'final-log' || e.type === 'sync-result') expect(e.entries.every((x) => v.seqs.includes(x.seq))).toBe(true);
+      }
+    });
+  }
+
+  it('finds a hole inside a sync page (an acked message the sync missed) and a page that stops short of last', () => {
+    const history = good();
+    const page = history.find((e): e is SyncResultEvent => e.type === 'sync-result' && e.sync === 's1')!;
+    page.entries = page.entries.filter((e) => e.seq !== 3);
+    const short = history.find((e): e is SyncResultEvent => e.type === 'sync-result' && e.sync === 's2')!;
+    short.entries = short.entries.slice(0, 1);
+    const violations = check(history);
+    expect(violations.map((v) => [v.kind, v.seqs])).toEqual([
+      ['gap', [2, 4]],
+      ['sync-stale', [3]],
+      ['gap', [4, 5]],
+    ]);
+  });
+
+  it('finds an acked message missing from one log (as a gap in that log too)', () => {
+    const history = good();
+    const carol = finalOf(history, 'carol');
+    carol.entries = carol.entries.filter((e) => e.seq !== 3);
+    const kinds = check(history).map((v) => `${v.kind}:${v.seqs.join(',')}`);
+    expect(kinds.sort()).toEqual(['ack-lost:3', 'gap:3']);
+  });
+});
