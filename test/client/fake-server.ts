@@ -177,9 +177,10 @@ export class FakeServer {
   }
 
   private onText(connection: FakeConnection, text: string): void {
-    if (connection.blackhole) return;
     const frame = JSON.parse(text) as ClientFrame;
+    // Recorded even when swallowed: `received` is what the client sent.
     connection.received.push(frame);
+    if (connection.blackhole) return;
     if (frame.t === 'hello') return this.hello(connection, frame);
     if (connection.user === undefined) return connection.close(4401, 'hello first');
     const verdict = this.onFrame?.(frame, connection) ?? 'handle';

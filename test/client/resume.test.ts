@@ -1,0 +1,151 @@
+/**
+ * An app killed mid-send (the SDK instance dropped without stop()) and started
+ * again on the same ClientStore: unacked sends go out again with the same cmid
+ * and dseq, nothing acked is sent twice, counters continue, and receiving
+ * resumes at the stored cursor.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { SequentClient } from '../../src/client/client.js';
+import { MemoryClientStore, type ClientStore } from '../../src/client/store.js';
+import type { Transport, TransportConnection } from '../../src/client/transport.js';
+import { FakeServer } from './fake-server.js';
+import { eventually, fakeClient, range, seqsOf } from './helpers.js';
+
+const CONV = 'g:team';
+let clients: SequentClient[] = [];
+
+/**
+ * What an app kill looks like from outside: its connections drop without a
+ * close frame, it never connects again, and it writes nothing more to its store.
+ */
+function killable(transport: Transport, store: ClientStore): { transport: Transport; store: ClientStore; kill(): void } {
+  let dead = false;
+  const ignoreWhenDead =
+    <A extends unknown[]>(write: (...args: A) => Promise<void>) =>
+    (...args: A): Promise<void> =>
+      dead ? Promise.resolve() : write(...args);
+  return {
+    transport: {
+      open(url) {
+        if (dead) return { send() {}, close() {}, onopen: null, onmessage: null, onclose: null, onerror: null } satisfies TransportConnection;
+        return transport.open(url);
+      },
+    },
+    store: {
+      load: () => store.load(),
+      setIdentity: ignoreWhenDead((identity) => store.setIdentity(identity)),
+      enqueue: ignoreWhenDead((entry) => store.enqueue(entry)),
+      updateOutbox: ignoreWhenDead((entry) => store.updateOutbox(entry)),
+      removeOutbox: ignoreWhenDead((conv, cmid) => store.removeOutbox(conv, cmid)),
+      setCursor: ignoreWhenDead((conv, cursor) => store.setCursor(conv, cursor)),
+      close: () => Promise.resolve(),
+    },
+    kill() {
+      dead = true;
+    },
+  };
+}
+
+afterEach(async () => {
+  await Promise.all(clients.map((client) => client.stop()));
+  clients = [];
+});
+
+describe('resume after an app kill', () => {
+  it('resends the unacked sends with the same cmid and dseq, and no acked one', async () => {
+    const fake = new FakeServer();
+    fake.createGroup(CONV, ['alice', 'bob']);
+    const store = new MemoryClientStore();
+    const first = killable(fake.transport, store);
+    const app = fakeClient(fake, 'alice', 'phone', { transport: first.transport, store: first.store });
+    clients.push(app);
+    await app.start();
+    await app.ready();
+    const acked = app.send(CONV, 'acked before the kill');
+    await acked.whenSent();
+    await eventually(async () => expect((await store.load()).outbox).toEqual([]));
+    // From here on the server stores sends but every ack is lost: the kill comes mid-send.
+    fake.onOutgoing = (frame) => (frame.t === 'ack' ? 'drop' : 'send');
+    const lost = [app.send(CONV, 'stored, ack lost'), app.send(CONV, 'stored, ack lost too')];
+    await eventually(() => expect(fake.log(CONV).length).toBe(4));
+    fake.onFrame = (frame) => (frame.t === 'send' ? 'drop' : 'handle');
+    const unsent = app.send(CONV, 'never reached the server');
+    await eventually(async () => expect((await store.load()).outbox.map((e) => e.cmid)).toContain(unsent.cmid));
+    first.kill();
+    fake.live('alice')[0]?.cut();
+    fake.onOutgoing = undefined;
+    fake.onFrame = undefined;
+
+    const restarted = fakeClient(fake, 'alice', 'phone', { store });
+    clients.push(restarted);
+    await restarted.start();
+    const pending = restarted.pending(CONV);
+    expect(pending.map((h) => [h.cmid, h.dseq, h.state])).toEqual([
+      [lost[0]?.cmid, 2, 'sending'],
+      [lost[1]?.cmid, 3, 'sending'],
+      [unsent.cmid, 4, 'sending'],
+    ]);
+    await Promise.all(pending.map((h) => h.whenSent()));
+    await restarted.ready();
+    const next = restarted.send(CONV, 'after the restart');
+    expect(next.dseq).toBe(5);
+    await next.whenSent();
+    const logged = fake.log(CONV).slice(1);
+    expect(logged.map((e) => e.cmid)).toEqual([acked.cmid, lost[0]?.cmid, lost[1]?.cmid, unsent.cmid, next.cmid]);
+    expect(logged.map((e) => e.dseq)).toEqual([1, 2, 3, 4, 5]);
+    const resent = fake.connections[1]?.received.filter((f) => f.t === 'send').map((f) => f.cmid);
+    expect(resent).not.toContain(acked.cmid);
+    expect(pending.map((h) => h.seq)).toEqual([3, 4, 5]);
+  });
+
+  it('resumes receiving at the stored cursor: nothing delivered twice, nothing skipped', async () => {
+    const fake = new FakeServer();
+    fake.createGroup(CONV, ['alice', 'bob']);
+    for (let i = 0; i < 4; i++) fake.append(CONV, { from: 'bob', dev: 'b', body: i }, undefined);
+    const store = new MemoryClientStore();
+    const first = killable(fake.transport, store);
+    const app = fakeClient(fake, 'alice', 'phone', { transport: first.transport, store: first.store });
+    clients.push(app);
+    await app.start();
+    await app.ready();
+    await eventually(async () => expect((await store.load()).convs.find((c) => c.conv === CONV)?.cursor).toBe(5));
+    first.kill();
+    fake.live('alice')[0]?.cut();
+    for (let i = 0; i < 3; i++) fake.append(CONV, { from: 'bob', dev: 'b', body: `while dead ${i}` }, undefined);
+
+    const restarted = fakeClient(fake, 'alice', 'phone', { store });
+    clients.push(restarted);
+    const delivered: number[] = [];
+    restarted.on('message', (event) => delivered.push(event.entry.seq));
+    await restarted.start();
+    await restarted.ready();
+    expect(delivered).toEqual(range(6, 8));
+    expect(seqsOf(restarted, CONV)).toEqual(range(6, 8));
+    expect(fake.connections.at(-1)?.received.find((f) => f.t === 'sync')).toMatchObject({ after: 5 });
+  });
+
+  it('keeps failed sends failed across a restart until retried', async () => {
+    const fake = new FakeServer();
+    fake.createGroup(CONV, ['alice', 'bob']);
+    fake.onFrame = (frame) => (frame.t === 'send' ? 'drop' : 'handle');
+    const store = new MemoryClientStore();
+    const app = fakeClient(fake, 'alice', 'phone', { store, sendDeadlineMs: 50 });
+    clients.push(app);
+    await app.start();
+    await app.ready();
+    const handle = app.send(CONV, 'will fail');
+    await eventually(async () => expect((await store.load()).outbox[0]?.failed?.code).toBe('deadline'));
+    await app.stop();
+    fake.onFrame = undefined;
+    const restarted = fakeClient(fake, 'alice', 'phone', { store });
+    clients.push(restarted);
+    await restarted.start();
+    await restarted.ready();
+    const [restored] = restarted.pending(CONV);
+    expect([restored?.cmid, restored?.state, restored?.error?.code]).toEqual([handle.cmid, 'failed', 'deadline']);
+    expect(fake.log(CONV).length).toBe(1);
+    restored?.retry();
+    await restored?.whenSent();
+    expect(fake.log(CONV).map((e) => e.cmid)).toEqual([undefined, handle.cmid]);
+  });
+});
