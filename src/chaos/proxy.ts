@@ -206,6 +206,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       earlyClose.reason = reason;
     });
     let refused = false;
+    let linked = false;
     const refuse = (status: number, text: string): void => {
       if (refused) return;
       refused = true;
@@ -220,7 +221,6 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     upstream.on('error', () => {
       if (upstream.readyState !== WebSocket.OPEN && !linked) refuse(502, 'Bad Gateway');
     });
-    let linked = false;
     socket.on('error', () => upstream.terminate());
     upstream.once('open', () => {
       if (socket.destroyed) {
