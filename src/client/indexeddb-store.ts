@@ -32,7 +32,7 @@ function transactionDone(transaction: IDBTransaction): Promise<void> {
 
 export class IndexedDbClientStore implements ClientStore {
   private database: Promise<IDBDatabase> | undefined;
-  private readonly name: string;
+  readonly name: string;
   private readonly factory: IDBFactory | undefined;
 
   constructor(options: IndexedDbClientStoreOptions = {}) {
