@@ -1,0 +1,20 @@
+export {
+  MidGenerator,
+  type MidGeneratorOptions,
+  type MidFields,
+  decodeMid,
+  encodeMid,
+  midWorkerSection,
+  MidClockBackError,
+  MidNotReadyError,
+  MidTimeExhaustedError,
+  NoWorkerIdError,
+  MID_TIME_BITS,
+  MID_WORKER_BITS,
+  MID_SEQUENCE_BITS,
+  MID_MAX_TIME,
+  MID_MAX_WORKER,
+  MID_MAX_SEQUENCE,
+  DEFAULT_MID_EPOCH_MS,
+} from './ids.js';
+export { HybridClock, type HybridClockOptions, DEFAULT_MAX_DRIFT_MS } from './clock.js';
