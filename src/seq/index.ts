@@ -1,3 +1,19 @@
+/** sequent/seq: the sequence and id generators every ordering promise rests on. See docs/seq.md. */
+export {
+  SEQ_ERROR_CODES,
+  type SeqErrorCode,
+  SeqError,
+  LeaseHeldError,
+  FencedError,
+  LeaseExpiredError,
+  SeqExhaustedError,
+  SeqOverflowError,
+  SeqClosedError,
+} from './errors.js';
+export { type Lease, type MetaFence, type SeqBackend, MAX_COUNTER } from './backends/types.js';
+export { openSqliteSeqBackend, type SqliteSeqBackendOptions } from './backends/sqlite.js';
+export { openPostgresSeqBackend, type PostgresSeqBackendOptions } from './backends/postgres.js';
+export { SequenceCounters, type SequenceCountersOptions, DEFAULT_COUNTER_OPTIONS, sectionIndex } from './counters.js';
 export {
   MidGenerator,
   type MidGeneratorOptions,
