@@ -339,7 +339,9 @@ export class SequentClient {
       // Our own message, seen in the log: as good as its ack (which may have been lost).
       this.outbox.settle(entry.conv, entry.cmid, entry);
     }
-    if (this.list.touch(entry)) this.conversationsChanged();
+    let listChanged = this.list.touch(entry);
+    if (self && entry.kind === 'system') listChanged = this.list.applyMembership(entry.conv, self.user, entry.seq, entry.body) || listChanged;
+    if (listChanged) this.conversationsChanged();
     this.bufferOf(entry.conv).accept(entry);
   }
 

@@ -22,6 +22,8 @@ export interface ConversationInfo {
 export class ConversationList {
   private readonly byConv = new Map<string, ConversationInfo>();
   private sorted: ConversationInfo[] | undefined;
+  /** The seq of the newest membership change of the user known per conversation. */
+  private readonly membershipSeq = new Map<string, number>();
 
   constructor(private readonly cursorOf: (conv: string) => number) {}
 
@@ -39,6 +41,7 @@ export class ConversationList {
       info.last = Math.max(info.last, summary.last);
       info.ts = Math.max(info.ts, summary.ts);
       info.from = from;
+      this.membershipSeq.set(summary.conv, Math.max(this.membershipSeq.get(summary.conv) ?? 0, from, summary.until ?? 0));
       if (summary.until === undefined) delete info.until;
       else info.until = summary.until;
     }
@@ -52,6 +55,26 @@ export class ConversationList {
     if (entry.seq <= info.last && entry.ts <= info.ts) return false;
     info.last = Math.max(info.last, entry.seq);
     info.ts = Math.max(info.ts, entry.ts);
+    this.sorted = undefined;
+    return true;
+  }
+
+  /** A system entry at `seq` that adds or removes `user` updates from/until, unless a later change is known. */
+  applyMembership(conv: string, user: string, seq: number, body: unknown): boolean {
+    const change = body as { op?: unknown; add?: unknown; remove?: unknown; members?: unknown };
+    const names = (value: unknown): string[] => (Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : []);
+    if (seq <= (this.membershipSeq.get(conv) ?? 0)) return false;
+    const removed = names(change.remove).includes(user);
+    const added = names(change.add).includes(user) || (change.op === 'create' && names(change.members).includes(user));
+    if (!removed && !added) return false;
+    const info = this.ensure(conv);
+    this.membershipSeq.set(conv, seq);
+    if (removed) {
+      info.until = seq;
+    } else {
+      info.from = seq;
+      delete info.until;
+    }
     this.sorted = undefined;
     return true;
   }

@@ -217,6 +217,8 @@ export class Outbox {
     item.inFlight = id;
     item.entry.tries++;
     item.handle.markTry();
+    // First tries are not written (the common case costs no extra write); resends are.
+    if (item.entry.tries > 1) this.saveState(item);
     item.ackTimer = startTimer(() => this.onAckTimeout(item, id), this.ackTimeoutMs);
   }
 

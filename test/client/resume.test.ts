@@ -6,45 +6,13 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SequentClient } from '../../src/client/client.js';
-import { MemoryClientStore, type ClientStore } from '../../src/client/store.js';
-import type { Transport, TransportConnection } from '../../src/client/transport.js';
+import { MemoryClientStore } from '../../src/client/store.js';
 import { FakeServer } from './fake-server.js';
 import { eventually, fakeClient, range, seqsOf } from './helpers.js';
+import { killable } from './killable.js';
 
 const CONV = 'g:team';
 let clients: SequentClient[] = [];
-
-/**
- * What an app kill looks like from outside: its connections drop without a
- * close frame, it never connects again, and it writes nothing more to its store.
- */
-function killable(transport: Transport, store: ClientStore): { transport: Transport; store: ClientStore; kill(): void } {
-  let dead = false;
-  const ignoreWhenDead =
-    <A extends unknown[]>(write: (...args: A) => Promise<void>) =>
-    (...args: A): Promise<void> =>
-      dead ? Promise.resolve() : write(...args);
-  return {
-    transport: {
-      open(url) {
-        if (dead) return { send() {}, close() {}, onopen: null, onmessage: null, onclose: null, onerror: null } satisfies TransportConnection;
-        return transport.open(url);
-      },
-    },
-    store: {
-      load: () => store.load(),
-      setIdentity: ignoreWhenDead((identity) => store.setIdentity(identity)),
-      enqueue: ignoreWhenDead((entry) => store.enqueue(entry)),
-      updateOutbox: ignoreWhenDead((entry) => store.updateOutbox(entry)),
-      removeOutbox: ignoreWhenDead((conv, cmid) => store.removeOutbox(conv, cmid)),
-      setCursor: ignoreWhenDead((conv, cursor) => store.setCursor(conv, cursor)),
-      close: () => Promise.resolve(),
-    },
-    kill() {
-      dead = true;
-    },
-  };
-}
 
 afterEach(async () => {
   await Promise.all(clients.map((client) => client.stop()));
