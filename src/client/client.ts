@@ -6,15 +6,17 @@
 import type { AckFrame, Entry, ServerFrame, WelcomeFrame } from '../protocol/frames.js';
 import { parseConvId } from '../protocol/ids.js';
 import { DEFAULT_MAX_BODY } from '../protocol/limits.js';
-import { Connection, type ClientState, type StateChange } from './connection.js';
+import { Connection, type ClientState } from './connection.js';
 import { ConversationList, type ConversationInfo } from './conversations.js';
+import { CursorWriter } from './cursor-writer.js';
 import { Emitter, type Listener } from './emitter.js';
+import type { ClientEvents, MembershipResult, SendOptions } from './events.js';
 import { SequentClientError } from './errors.js';
 import { newDeviceId } from './ids.js';
 import { resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options.js';
 import { Outbox } from './outbox.js';
 import { ReorderBuffer } from './reorder.js';
-import type { SendHandle, SendState } from './send-handle.js';
+import type { SendHandle } from './send-handle.js';
 import { MemoryClientStore, type ClientIdentity, type ClientSnapshot, type ClientStore } from './store.js';
 import { Syncer } from './syncer.js';
 import { webSocketTransport } from './transport.js';
@@ -24,41 +26,6 @@ const encoder = new TextEncoder();
 
 function utf8Length(text: string): number {
   return encoder.encode(text).length;
-}
-
-export interface MessageEvent {
-  conv: string;
-  entry: Entry;
-  /** Where the entry belongs in entries(conv) (ascending seq); in ordered mode always the end. */
-  index: number;
-  /** Sent from this device (this store). */
-  own: boolean;
-}
-
-export interface SendEvent {
-  handle: SendHandle;
-  state: SendState;
-  /** undefined when the handle was just created (by send() or restored from the store). */
-  previous: SendState | undefined;
-}
-
-export interface ClientEvents {
-  state: StateChange;
-  message: MessageEvent;
-  send: SendEvent;
-  conversations: ConversationInfo[];
-  error: SequentClientError;
-}
-
-export interface SendOptions {
-  /** ctx.seen: the highest seq on screen when composing. Default: the highest seq delivered in that conversation. */
-  seen?: number;
-}
-
-export interface MembershipResult {
-  conv: string;
-  /** The seq of the system entry (or the current seq, when nothing changed). */
-  seq: number;
 }
 
 export class SequentClient {
@@ -72,7 +39,7 @@ export class SequentClient {
   private readonly views = new Map<string, ConversationView>();
   private readonly list = new ConversationList((conv) => this.cursor(conv));
   private readonly storedCursors = new Map<string, number>();
-  private readonly cursorWrites = new Map<string, { latest: number; writing: Promise<void> | undefined }>();
+  private readonly cursors: CursorWriter;
   private loading: Promise<ClientSnapshot> | undefined;
   private identity: ClientIdentity | undefined;
   private self: { user: string; device: string } | undefined;
@@ -83,6 +50,7 @@ export class SequentClient {
   constructor(options: ClientOptions) {
     this.options = resolveClientOptions(options);
     this.store = options.store ?? new MemoryClientStore();
+    this.cursors = new CursorWriter(this.store, (error) => this.emit('error', error));
     const transport = options.transport ?? webSocketTransport();
     this.connection = new Connection(this.options, transport, () => this.identity?.device ?? '', {
       state: (change) => this.emit('state', change),
@@ -176,7 +144,7 @@ export class SequentClient {
     this.outbox.stop();
     for (const buffer of this.buffers.values()) buffer.stop();
     await this.outbox.drain();
-    await Promise.allSettled([...this.cursorWrites.values()].map((write) => write.writing));
+    await this.cursors.drain();
   }
 
   /**
@@ -191,7 +159,7 @@ export class SequentClient {
     if (text === undefined) throw new SequentClientError('invalid_argument', 'the body must be a JSON value');
     const bytes = utf8Length(text);
     if (bytes > this.maxBody) throw new SequentClientError('too_large', `the body is ${bytes} bytes, more than maxBody (${this.maxBody})`);
-    const seen = options.seen ?? this.viewOf(conv).highestSeq;
+    const seen = options.seen ?? Math.max(this.viewOf(conv).highestSeq, this.cursor(conv));
     // A copy: what is sent (and resent) must not change if the app mutates its object.
     return this.outbox.enqueue(conv, JSON.parse(text) as unknown, seen > 0 ? seen : undefined);
   }
@@ -389,30 +357,9 @@ export class SequentClient {
     this.emit('error', error instanceof SequentClientError ? error : new SequentClientError('protocol', `sync of ${conv} failed`, error));
   }
 
-  /** Cursor writes per conversation: one at a time, the latest value wins. */
   private saveCursor(conv: string, cursor: number): void {
     this.conversationsChanged();
-    let write = this.cursorWrites.get(conv);
-    if (!write) {
-      write = { latest: cursor, writing: undefined };
-      this.cursorWrites.set(conv, write);
-    }
-    write.latest = Math.max(write.latest, cursor);
-    if (write.writing) return;
-    const state = write;
-    state.writing = (async () => {
-      let written = -1;
-      while (written < state.latest) {
-        written = state.latest;
-        try {
-          await this.store.setCursor(conv, written);
-        } catch (error) {
-          this.emit('error', new SequentClientError('store', `could not save the cursor of ${conv}`, error));
-          break;
-        }
-      }
-      state.writing = undefined;
-    })();
+    this.cursors.save(conv, cursor);
   }
 
   private conversationsChanged(): void {

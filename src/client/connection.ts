@@ -186,6 +186,10 @@ export class Connection {
     const epoch = ++this.epochCounter;
     this.nextId = 1;
     this.setState('connecting');
+    // Covers getToken, the transport's open and the hello: all of it must fit in connectTimeoutMs.
+    this.connectTimer = startTimer(() => {
+      if (epoch === this.epochCounter && !this.authenticated) this.reconnect('connect timeout');
+    }, this.options.connectTimeoutMs);
     let token: string;
     try {
       token = this.options.getToken ? await this.options.getToken(this.device()) : (this.options.token as string);
@@ -205,9 +209,6 @@ export class Connection {
       return;
     }
     this.socket = socket;
-    this.connectTimer = startTimer(() => {
-      if (epoch === this.epochCounter && !this.authenticated) this.reconnect('connect timeout');
-    }, this.options.connectTimeoutMs);
     socket.onopen = () => {
       if (epoch !== this.epochCounter || this.current !== 'connecting') return;
       this.setState('authenticating');

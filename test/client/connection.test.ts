@@ -127,6 +127,24 @@ describe('connection', () => {
     expect(first.open).toBe(false);
   });
 
+  it('gives up on an attempt that does not open within connectTimeoutMs, and tries again', async () => {
+    const fake = new FakeServer();
+    let attempts = 0;
+    const client = fakeClient(fake, 'alice', 'phone', {
+      connectTimeoutMs: 30,
+      transport: {
+        // The first two attempts hang: never open, never close.
+        open: (url) =>
+          ++attempts <= 2 ? { send() {}, close() {}, onopen: null, onmessage: null, onclose: null, onerror: null } : fake.transport.open(url),
+      },
+    });
+    const { changes } = tracked(client);
+    await client.start();
+    await client.ready();
+    expect(attempts).toBe(3);
+    expect(changes.filter((c) => c.to === 'waiting').map((c) => c.reason)).toEqual(['connect timeout', 'connect timeout']);
+  });
+
   it('keeps retrying while the server refuses connections', async () => {
     const fake = new FakeServer();
     fake.refuse = true;

@@ -4,7 +4,8 @@
  * at the index where they belong (immediate mode).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { MessageEvent, SequentClient } from '../../src/client/client.js';
+import type { SequentClient } from '../../src/client/client.js';
+import type { MessageEvent } from '../../src/client/events.js';
 import type { Entry } from '../../src/protocol/frames.js';
 import { FakeServer, type FakeConnection } from './fake-server.js';
 import { eventually, fakeClient, range, seqsOf } from './helpers.js';

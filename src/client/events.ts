@@ -1,0 +1,42 @@
+/** The SDK's typed events and the small types of its public calls. */
+import type { Entry } from '../protocol/frames.js';
+import type { StateChange } from './connection.js';
+import type { ConversationInfo } from './conversations.js';
+import type { SequentClientError } from './errors.js';
+import type { SendHandle, SendState } from './send-handle.js';
+
+export interface MessageEvent {
+  conv: string;
+  entry: Entry;
+  /** Where the entry belongs in entries(conv) (ascending seq); in ordered mode always the end. */
+  index: number;
+  /** Sent from this device (this store). */
+  own: boolean;
+}
+
+export interface SendEvent {
+  handle: SendHandle;
+  state: SendState;
+  /** undefined when the handle was just created (by send() or restored from the store). */
+  previous: SendState | undefined;
+}
+
+export interface ClientEvents {
+  state: StateChange;
+  message: MessageEvent;
+  send: SendEvent;
+  conversations: ConversationInfo[];
+  error: SequentClientError;
+}
+
+export interface SendOptions {
+  /** ctx.seen: the highest seq on screen when composing. Default: the highest seq delivered in that conversation (or its cursor). */
+  seen?: number;
+}
+
+export interface MembershipResult {
+  conv: string;
+  /** The seq of the system entry (or the current seq, when nothing changed). */
+  seq: number;
+}
+
