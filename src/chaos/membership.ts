@@ -70,7 +70,11 @@ export function buildTimeline(conv: string, merged: ReadonlyMap<number, HistoryE
   }
   // The log wins over a request's own account: no-op changes are left out of the entry.
   for (const [seq, entry] of merged) {
-    if (entry.kind !== 'system') continue;
+    // A change that changed nothing is answered with the current seq, which may be a message's.
+    if (entry.kind !== 'system') {
+      changes.delete(seq);
+      continue;
+    }
     const body = systemBody(entry);
     if (body === undefined) continue;
     if (body.op === 'create') changes.set(seq, { add: [...new Set([entry.from, ...body.members])], remove: [] });
