@@ -1,10 +1,12 @@
 /** `sequent <command>`: the command-line entry point. Returns the exit code. */
+import { runChaosCommand } from './chaos.js';
 import { runServe } from './serve.js';
 import { runToken } from './token.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
   serve: { run: runServe, help: 'run the server' },
   token: { run: runToken, help: 'print a token for a user and device' },
+  chaos: { run: runChaosCommand, help: 'run a reproducible fault run and check every promise' },
 };
 
 export async function main(argv: string[]): Promise<number> {
