@@ -1,4 +1,14 @@
-/** The server's timestamps and message ids, from src/seq. */
+/**
+ * The server's timestamps and message ids, from src/seq: a hybrid clock (never
+ * backwards within the process; each conversation's ts also never goes below its
+ * stored newest entry's) and 64-bit mids from a worker id leased in
+ * `<dataDir>/seq.db`, with the timestamp high-water mark persisted there so a
+ * restart with the clock behind never repeats an id.
+ */
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { HybridClock } from '../seq/clock.js';
+import { MidGenerator } from '../seq/ids.js';
 import type { Clock, MidSource } from './sequencer.js';
 
 export interface IdSources {
@@ -7,18 +17,30 @@ export interface IdSources {
   close(): Promise<void>;
 }
 
-export async function openIdSources(_dataDir: string): Promise<IdSources> {
-  // Placeholder until src/seq lands: a monotonic clock and a process-local counter.
-  let last = 0;
-  let counter = 0n;
-  const clock: Clock = {
-    now() {
-      last = Math.max(last, Date.now());
-      return last;
-    },
-    observe(ts) {
-      last = Math.max(last, ts);
+export const SEQ_FILE = 'seq.db';
+
+export async function openIdSources(dataDir: string, logger?: Logger): Promise<IdSources> {
+  // Loaded on demand like the embedded store: a server given other id sources never loads SQLite for them.
+  const { openSqliteSeqBackend } = await import('../seq/backends/sqlite.js');
+  const backend = openSqliteSeqBackend(join(dataDir, SEQ_FILE));
+  let mids: MidGenerator;
+  try {
+    mids = await MidGenerator.open(backend, {
+      onClockBack: (backwardMs) => logger?.warn({ backwardMs }, 'wall clock went back; mids continue on the last timestamp'),
+    });
+  } catch (error) {
+    await backend.close();
+    throw error;
+  }
+  const clock = new HybridClock({
+    onClamp: (observed, adopted) => logger?.warn({ observed, adopted }, 'a stored timestamp is far ahead of this clock; clamped'),
+  });
+  return {
+    clock,
+    mids,
+    async close() {
+      await mids.close();
+      await backend.close();
     },
   };
-  return { clock, mids: { next: () => String(BigInt(Date.now()) * 1_000_000n + counter++) }, close: async () => {} };
 }

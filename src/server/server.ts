@@ -48,7 +48,7 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
   const tokens = new TokenAuthority(resolveSecret(options.dataDir, options.secret));
   const store: Store = input.store ?? (await openEmbeddedStore(join(options.dataDir, 'sequent.db'), options.durability));
   await store.init();
-  const ids = input.ids ?? (await openIdSources(options.dataDir));
+  const ids = input.ids ?? (await openIdSources(options.dataDir, logger));
   const metrics = new ServerMetrics(input.logger !== undefined);
 
   // A conversation's ts never goes below its newest entry's, whatever this machine's clock says.
