@@ -45,6 +45,7 @@ export class SequentClient {
   private self: { user: string; device: string } | undefined;
   private maxBody = DEFAULT_MAX_BODY;
   private started = false;
+  private starting: Promise<void> | undefined;
   private conversationsQueued = false;
 
   constructor(options: ClientOptions) {
@@ -96,7 +97,7 @@ export class SequentClient {
     return this.connection.state;
   }
 
-  /** The user and device the server confirmed (after the first welcome). */
+  /** The user this store belongs to (known after the first welcome). */
   get user(): string | undefined {
     return this.self?.user ?? this.identity?.user;
   }
@@ -108,13 +109,15 @@ export class SequentClient {
   }
 
   /** Loads the store, restores unacked sends, and starts connecting (it does not wait for the connection). */
-  async start(): Promise<void> {
-    if (this.started) return;
-    const snapshot = await this.load();
-    if (this.connection.state === 'stopped') throw new SequentClientError('stopped', 'the client was stopped');
-    this.started = true;
-    this.outbox.restore(snapshot);
-    this.connection.start();
+  start(): Promise<void> {
+    this.starting ??= (async () => {
+      const snapshot = await this.load();
+      if (this.connection.state === 'stopped') throw new SequentClientError('stopped', 'the client was stopped');
+      this.started = true;
+      this.outbox.restore(snapshot);
+      this.connection.start();
+    })();
+    return this.starting;
   }
 
   /** Resolves when the client is connected and caught up; rejects if it stops first or after timeoutMs. */
@@ -138,7 +141,7 @@ export class SequentClient {
     });
   }
 
-  /** Closes the connection and stops every timer. Unacked sends stay in the store for the next start(). */
+  /** Closes the connection and stops every timer, for good. Unacked sends stay in the store for the next SequentClient on it. */
   async stop(): Promise<void> {
     this.connection.stop();
     this.outbox.stop();

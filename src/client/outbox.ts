@@ -89,11 +89,12 @@ export class Outbox {
     const entry: OutboxEntry = { conv, cmid: newCmid(), dseq, body, createdAt: this.options.now(), tries: 0 };
     if (seen !== undefined) entry.seen = seen;
     const item = this.createItem(entry);
-    // Order: nothing of this conversation may overtake an older failed message.
-    this.resumeFailed(conv);
+    // Order: nothing of this conversation may overtake an older failed message, so those go again first.
+    const resumed = this.resumeFailed(conv);
     this.queue(conv).push(item);
     this.hooks.changed(item.handle, undefined);
     this.armDeadline(item);
+    for (const earlier of resumed) this.transmit(earlier);
     this.persist(conv, () => this.store.enqueue(entry)).then(
       () => this.onPersisted(item),
       (error: unknown) => {
@@ -291,9 +292,12 @@ export class Outbox {
     }
   }
 
-  private resumeFailed(conv: string): void {
+  /** Puts the conversation's failed messages back to sending; returns them. */
+  private resumeFailed(conv: string): Item[] {
+    const resumed: Item[] = [];
     for (const item of this.queues.get(conv) ?? []) {
       if (item.handle.state !== 'failed') continue;
+      resumed.push(item);
       delete item.entry.failed;
       item.backoffAttempt = 0;
       item.handle.markSending();
@@ -301,6 +305,7 @@ export class Outbox {
       this.armDeadline(item);
       this.saveState(item);
     }
+    return resumed;
   }
 
   private saveState(item: Item): void {

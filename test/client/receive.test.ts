@@ -96,6 +96,19 @@ describe('receiving, ordered mode', () => {
     expect(bob.entries(CONV)[1]).toMatchObject({ cmid: handle.cmid, from: 'bob', dev: 'laptop', body: 'mine' });
   });
 
+  it('added to a group with history while online: delivers from the entry that added it, skipping unreadable history', async () => {
+    const fake = new FakeServer();
+    fake.createGroup(CONV, ['carol']);
+    fake.append(CONV, { from: 'carol', dev: 'c', body: 'before bob' }, undefined);
+    const { bob, events } = await bobOn(fake);
+    const added = fake.append(CONV, { kind: 'system', from: 'carol', dev: 'c', body: { op: 'members', add: ['bob'], remove: [] } }, undefined);
+    fake.append(CONV, { from: 'carol', dev: 'c', body: 'for bob' }, undefined);
+    await eventually(() => expect(seqsOf(bob, CONV)).toEqual([3, 4]));
+    expect(events.map((e) => e.entry.seq)).toEqual([3, 4]);
+    expect(bob.cursor(CONV)).toBe(4);
+    expect(bob.conversations().find((c) => c.conv === CONV)).toMatchObject({ from: added.seq });
+  });
+
   it('delivers membership entries in the same order as messages', async () => {
     const fake = new FakeServer();
     fake.createGroup(CONV, ['bob', 'carol']);

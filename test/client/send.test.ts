@@ -73,8 +73,20 @@ describe('sending', () => {
         if (frame.t === 'send') order.push(`frame ${frame.cmid as string}`);
       },
     });
-    const client = await started(fake, { store, transport });
+    // Writes wait until the connection is up, so a frame could only follow its write if the SDK waits for it.
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const gated = store.enqueue.bind(store);
+    store.enqueue = async (entry: OutboxEntry) => {
+      await gate;
+      await gated(entry);
+    };
+    const client = fakeClient(fake, 'alice', 'phone', { store, transport });
+    clients.push(client);
+    await client.start();
     const handles = [client.send(CONV, 1), client.send(CONV, 2), client.send('dm:alice:bob', 3)];
+    await client.ready();
+    open();
     await Promise.all(handles.map((h) => h.whenSent()));
     for (const handle of handles) {
       const stored = order.indexOf(`stored ${handle.cmid}`);
@@ -233,6 +245,8 @@ describe('sending', () => {
     expect(failed.state).toBe('sending');
     await Promise.all([failed.whenSent(), next.whenSent()]);
     expect(loggedCmids(fake)).toEqual([failed.cmid, next.cmid]);
+    // The failed one went out again before the new one: the server never had to say out_of_order.
+    expect(fake.connections[0]?.sent.filter((f) => f.t === 'error')).toEqual([]);
   });
 
   it('fails on a refusal the server will repeat (forbidden), and the later sends with it', async () => {
