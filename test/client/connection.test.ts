@@ -180,6 +180,18 @@ describe('connection', () => {
     expect(devices).toEqual([device, device]);
   });
 
+  it('stops when the server does not speak its protocol version (4426)', async () => {
+    const fake = new FakeServer();
+    fake.proto = 2;
+    const client = fakeClient(fake, 'alice', 'phone');
+    const { errors, changes } = tracked(client);
+    await client.start();
+    await expect(client.ready()).rejects.toMatchObject({ code: 'stopped' });
+    expect(errors.map((e) => e.code)).toEqual(['bad_request', 'unsupported_proto']);
+    expect(changes.at(-1)).toMatchObject({ to: 'stopped' });
+    expect(fake.connections.length).toBe(1);
+  });
+
   it('keeps the device id of its store, and refuses a token for another device', async () => {
     const fake = new FakeServer();
     const store = new MemoryClientStore();

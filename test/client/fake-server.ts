@@ -87,6 +87,8 @@ export class FakeServer {
   private clock = 1_700_000_000_000;
   /** Sent in welcome; a dseq gap waits this long before out_of_order. */
   holdMs = 30;
+  /** The protocol version this server speaks. */
+  proto = 1;
   /** While true, connection attempts fail. */
   refuse = false;
   /** Called for every client frame after hello. */
@@ -191,6 +193,10 @@ export class FakeServer {
   }
 
   private hello(connection: FakeConnection, frame: Extract<ClientFrame, { t: 'hello' }>): void {
+    if (frame.proto !== this.proto) {
+      connection.reply({ t: 'error', id: frame.id, code: 'bad_request', message: `proto ${frame.proto} not spoken` });
+      return connection.close(4426, 'unsupported proto');
+    }
     const [user, device, extra] = frame.token.split('/');
     if (!user || !device || extra !== undefined) {
       connection.reply({ t: 'error', id: frame.id, code: 'unauthorized', message: 'bad token' });

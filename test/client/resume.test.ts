@@ -4,9 +4,15 @@
  * and dseq, nothing acked is sent twice, counters continue, and receiving
  * resumes at the stored cursor.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { IDBFactory } from 'fake-indexeddb';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { SequentClient } from '../../src/client/client.js';
-import { MemoryClientStore } from '../../src/client/store.js';
+import { FileClientStore } from '../../src/client/file-store.js';
+import { IndexedDbClientStore } from '../../src/client/indexeddb-store.js';
+import { MemoryClientStore, type ClientStore } from '../../src/client/store.js';
 import { FakeServer } from './fake-server.js';
 import { eventually, fakeClient, range, seqsOf } from './helpers.js';
 import { killable } from './killable.js';
@@ -116,4 +122,55 @@ describe('resume after an app kill', () => {
     await restored?.whenSent();
     expect(fake.log(CONV).map((e) => e.cmid)).toEqual([undefined, handle.cmid]);
   });
+});
+
+const dir = mkdtempSync(join(tmpdir(), 'sequent-client-resume-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Each persistent adapter: the store of the first run, and the one a restarted app would open. */
+const adapters: { name: string; pair(): [ClientStore, () => ClientStore] }[] = [
+  {
+    name: 'file',
+    pair: () => {
+      const path = join(dir, `${Math.random()}`, 'client.json');
+      return [new FileClientStore(path, { noSync: true }), () => new FileClientStore(path, { noSync: true })];
+    },
+  },
+  {
+    name: 'IndexedDB',
+    pair: () => {
+      const indexedDB = new IDBFactory();
+      return [new IndexedDbClientStore({ indexedDB }), () => new IndexedDbClientStore({ indexedDB })];
+    },
+  },
+];
+
+describe('resume on each persistent store', () => {
+  for (const adapter of adapters) {
+    it(`${adapter.name}: sends unacked at the kill are stored once each, in order, after the restart`, async () => {
+      const fake = new FakeServer();
+      fake.createGroup(CONV, ['alice', 'bob']);
+      fake.onOutgoing = (frame) => (frame.t === 'ack' ? 'drop' : 'send');
+      const [store, reopen] = adapter.pair();
+      const first = killable(fake.transport, store);
+      const app = fakeClient(fake, 'alice', 'phone', { transport: first.transport, store: first.store, ackTimeoutMs: 60_000 });
+      clients.push(app);
+      await app.start();
+      await app.ready();
+      const sent = [app.send(CONV, 'a'), app.send(CONV, 'b'), app.send('dm:alice:bob', 'c')];
+      await eventually(() => expect(fake.log(CONV).length + fake.log('dm:alice:bob').length).toBe(4));
+      first.kill();
+      await store.close();
+      fake.onOutgoing = undefined;
+
+      const restarted = fakeClient(fake, 'alice', 'phone', { store: reopen() });
+      clients.push(restarted);
+      await restarted.start();
+      expect(restarted.pending().map((h) => h.cmid).sort()).toEqual(sent.map((h) => h.cmid).sort());
+      await Promise.all(restarted.pending().map((h) => h.whenSent()));
+      expect(fake.log(CONV).map((e) => e.cmid)).toEqual([undefined, sent[0]?.cmid, sent[1]?.cmid]);
+      expect(fake.log('dm:alice:bob').map((e) => e.cmid)).toEqual([sent[2]?.cmid]);
+      expect(restarted.send(CONV, 'd').dseq).toBe(3);
+    });
+  }
 });
