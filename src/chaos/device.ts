@@ -6,63 +6,11 @@
 import WebSocket from 'ws';
 import { FileClientStore } from '../client/file-store.js';
 import { SequentClient } from '../client/client.js';
-import type { ClientStore } from '../client/store.js';
 import { newDeviceId } from '../client/ids.js';
-import { tapTransport, webSocketTransport, type Transport, type TransportConnection, type WebSocketConstructor } from '../client/transport.js';
+import { tapTransport, webSocketTransport, type WebSocketConstructor } from '../client/transport.js';
 import type { HistoryRecorder } from './history.js';
+import { killable } from './killable.js';
 import { DeviceRecorder, type RunCounters } from './recorder.js';
-
-const deadConnection = (): TransportConnection => ({ send() {}, close() {}, onopen: null, onmessage: null, onclose: null, onerror: null });
-
-/** Wraps a transport and a store so that `kill()` silences both at once, as a crash would. */
-export function killSwitch(transport: Transport, store: ClientStore): { transport: Transport; store: ClientStore; kill(): void } {
-  let dead = false;
-  const live = new Set<TransportConnection>();
-  const unlessDead =
-    <A extends unknown[]>(write: (...args: A) => Promise<void>) =>
-    (...args: A): Promise<void> =>
-      dead ? Promise.resolve() : write(...args);
-  return {
-    transport: {
-      open(url) {
-        if (dead) return deadConnection();
-        const inner = transport.open(url);
-        live.add(inner);
-        const outer: TransportConnection = {
-          send: (text) => !dead && inner.send(text),
-          close: (code, reason) => inner.close(code, reason),
-          onopen: null,
-          onmessage: null,
-          onclose: null,
-          onerror: null,
-        };
-        inner.onopen = () => !dead && outer.onopen?.();
-        inner.onmessage = (text) => !dead && outer.onmessage?.(text);
-        inner.onerror = (error) => !dead && outer.onerror?.(error);
-        inner.onclose = (code, reason) => {
-          live.delete(inner);
-          if (!dead) outer.onclose?.(code, reason);
-        };
-        return outer;
-      },
-    },
-    store: {
-      load: () => store.load(),
-      setIdentity: unlessDead((identity) => store.setIdentity(identity)),
-      enqueue: unlessDead((entry) => store.enqueue(entry)),
-      updateOutbox: unlessDead((entry) => store.updateOutbox(entry)),
-      removeOutbox: unlessDead((conv, cmid) => store.removeOutbox(conv, cmid)),
-      setCursor: unlessDead((conv, cursor) => store.setCursor(conv, cursor)),
-      close: () => store.close(),
-    },
-    kill() {
-      dead = true;
-      // The process is gone: its sockets drop without a close frame (code 1006 on the server).
-      for (const connection of live) connection.close(4000, 'app killed');
-      live.clear();
-    },
-  };
-}
 
 export interface DeviceSettings {
   user: string;
@@ -104,7 +52,7 @@ export class ChaosDevice {
     this.recorder ??= new DeviceRecorder(settings.history, settings.user, this.deviceId, settings.counters);
     // The tap sits inside the kill switch: it records what really crossed the wire.
     const wire = tapTransport(webSocketTransport(WebSocket as unknown as WebSocketConstructor), this.recorder.tap());
-    const switched = killSwitch(wire, fileStore);
+    const switched = killable(wire, fileStore);
     const client = new SequentClient({
       url: settings.url(),
       getToken: (device) => settings.token(settings.user, device),

@@ -17,7 +17,7 @@ import { webSocketTransport, type WebSocketConstructor } from '../../src/client/
 import { startTestServer, type TestServer } from '../support/wire.js';
 import { expectConverged, realClient } from './converge.js';
 import { eventually } from './helpers.js';
-import { killable } from './killable.js';
+import { killable } from '../../src/chaos/killable.js';
 
 let server: TestServer;
 let dir: string;

@@ -15,7 +15,7 @@ import { IndexedDbClientStore } from '../../src/client/indexeddb-store.js';
 import { MemoryClientStore, type ClientStore } from '../../src/client/store.js';
 import { FakeServer } from './fake-server.js';
 import { eventually, fakeClient, range, seqsOf } from './helpers.js';
-import { killable } from './killable.js';
+import { killable } from '../../src/chaos/killable.js';
 
 const CONV = 'g:team';
 let clients: SequentClient[] = [];

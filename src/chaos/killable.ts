@@ -1,6 +1,6 @@
-/** An SDK instance's outside world, so that a test can kill the "app" without stop(). */
-import type { ClientStore } from '../../src/client/store.js';
-import type { Transport, TransportConnection } from '../../src/client/transport.js';
+/** An SDK instance's outside world behind a switch, so that a test or the chaos run can kill the "app" without stop(). */
+import type { ClientStore } from '../client/store.js';
+import type { Transport, TransportConnection } from '../client/transport.js';
 
 export interface KillableOptions {
   /** Frames from the server to swallow (e.g. acks, to kill the app mid-send). */
