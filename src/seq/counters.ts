@@ -233,8 +233,7 @@ export class SequenceCounters {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.leases.close();
-    await Promise.all(this.sections.map((s) => s.raising));
+    await this.leases.close(() => Promise.all(this.sections.map((s) => s.raising)));
   }
 
   // ---- the slow path --------------------------------------------------------

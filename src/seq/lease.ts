@@ -26,7 +26,8 @@ export interface LeaseOptions {
 export class HeldLease {
   /** Set while the lease must not be used: fenced, expired locally, or closed. */
   failure: SeqError | undefined;
-  renewing = false;
+  /** The renewal in flight (it never rejects). */
+  renewing: Promise<void> | undefined;
 
   constructor(
     readonly section: string,
@@ -105,8 +106,13 @@ export class LeaseSet {
     this.options.onChange?.(lease);
   }
 
-  /** Stops renewing and releases every lease; further use throws SeqClosedError. Does not close the backend. */
-  async close(): Promise<void> {
+  /**
+   * Stops serving and renewing, waits for the holder's own writes in flight
+   * (`drain`) and the renewals in flight, then releases every lease: a write that
+   * landed after the release would hold the section again. Further use throws
+   * SeqClosedError. Does not close the backend.
+   */
+  async close(drain?: () => Promise<unknown>): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
@@ -115,6 +121,8 @@ export class LeaseSet {
       lease.failure = closed;
       this.options.onChange?.(lease);
     }
+    await drain?.();
+    await Promise.all(this.leases.map((l) => l.renewing));
     await Promise.all(this.leases.map((l) => this.backend.release(l.section, l.epoch).catch(() => {})));
   }
 
@@ -124,11 +132,10 @@ export class LeaseSet {
       if (lease.failure !== undefined && !expiredOnly) continue;
       const sentAt = this.now();
       if (lease.failure === undefined && sentAt >= lease.serveUntil) this.fail(lease, new LeaseExpiredError(lease.section));
-      if (lease.renewing) continue;
-      lease.renewing = true;
-      this.backend.renew(lease.section, lease.epoch, this.options.leaseMs).then(
+      if (lease.renewing !== undefined) continue;
+      lease.renewing = this.backend.renew(lease.section, lease.epoch, this.options.leaseMs).then(
         () => {
-          lease.renewing = false;
+          lease.renewing = undefined;
           this.extended(lease, sentAt);
           if (lease.failure instanceof LeaseExpiredError && this.now() < lease.serveUntil) {
             lease.failure = undefined;
@@ -136,7 +143,7 @@ export class LeaseSet {
           }
         },
         (err: unknown) => {
-          lease.renewing = false;
+          lease.renewing = undefined;
           // Fenced (or the backend closed) is final; anything else (I/O) is retried next tick,
           // and serveUntil stops the holder in time if no renewal gets through.
           if (err instanceof SeqError) this.fail(lease, err);

@@ -103,7 +103,7 @@ class PostgresSeqBackend implements SeqBackend {
     await this.pool.query(`INSERT INTO ${this.sections} (section, holder, epoch, expires_at, max) VALUES ($1, '', 0, 0, 0) ON CONFLICT (section) DO NOTHING`, [section]);
     const { rows } = await this.pool.query<SectionRow>(
       `UPDATE ${this.sections} SET holder = $2, epoch = epoch + 1, expires_at = ${NOW_MS} + $3
-       WHERE section = $1 AND (holder = $2 OR expires_at <= ${NOW_MS})
+       WHERE section = $1 AND (holder = $2 OR holder = '' OR expires_at <= ${NOW_MS})
        RETURNING section, holder, epoch, expires_at, max`,
       [section, holder, leaseMs],
     );

@@ -103,7 +103,8 @@ class SqliteSeqBackend implements SeqBackend {
         this.insertSection.run(section, holder, 1, at + leaseMs);
         return { section, holder, epoch: 1, expiresAt: at + leaseMs, max: 0 };
       }
-      if (row.holder !== holder && row.expires_at > at) throw new LeaseHeldError(section, row.holder, row.expires_at);
+      // holder '' is a released lease: free whatever its expiry says.
+      if (row.holder !== holder && row.holder !== '' && row.expires_at > at) throw new LeaseHeldError(section, row.holder, row.expires_at);
       this.takeSection.run(holder, at + leaseMs, section);
       return { section, holder, epoch: row.epoch + 1, expiresAt: at + leaseMs, max: row.max };
     });

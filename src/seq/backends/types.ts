@@ -47,7 +47,7 @@ export interface SeqBackend {
   raise(section: string, epoch: number, newMax: number, leaseMs: number): Promise<void>;
   /** Extends the lease to now + leaseMs iff `epoch` is still the section's epoch; else FencedError. */
   renew(section: string, epoch: number, leaseMs: number): Promise<void>;
-  /** Frees the lease iff `epoch` is still the section's epoch (a stale release is a no-op). */
+  /** Frees the lease iff `epoch` is still the section's epoch (a stale release is a no-op); any holder may then acquire it. */
   release(section: string, epoch: number): Promise<void>;
   /** The persisted state of a section, untouched; undefined if it was never acquired. */
   read(section: string): Promise<Lease | undefined>;
