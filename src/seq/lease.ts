@@ -1,7 +1,6 @@
 /**
  * Holding section leases: acquire, renew on one unref'd timer, and stop serving
- * in time. The counters hold one lease per section; the id generator holds one
- * worker lease (`acquireAny` over `worker:<n>`).
+ * in time. The counters hold one lease per section through a LeaseSet.
  *
  * The local rule (seqsvr's): a holder serves only until one renewal period
  * before the backend would let another holder in. `serveUntil` is measured on
@@ -12,7 +11,7 @@
  * never does.
  */
 import type { Lease, SeqBackend } from './backends/types.js';
-import { LeaseExpiredError, LeaseHeldError, SeqClosedError, SeqError } from './errors.js';
+import { LeaseExpiredError, SeqClosedError, SeqError } from './errors.js';
 
 export interface LeaseOptions {
   holder: string;
@@ -69,23 +68,6 @@ export class LeaseSet {
       throw refused.reason;
     }
     return new LeaseSet(backend, taken.map((l) => held(l, sentAt, options.leaseMs)), options);
-  }
-
-  /** Takes the first free section of `candidates`, in order (worker ids); LeaseHeldError if all are held. */
-  static async acquireAny(backend: SeqBackend, candidates: readonly string[], options: LeaseOptions): Promise<LeaseSet> {
-    const now = options.now ?? (() => performance.now());
-    let last: unknown = new SeqError('lease_held', 'no candidate section was given');
-    for (const section of candidates) {
-      const sentAt = now();
-      try {
-        const lease = await backend.acquire(section, options.holder, options.leaseMs);
-        return new LeaseSet(backend, [held(lease, sentAt, options.leaseMs)], options);
-      } catch (err) {
-        if (!(err instanceof LeaseHeldError)) throw err;
-        last = err;
-      }
-    }
-    throw last;
   }
 
   /** Throws why the lease cannot be used now, if it cannot (also notices a local expiry the timer has not yet). */
