@@ -1,10 +1,10 @@
 /** The counter conformance suite on the SQLite backend, a fresh file per test; plus the file's settings. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openSqliteSeqBackend } from '../../src/seq/index.js';
+import { SEQ_ERROR_CODES, openSqliteSeqBackend } from '../../src/seq/index.js';
 import { describeCounterConformance } from './counter-conformance.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sequent-counters-sqlite-'));
@@ -52,5 +52,13 @@ describe('sqlite sequence backend settings', () => {
     const backend = openSqliteSeqBackend(join(root, `closed-${++n}.db`));
     await backend.close();
     await expect(backend.acquire('s', 'A', 1000)).rejects.toMatchObject({ code: 'closed' });
+  });
+});
+
+describe('docs/seq.md', () => {
+  it('names every sequence error code in the Counters section', () => {
+    const page = readFileSync(new URL('../../docs/seq.md', import.meta.url), 'utf8');
+    const counters = page.slice(page.indexOf('## Counters'), page.indexOf('## Ids'));
+    for (const code of Object.keys(SEQ_ERROR_CODES)) expect(counters).toContain(`\`${code}\``);
   });
 });
