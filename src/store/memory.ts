@@ -17,6 +17,8 @@ interface MemConv {
 const deviceKey = (user: string, device: string) => `${user}\u0000${device}`;
 const cmidKey = (user: string, device: string, cmid: string) => `${user}\u0000${device}\u0000${cmid}`;
 const copy = <T>(value: T): T => structuredClone(value);
+/** What a durable store keeps is the JSON of an entry (-0 becomes 0, undefined fields vanish); the reference keeps the same. */
+const asStored = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 
 export class StoreConflictError extends Error {
   override name = 'StoreConflictError';
@@ -90,7 +92,7 @@ export class MemoryStore implements Store {
       state.record.last = entry.seq;
       state.record.lastTs = entry.ts;
       const list = appended.get(entry.conv) ?? [];
-      list.push(copy(entry));
+      list.push(asStored(entry));
       appended.set(entry.conv, list);
     }
     for (const change of batch.memberships) {
