@@ -13,7 +13,7 @@
  * it would in a server; that time counts against us.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Snowflake } from '@sapphire/snowflake';
@@ -241,6 +241,8 @@ const median = (values: number[]): number => {
 
 async function main(): Promise<void> {
   log(`warmup ${WARMUP_MS} ms per row, then ${ROUNDS} interleaved rounds of ${ROUND_MS} ms`);
+  // The machine may be shared: the load average says how quiet it was.
+  const loadBefore = loadavg()[0]!;
   const cases: Case[] = [];
   try {
     cases.push(...(await ours()), ...idLibraries(), ...(await redis()), ...(await postgres()));
@@ -273,7 +275,9 @@ async function main(): Promise<void> {
       { target: 'counters hot key >= 100x redis INCR awaited', met: get('counters hot key') >= 100 * get('redis INCR awaited') },
       { target: 'ids next() >= the fastest of @sapphire/snowflake generate() and uuid v7()', met: get('ids next()') >= fastestIdPeer },
     ];
-    writeResults('seq', { rows, ratios, targets, settings: { warmup_ms: WARMUP_MS, round_ms: ROUND_MS, rounds: ROUNDS, statistic: 'median of rounds' } });
+    writeResults('seq', { rows, ratios, targets, settings: { warmup_ms: WARMUP_MS, round_ms: ROUND_MS, rounds: ROUNDS, statistic: 'median of rounds' },
+      load_average_1m: { before: loadBefore, after: loadavg()[0]! },
+    });
     for (const t of targets) process.stdout.write(`${t.met ? 'met    ' : 'NOT MET'}  ${t.target}\n`);
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
