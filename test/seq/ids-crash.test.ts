@@ -1,8 +1,9 @@
 /**
  * kill -9 at random moments, 20 times, with the wall clock set further back at
  * every restart: across all runs no id repeats, each run's ids increase, and each
- * restart starts above every id printed before it (the high-water mark in SQLite).
- * The child prints an id only after next() returned it.
+ * restart starts above every id printed before it (the high-water mark in the
+ * store). The child prints an id only after next() returned it. On SQLite and on
+ * PostgreSQL.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
@@ -11,7 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import pg from 'pg';
 import { decodeMid } from '../../src/seq/ids.js';
+import { POSTGRES_URL, serviceAvailable } from '../support/services.js';
+
+const postgresUp = await serviceAvailable('postgres', POSTGRES_URL);
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 // Inside the package (git-ignored) so the bundle resolves better-sqlite3 from node_modules.
@@ -24,9 +29,9 @@ interface Run {
   ids: bigint[];
 }
 
-function runUntilKilled(dbPath: string, offsetMs: number, killAfterMs: number): Promise<Run> {
+function runUntilKilled(store: string, offsetMs: number, killAfterMs: number): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, dbPath, String(offsetMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CHILD, store, String(offsetMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     let timer: NodeJS.Timeout | undefined;
@@ -49,45 +54,63 @@ function runUntilKilled(dbPath: string, offsetMs: number, killAfterMs: number): 
   });
 }
 
+beforeAll(async () => {
+  mkdirSync(BUILD_DIR, { recursive: true });
+  await build({
+    entryPoints: [join(ROOT, 'test/seq/fixtures/ids-child.ts')],
+    outfile: CHILD,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    logLevel: 'error',
+  });
+});
+afterAll(() => {
+  rmSync(BUILD_DIR, { recursive: true, force: true });
+});
+
+async function killAndRestart(store: string): Promise<void> {
+  const seen = new Set<bigint>();
+  let highest = 0n;
+  let total = 0;
+  for (let run = 0; run < RUNS; run++) {
+    const { worker, ids } = await runUntilKilled(store, -1_500 * run, 5 + Math.floor(Math.random() * 55));
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      // Plain checks: up to millions of ids.
+      if (seen.has(id)) throw new Error(`run ${run}: id ${id} repeated`);
+      if (!(id > highest)) throw new Error(`run ${run}: id ${id} not above ${highest} (index ${i})`);
+      seen.add(id);
+      highest = id;
+    }
+    if (ids.length > 0) expect(decodeMid(String(ids[0])).worker).toBe(worker);
+    total += ids.length;
+  }
+  expect(total).toBeGreaterThan(RUNS);
+}
+
+const TITLE = `never repeats or goes back over ${RUNS} kills, with the clock 1.5 s further behind at every restart`;
+
 describe('ids across kill -9 and restarts (SQLite)', () => {
   let dir: string;
-  beforeAll(async () => {
+  beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'sequent-ids-crash-'));
-    mkdirSync(BUILD_DIR, { recursive: true });
-    await build({
-      entryPoints: [join(ROOT, 'test/seq/fixtures/ids-child.ts')],
-      outfile: CHILD,
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      packages: 'external',
-      logLevel: 'error',
-    });
   });
-  afterAll(() => {
-    rmSync(dir, { recursive: true, force: true });
-    rmSync(BUILD_DIR, { recursive: true, force: true });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it(TITLE, () => killAndRestart(`sqlite:${join(dir, 'seq.db')}`));
+});
+
+describe.skipIf(!postgresUp)('ids across kill -9 and restarts (PostgreSQL)', () => {
+  const tablePrefix = `ids_crash_${process.pid}_`;
+  afterAll(async () => {
+    const client = new pg.Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    await client.query(`DROP TABLE IF EXISTS "${tablePrefix}sections", "${tablePrefix}meta"`);
+    await client.end();
   });
 
-  it(`never repeats or goes back over ${RUNS} kills, with the clock 1.5 s further behind at every restart`, async () => {
-    const dbPath = join(dir, 'seq.db');
-    const seen = new Set<bigint>();
-    let highest = 0n;
-    let total = 0;
-    for (let run = 0; run < RUNS; run++) {
-      const { worker, ids } = await runUntilKilled(dbPath, -1_500 * run, 5 + Math.floor(Math.random() * 55));
-      for (let i = 0; i < ids.length; i++) {
-        const id = ids[i]!;
-        // Plain checks: up to millions of ids.
-        if (seen.has(id)) throw new Error(`run ${run}: id ${id} repeated`);
-        if (!(id > highest)) throw new Error(`run ${run}: id ${id} not above ${highest} (index ${i})`);
-        seen.add(id);
-        highest = id;
-      }
-      if (ids.length > 0) expect(decodeMid(String(ids[0])).worker).toBe(worker);
-      total += ids.length;
-    }
-    expect(total).toBeGreaterThan(RUNS);
-  });
+  it(TITLE, () => killAndRestart(`postgres:${tablePrefix}:${POSTGRES_URL}`));
 });
