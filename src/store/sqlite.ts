@@ -48,8 +48,8 @@ function prepareReads(db: Database.Database) {
     findByCmid: db.prepare<[string, string, string, string], EntryRow>(
       `SELECT ${ENTRY_COLUMNS} FROM entries WHERE conv = ? AND from_user = ? AND dev = ? AND cmid = ?`,
     ),
-    lastDseq: db.prepare<[string, string, string], { d: number | null }>(
-      'SELECT MAX(dseq) AS d FROM entries WHERE conv = ? AND from_user = ? AND dev = ? AND dseq IS NOT NULL',
+    lastDseq: db.prepare<[string, string, string], { d: number }>(
+      'SELECT last_dseq AS d FROM device_lanes WHERE conv = ? AND from_user = ? AND dev = ?',
     ),
     read: db.prepare<[string, number, number, number], EntryRow>(
       `SELECT ${ENTRY_COLUMNS} FROM entries WHERE conv = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,

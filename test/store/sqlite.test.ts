@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../../src/store/index.js';
+import { SQLITE_SCHEMA_VERSION } from '../../src/store/sqlite.js';
 import { describeStoreConformance } from './conformance.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sequent-store-sqlite-'));
@@ -64,6 +65,36 @@ describe('sqlite settings', () => {
     expect([threaded.writerKind, inline.writerKind, memory.writerKind]).toEqual(['thread', 'inline', 'inline']);
     expect(() => openSqliteStore({ path: join(root, 'y.db'), writer: 'fork' as 'thread' })).toThrow(/writer/);
     await Promise.all([threaded.close(), inline.close(), memory.close()]);
+  });
+
+  it('migrates a schema 1 file: each device keeps its last dseq, entries stay readable', async () => {
+    const path = join(root, `m${++n}.db`);
+    const v1 = new Database(path);
+    v1.exec(`
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID, STRICT;
+      CREATE TABLE convs (conv TEXT PRIMARY KEY, kind TEXT NOT NULL, last INTEGER NOT NULL DEFAULT 0, last_ts INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID, STRICT;
+      CREATE TABLE entries (conv TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, mid TEXT NOT NULL, ts INTEGER NOT NULL,
+        from_user TEXT NOT NULL, dev TEXT NOT NULL, cmid TEXT, dseq INTEGER, body TEXT NOT NULL, ctx TEXT, UNIQUE (conv, seq)) STRICT;
+      CREATE UNIQUE INDEX entries_cmid ON entries (conv, from_user, dev, cmid) WHERE cmid IS NOT NULL;
+      CREATE INDEX entries_dseq ON entries (conv, from_user, dev, dseq) WHERE dseq IS NOT NULL;
+      CREATE TABLE memberships (conv TEXT NOT NULL, member TEXT NOT NULL, from_seq INTEGER NOT NULL, to_seq INTEGER, PRIMARY KEY (conv, member, from_seq)) WITHOUT ROWID, STRICT;
+      INSERT INTO meta VALUES ('store.schema', '1');
+      INSERT INTO convs VALUES ('g:a', 'group', 3, 103);
+      INSERT INTO entries VALUES ('g:a', 1, 'msg', '1', 101, 'ann', 'p', 'x', 4, '1', NULL),
+                                 ('g:a', 2, 'msg', '2', 102, 'ann', 'p', 'y', 5, '2', NULL),
+                                 ('g:a', 3, 'msg', '3', 103, 'bob', 'q', 'z', 1, '3', NULL);
+    `);
+    v1.close();
+    const store = openSqliteStore({ path });
+    expect(await store.lastDseq('g:a', 'ann', 'p')).toBe(5);
+    expect(await store.lastDseq('g:a', 'bob', 'q')).toBe(1);
+    expect(await store.lastDseq('g:a', 'bob', 'p')).toBe(0);
+    expect((await store.read('g:a', 0, 3, 10)).map((e) => e.cmid)).toEqual(['x', 'y', 'z']);
+    expect(await store.getMeta('store.schema')).toBe(String(SQLITE_SCHEMA_VERSION));
+    await store.close();
+    const check = new Database(path, { readonly: true });
+    expect(check.prepare("SELECT name FROM sqlite_master WHERE name = 'entries_dseq'").all()).toEqual([]);
+    check.close();
   });
 
   it('rejects calls after close', async () => {
