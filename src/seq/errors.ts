@@ -11,6 +11,10 @@ export const SEQ_ERROR_CODES = {
   seq_overflow: 'The counter reached Number.MAX_SAFE_INTEGER (2^53 - 1) and cannot grow further.',
   config_mismatch: 'The generator was opened with a layout (such as the number of sections) other than the one its data was written with.',
   closed: 'The generator was closed.',
+  clock_moved_back: "The wall clock moved back by more than maxBackwardMs and the ids policy is 'refuse': no id until it catches up.",
+  mid_not_ready: 'No id can be issued until the timestamp high-water mark above it is durable; await ready().',
+  mid_time_exhausted: 'The 42-bit time field of the ids has run out for this epoch.',
+  no_worker_id: 'Every worker id is leased by a live holder.',
 } as const;
 
 export type SeqErrorCode = keyof typeof SEQ_ERROR_CODES;
