@@ -5,11 +5,10 @@
  * esbuild and prints a number only after next() returned it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleFixture, ROOT } from '../support/child-fixture.js';
 import { sectionIndex } from '../../src/seq/index.js';
 import type { CounterFixture } from './counter-conformance.js';
 import { eventually, sleep } from './counter-probe.js';
@@ -28,7 +27,6 @@ export interface ChildConfig {
   retryWhenHeld: boolean;
 }
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 // Inside the package (git-ignored) so the bundle resolves better-sqlite3 and pg from node_modules.
 const BUILD_DIR = join(ROOT, `.sequent-test-counters-${process.pid}`);
 const CHILD = join(BUILD_DIR, 'counter-child.mjs');
@@ -103,17 +101,7 @@ function checkIncreasing(runs: [string, number][][]): Map<string, number> {
 export function describeCounterProcesses(fixture: () => CounterFixture, crashRounds: number): void {
   describe('in child processes', () => {
     beforeAll(async () => {
-      mkdirSync(BUILD_DIR, { recursive: true });
-      await build({
-        entryPoints: [join(ROOT, 'test/seq/fixtures/counter-child.ts')],
-        outfile: CHILD,
-        bundle: true,
-        platform: 'node',
-        format: 'esm',
-        target: 'node20',
-        packages: 'external',
-        logLevel: 'error',
-      });
+      await bundleFixture('test/seq/fixtures/counter-child.ts', BUILD_DIR, 'counter-child');
     });
     afterAll(() => {
       for (const proc of running) proc.kill('SIGKILL');

@@ -6,19 +6,17 @@
  * PostgreSQL.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { bundleFixture, ROOT } from '../support/child-fixture.js';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import pg from 'pg';
 import { decodeMid } from '../../src/seq/ids.js';
 import { POSTGRES_URL, serviceAvailable } from '../support/services.js';
 
 const postgresUp = await serviceAvailable('postgres', POSTGRES_URL);
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 // Inside the package (git-ignored) so the bundle resolves better-sqlite3 from node_modules.
 const BUILD_DIR = join(ROOT, `.sequent-test-ids-${process.pid}`);
 const CHILD = join(BUILD_DIR, 'ids-child.mjs');
@@ -55,17 +53,7 @@ function runUntilKilled(store: string, offsetMs: number, killAfterMs: number): P
 }
 
 beforeAll(async () => {
-  mkdirSync(BUILD_DIR, { recursive: true });
-  await build({
-    entryPoints: [join(ROOT, 'test/seq/fixtures/ids-child.ts')],
-    outfile: CHILD,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    packages: 'external',
-    logLevel: 'error',
-  });
+  await bundleFixture('test/seq/fixtures/ids-child.ts', BUILD_DIR, 'ids-child');
 });
 afterAll(() => {
   rmSync(BUILD_DIR, { recursive: true, force: true });
