@@ -100,6 +100,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   );
   const deviceOf = (user: string, label: string) => devices[plan.devices.findIndex((d) => d.user === user && d.device === label)]!;
   let serverKills = 0;
+  // The server counts its dedup hits; read them before each kill (a kill loses them) and at the end.
+  let dedupHits = 0;
+  const collectDedupHits = async () => {
+    dedupHits += await scrapeCounter(server.httpUrl, 'sequent_dedup_hits_total');
+  };
   let clientRestarts = 0;
   const timers = new Set<NodeJS.Timeout>();
   const later = (ms: number, run: () => Promise<void> | void) => {
@@ -135,6 +140,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         if (fault.kind === 'server-kill') {
           history.record({ type: 'server-kill' });
           serverKills++;
+          await collectDedupHits();
           log(`${fault.at} ms: SIGKILL server pid ${server.pid}`);
           await killServer(server);
           await sleep(fault.downMs);
@@ -169,6 +175,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const unsettled = devices.reduce((n, d) => n + d.pending(), 0);
     if (unsettled > 0) log(`${unsettled} sends still unacked after the settle timeout`);
     await Promise.all(devices.map((d) => d.stop()));
+    await collectDedupHits();
 
     // Every device reads its whole history directly from the server.
     for (const device of devices) {
@@ -194,6 +201,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     counters: {
       serverKills,
       clientRestarts,
+      dedupHits,
       connectionsCut: proxy.stats.cutByFault + proxy.stats.cutByCall,
       gapsFilled: gapsFilled(events),
     },
@@ -204,6 +212,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     files: { summary: written.summaryPath, svg: written.svgPath, json: written.jsonPath, history: historyPath },
     summary: written.summary,
   };
+}
+
+/** A counter's value from the server's /metrics; 0 when the server cannot be asked. */
+async function scrapeCounter(httpUrl: string, name: string): Promise<number> {
+  try {
+    const text = await (await fetch(`${httpUrl}/metrics`, { signal: AbortSignal.timeout(1000) })).text();
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    return line ? Number(line.slice(name.length + 1)) || 0 : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** Entries a device learned from a sync that no push had brought it (its own acked sends aside). */
