@@ -32,7 +32,7 @@ export class ChaosDevice {
 
   constructor(private readonly settings: DeviceSettings) {}
 
-  settingsUser(): string {
+  get user(): string {
     return this.settings.user;
   }
 

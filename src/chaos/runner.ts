@@ -130,7 +130,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       const every = options.sendEveryMs ?? 120;
       while (Date.now() - runStart < options.durationMs) {
         await sleep(own.int(Math.round(every / 2), Math.round(every * 1.5)));
-        const convs = audience.convsOf(device.settingsUser());
+        const convs = audience.convsOf(device.user);
         if (convs.length > 0 && device.alive) device.send(own.pick(convs));
       }
     });
@@ -155,7 +155,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           await device.start();
           clientRestarts++;
         } else {
-          const owner = [deviceOf(fault.by, 'd1'), ...devices.filter((d) => d.settingsUser() === fault.by)].find((d) => d.alive);
+          const owner = [deviceOf(fault.by, 'd1'), ...devices.filter((d) => d.user === fault.by)].find((d) => d.alive);
           if (!owner) return;
           audience.apply(fault.conv, fault.op, fault.user);
           log(`${fault.at} ms: ${fault.by} ${fault.op}s ${fault.user} in ${fault.conv}`);
@@ -179,7 +179,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 
     // Every device reads its whole history directly from the server.
     for (const device of devices) {
-      const user = device.settingsUser();
+      const user = device.user;
       const convs = [...plan.groups.map((g) => g.conv), ...plan.dms.filter((dm) => dm.split(':').includes(user))];
       const logs = await readAll(server.url, await tokens.mint(user, device.deviceId), convs);
       for (const [conv, { entries, last }] of logs) history.record({ type: 'final-log', user, device: device.deviceId, conv, entries, last });
