@@ -1,0 +1,271 @@
+/**
+ * The PostgreSQL Store: the same contract as the embedded SQLite one, for a
+ * deployment whose data lives in a database server. One transaction per group
+ * commit; the fence against a second owner is the conversation row, locked
+ * (`FOR UPDATE`) while the batch checks that it continues the stored log, plus
+ * the primary key on (conv, seq) and the unique cmid index.
+ *
+ * Text columns hold what the SQLite adapter holds (rows.ts): bodies as JSON text,
+ * cmids encoded so that NUL and lone surrogates survive; BIGINTs come back as
+ * strings and are turned into numbers there.
+ */
+import pg from 'pg';
+import type { Entry } from '../protocol/index.js';
+import { StoreConflictError } from './memory.js';
+import { encodeCmid, entryFromRow, type EntryRow, jsonText, validateEntryOrder } from './rows.js';
+import type { CommitBatch, ConvKind, ConvListing, ConvRecord, Membership, Store } from './types.js';
+
+export interface PostgresStoreOptions {
+  /** postgres://user@host:port/db */
+  url: string;
+  /** The schema holding the tables (created if missing); default "sequent". */
+  schema?: string;
+  /** Most connections in the pool; default 10. */
+  maxConnections?: number;
+}
+
+const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
+const ENTRY_COLUMNS = 'conv, seq, kind, mid, ts, from_user, dev, cmid, dseq, body, ctx';
+
+function schemaSql(schema: string): string {
+  return `
+CREATE SCHEMA IF NOT EXISTS ${schema};
+CREATE TABLE IF NOT EXISTS ${schema}.meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ${schema}.convs (
+  conv TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('dm', 'group')),
+  last BIGINT NOT NULL DEFAULT 0,
+  last_ts BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS ${schema}.entries (
+  conv TEXT NOT NULL,
+  seq BIGINT NOT NULL,
+  kind TEXT NOT NULL,
+  mid TEXT NOT NULL,
+  ts BIGINT NOT NULL,
+  from_user TEXT NOT NULL,
+  dev TEXT NOT NULL,
+  cmid TEXT,
+  dseq BIGINT,
+  body TEXT NOT NULL,
+  ctx TEXT,
+  PRIMARY KEY (conv, seq)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS entries_cmid ON ${schema}.entries (conv, from_user, dev, cmid) WHERE cmid IS NOT NULL;
+CREATE TABLE IF NOT EXISTS ${schema}.device_lanes (
+  conv TEXT NOT NULL,
+  from_user TEXT NOT NULL,
+  dev TEXT NOT NULL,
+  last_dseq BIGINT NOT NULL,
+  PRIMARY KEY (conv, from_user, dev)
+);
+CREATE TABLE IF NOT EXISTS ${schema}.memberships (
+  conv TEXT NOT NULL,
+  member TEXT NOT NULL,
+  from_seq BIGINT NOT NULL,
+  to_seq BIGINT,
+  PRIMARY KEY (conv, member, from_seq)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS memberships_open ON ${schema}.memberships (conv, member) WHERE to_seq IS NULL;
+CREATE INDEX IF NOT EXISTS memberships_by_member ON ${schema}.memberships (member, conv, from_seq);
+`;
+}
+
+/** A unique or foreign-key violation: the batch broke a rule of the log. */
+function isConflict(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return code === '23505' || code === '23503' || code === '23514';
+}
+
+class PostgresStore implements Store {
+  private readonly pool: pg.Pool;
+  private readonly s: string;
+  private closed = false;
+
+  constructor(options: PostgresStoreOptions) {
+    const schema = options.schema ?? 'sequent';
+    if (!IDENTIFIER.test(schema)) throw new TypeError(`schema must be lower-case letters, digits and underscores, got ${JSON.stringify(schema)}`);
+    this.s = schema;
+    this.pool = new pg.Pool({ connectionString: options.url, max: options.maxConnections ?? 10 });
+    // An idle client's connection error must not crash the process; the next query reports it.
+    this.pool.on('error', () => {});
+  }
+
+  async init(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      // Two processes creating the tables at once would race in the catalog: take turns.
+      await client.query('SELECT pg_advisory_lock(hashtext($1))', [`sequent-store:${this.s}`]);
+      try {
+        await client.query(schemaSql(this.s));
+      } finally {
+        await client.query('SELECT pg_advisory_unlock(hashtext($1))', [`sequent-store:${this.s}`]);
+      }
+    } finally {
+      client.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+
+  private async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<R[]> {
+    if (this.closed) throw new Error('the store is closed');
+    return (await this.pool.query<R>(text, values)).rows;
+  }
+
+  async getConv(conv: string): Promise<ConvRecord | null> {
+    const [row] = await this.query<{ conv: string; kind: ConvKind; last: string; last_ts: string }>(
+      `SELECT conv, kind, last, last_ts FROM ${this.s}.convs WHERE conv = $1`,
+      [conv],
+    );
+    return row ? { conv: row.conv, kind: row.kind, last: Number(row.last), lastTs: Number(row.last_ts) } : null;
+  }
+
+  async getMemberships(conv: string): Promise<Membership[]> {
+    const rows = await this.query<{ conv: string; member: string; from_seq: string; to_seq: string | null }>(
+      `SELECT conv, member, from_seq, to_seq FROM ${this.s}.memberships WHERE conv = $1 ORDER BY from_seq, member COLLATE "C"`,
+      [conv],
+    );
+    return rows.map((r) => ({ conv: r.conv, user: r.member, fromSeq: Number(r.from_seq), toSeq: r.to_seq === null ? null : Number(r.to_seq) }));
+  }
+
+  async findByCmid(conv: string, user: string, device: string, cmid: string): Promise<Entry | null> {
+    const [row] = await this.query<EntryRow>(
+      `SELECT ${ENTRY_COLUMNS} FROM ${this.s}.entries WHERE conv = $1 AND from_user = $2 AND dev = $3 AND cmid = $4`,
+      [conv, user, device, encodeCmid(cmid)],
+    );
+    return row ? entryFromRow(row) : null;
+  }
+
+  async lastDseq(conv: string, user: string, device: string): Promise<number> {
+    const [row] = await this.query<{ d: string }>(
+      `SELECT last_dseq AS d FROM ${this.s}.device_lanes WHERE conv = $1 AND from_user = $2 AND dev = $3`,
+      [conv, user, device],
+    );
+    return row ? Number(row.d) : 0;
+  }
+
+  async commit(batch: CommitBatch): Promise<void> {
+    if (this.closed) throw new Error('the store is closed');
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await this.writeBatch(client, batch);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      if (error instanceof StoreConflictError) throw error;
+      if (isConflict(error)) throw new StoreConflictError(`commit refused: ${(error as Error).message}`, { cause: error });
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** The body of the commit transaction; any throw rolls all of it back. */
+  private async writeBatch(client: pg.PoolClient, batch: CommitBatch): Promise<void> {
+    const s = this.s;
+    for (const { conv, kind } of batch.newConvs) await client.query(`INSERT INTO ${s}.convs (conv, kind) VALUES ($1, $2)`, [conv, kind]);
+    const heads = new Map<string, { last: number; ts: number; dirty: boolean }>();
+    const head = async (conv: string) => {
+      let h = heads.get(conv);
+      if (!h) {
+        // Locked until commit: a second owner's batch for this conversation waits, then fails the order check.
+        const { rows } = await client.query<{ last: string; last_ts: string }>(`SELECT last, last_ts FROM ${s}.convs WHERE conv = $1 FOR UPDATE`, [conv]);
+        const row = rows[0];
+        if (!row) throw new StoreConflictError(`conversation ${conv} does not exist`);
+        h = { last: Number(row.last), ts: Number(row.last_ts), dirty: false };
+        heads.set(conv, h);
+      }
+      return h;
+    };
+    const lanes = new Map<string, [string, string, string, number]>();
+    for (const entry of batch.entries) {
+      const h = await head(entry.conv);
+      validateEntryOrder(entry, h.last);
+      await client.query(`INSERT INTO ${s}.entries (${ENTRY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, [
+        entry.conv,
+        entry.seq,
+        entry.kind,
+        entry.mid,
+        entry.ts,
+        entry.from,
+        entry.dev,
+        entry.cmid === undefined ? null : encodeCmid(entry.cmid),
+        entry.dseq ?? null,
+        jsonText(entry.body),
+        entry.ctx === undefined ? null : jsonText(entry.ctx),
+      ]);
+      h.last = entry.seq;
+      h.ts = entry.ts;
+      h.dirty = true;
+      if (entry.dseq !== undefined) {
+        const key = `${entry.conv}\u0000${entry.from}\u0000${entry.dev}`;
+        const known = lanes.get(key);
+        if (!known || entry.dseq > known[3]) lanes.set(key, [entry.conv, entry.from, entry.dev, entry.dseq]);
+      }
+    }
+    for (const lane of lanes.values()) {
+      await client.query(
+        `INSERT INTO ${s}.device_lanes (conv, from_user, dev, last_dseq) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (conv, from_user, dev) DO UPDATE SET last_dseq = GREATEST(${s}.device_lanes.last_dseq, excluded.last_dseq)`,
+        lane,
+      );
+    }
+    for (const change of batch.memberships) {
+      await head(change.conv);
+      if (change.op === 'add') {
+        await client.query(`INSERT INTO ${s}.memberships (conv, member, from_seq, to_seq) VALUES ($1, $2, $3, NULL)`, [change.conv, change.user, change.seq]);
+      } else {
+        const result = await client.query(`UPDATE ${s}.memberships SET to_seq = $1 WHERE conv = $2 AND member = $3 AND to_seq IS NULL`, [
+          change.seq,
+          change.conv,
+          change.user,
+        ]);
+        if (result.rowCount !== 1) throw new StoreConflictError(`${change.conv}: ${change.user} is not a member`);
+      }
+    }
+    for (const [conv, h] of heads) {
+      if (h.dirty) await client.query(`UPDATE ${s}.convs SET last = $1, last_ts = $2 WHERE conv = $3`, [h.last, h.ts, conv]);
+    }
+  }
+
+  async read(conv: string, afterSeq: number, untilSeq: number, limit: number): Promise<Entry[]> {
+    if (limit <= 0 || untilSeq <= afterSeq) return [];
+    const rows = await this.query<EntryRow>(
+      `SELECT ${ENTRY_COLUMNS} FROM ${this.s}.entries WHERE conv = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`,
+      [conv, afterSeq, untilSeq, limit],
+    );
+    return rows.map(entryFromRow);
+  }
+
+  async listConvs(user: string): Promise<ConvListing[]> {
+    const rows = await this.query<{ conv: string; last: string; last_ts: string; from_seq: string; to_seq: string | null }>(
+      `SELECT c.conv, c.last, c.last_ts, m.from_seq, m.to_seq
+         FROM ${this.s}.memberships m JOIN ${this.s}.convs c ON c.conv = m.conv
+        WHERE m.member = $1
+          AND m.from_seq = (SELECT MAX(from_seq) FROM ${this.s}.memberships l WHERE l.member = $1 AND l.conv = m.conv)
+        ORDER BY c.last_ts DESC, c.conv COLLATE "C" ASC`,
+      [user],
+    );
+    return rows.map((r) => ({ conv: r.conv, last: Number(r.last), ts: Number(r.last_ts), fromSeq: Number(r.from_seq), toSeq: r.to_seq === null ? null : Number(r.to_seq) }));
+  }
+
+  async getMeta(key: string): Promise<string | null> {
+    const [row] = await this.query<{ value: string }>(`SELECT value FROM ${this.s}.meta WHERE key = $1`, [key]);
+    return row?.value ?? null;
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    await this.query(`INSERT INTO ${this.s}.meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [key, value]);
+  }
+}
+
+/** Opens a PostgreSQL store (connections are made lazily; init() creates the tables). */
+export function openPostgresStore(options: PostgresStoreOptions): Store {
+  return new PostgresStore(options);
+}
