@@ -10,6 +10,7 @@ const FLAGS: Record<string, FlagSpec> = {
   port: { kind: 'int', default: DEFAULT_PORT, min: 0, max: 65535, help: 'port to listen on (0: any free port)' },
   data: { kind: 'string', default: './data', help: 'data directory (SQLite database, token secret)' },
   'hold-ms': { kind: 'int', default: DEFAULT_HOLD_MS, min: 0, max: 600_000, help: 'how long a dseq gap is held back' },
+  postgres: { kind: 'string', help: 'keep the log in this PostgreSQL database (postgres://…) instead of the embedded SQLite file' },
   durability: { kind: 'string', default: 'full', help: 'full (fsync every commit) or process (survives a process crash only)' },
   'log-level': { kind: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
   help: { kind: 'bool', default: false, help: 'print this help' },
@@ -41,14 +42,19 @@ export async function runServe(argv: string[]): Promise<number> {
       dataDir: String(flags['data']),
       holdMs: Number(flags['hold-ms']),
       durability: flags['durability'] as 'full' | 'process',
+      ...(flags['postgres'] === undefined ? {} : { postgresUrl: String(flags['postgres']) }),
       logger,
     });
   } catch (error) {
     if (error instanceof OptionError) {
-      process.stderr.write(`sequent serve: ${error.message}\n`);
+      process.stderr.write(`sequent serve: ${error.message.replace('option postgresUrl', 'flag --postgres')}\n`);
       return 2;
     }
     const code = (error as NodeJS.ErrnoException).code;
+    if (flags['postgres'] !== undefined && (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === '28P01' || code === '3D000')) {
+      process.stderr.write(`sequent serve: cannot use the database given by --postgres (${code}: ${(error as Error).message})\n`);
+      return 1;
+    }
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       process.stderr.write(`sequent serve: cannot listen on ${String(flags['host'])}:${String(flags['port'])} (${code}); check --host and --port\n`);
       return 1;

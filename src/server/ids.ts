@@ -19,10 +19,15 @@ export interface IdSources {
 
 export const SEQ_FILE = 'seq.db';
 
-export async function openIdSources(dataDir: string, logger?: Logger): Promise<IdSources> {
-  // Loaded on demand like the embedded store: a server given other id sources never loads SQLite for them.
-  const { openSqliteSeqBackend } = await import('../seq/backends/sqlite.js');
-  const backend = openSqliteSeqBackend(join(dataDir, SEQ_FILE));
+/**
+ * Ids kept beside the data: `<dataDir>/seq.db`, or, for a server whose store is
+ * PostgreSQL, the same database (so servers sharing it lease distinct worker ids).
+ */
+export async function openIdSources(dataDir: string, logger?: Logger, postgresUrl?: string): Promise<IdSources> {
+  // Loaded on demand like the embedded store: a server never loads the driver it does not use.
+  const backend = postgresUrl
+    ? await (await import('../seq/backends/postgres.js')).openPostgresSeqBackend(postgresUrl, { schema: 'sequent' })
+    : (await import('../seq/backends/sqlite.js')).openSqliteSeqBackend(join(dataDir, SEQ_FILE));
   let mids: MidGenerator;
   try {
     mids = await MidGenerator.open(backend, {

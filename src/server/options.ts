@@ -44,6 +44,8 @@ export interface ServerOptions {
   durability?: 'full' | 'process';
   /** Use this store instead of the embedded SQLite one (the server closes it on close()). */
   store?: Store;
+  /** Keep the log (and the id leases) in this PostgreSQL database instead of the embedded SQLite file. */
+  postgresUrl?: string;
   /** Use these timestamps and mids instead of the ones kept in dataDir (the server closes them on close()). */
   ids?: IdSources;
   logger?: Logger;
@@ -66,6 +68,7 @@ export interface ResolvedOptions {
   readonly maxHeldPerDevice: number;
   readonly maxBatch: number;
   readonly durability: 'full' | 'process';
+  readonly postgresUrl: string | undefined;
 }
 
 export class OptionError extends Error {
@@ -82,6 +85,14 @@ function integer(name: string, value: number | undefined, fallback: number, min:
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value < min || value > max) {
     throw new OptionError(name, `expected an integer from ${min} to ${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+function postgresUrl(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !/^postgres(ql)?:\/\//.test(value)) {
+    throw new OptionError('postgresUrl', `expected a postgres:// URL, got ${JSON.stringify(value)}`);
   }
   return value;
 }
@@ -114,6 +125,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     pingIntervalMs: integer('pingIntervalMs', options.pingIntervalMs, DEFAULT_PING_INTERVAL_MS, 10),
     ratePerSecond: integer('ratePerSecond', options.ratePerSecond, DEFAULT_RATE_PER_SECOND, 1),
     rateBurst: integer('rateBurst', options.rateBurst, DEFAULT_RATE_BURST, 1),
+    postgresUrl: postgresUrl(options.postgresUrl),
     maxBadFrames: integer('maxBadFrames', options.maxBadFrames, DEFAULT_MAX_BAD_FRAMES, 1),
     maxHeldPerDevice: integer('maxHeldPerDevice', options.maxHeldPerDevice, DEFAULT_MAX_HELD_PER_DEVICE, 1),
     maxBatch: integer('maxBatch', options.maxBatch, DEFAULT_MAX_BATCH, 1),

@@ -46,9 +46,13 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
   const logger: Logger = input.logger ?? pino({ level: 'silent' });
   mkdirSync(options.dataDir, { recursive: true });
   const tokens = new TokenAuthority(resolveSecret(options.dataDir, options.secret));
-  const store: Store = input.store ?? (await openEmbeddedStore(join(options.dataDir, 'sequent.db'), options.durability));
+  const store: Store =
+    input.store ??
+    (options.postgresUrl
+      ? (await import('../store/postgres.js')).openPostgresStore({ url: options.postgresUrl })
+      : await openEmbeddedStore(join(options.dataDir, 'sequent.db'), options.durability));
   await store.init();
-  const ids = input.ids ?? (await openIdSources(options.dataDir, logger));
+  const ids = input.ids ?? (await openIdSources(options.dataDir, logger, options.postgresUrl));
   const metrics = new ServerMetrics(input.logger !== undefined);
 
   // A conversation's ts never goes below its newest entry's, whatever this machine's clock says.

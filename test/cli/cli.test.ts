@@ -24,6 +24,7 @@ describe('sequent serve', () => {
     [['--durability', 'sometimes'], /--durability takes full or process/],
     [['--log-level', 'loud'], /--log-level takes one of/],
     [['--colour', 'blue'], /unknown flag --colour/],
+    [['--postgres', 'mysql://db'], /invalid flag --postgres: expected a postgres:\/\/ URL/],
   ])('refuses %j at start with a message naming the flag', (args, message) => {
     const result = run(['serve', '--data', dataDir, ...args]);
     expect(result.code).toBe(2);
