@@ -12,7 +12,7 @@
 import pg from 'pg';
 import type { Entry } from '../protocol/index.js';
 import { StoreConflictError } from './memory.js';
-import { encodeCmid, entryFromRow, type EntryRow, jsonText, validateEntryOrder } from './rows.js';
+import { encodeCmid, ENTRY_COLUMNS, entryFromRow, entryRowValues, type EntryRow, laneHighs, validateEntryOrder } from './rows.js';
 import type { CommitBatch, ConvKind, ConvListing, ConvRecord, Membership, Store } from './types.js';
 
 export interface PostgresStoreOptions {
@@ -25,7 +25,6 @@ export interface PostgresStoreOptions {
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
-const ENTRY_COLUMNS = 'conv, seq, kind, mid, ts, from_user, dev, cmid, dseq, body, ctx';
 
 function schemaSql(schema: string): string {
   return `
@@ -183,33 +182,15 @@ class PostgresStore implements Store {
       }
       return h;
     };
-    const lanes = new Map<string, [string, string, string, number]>();
     for (const entry of batch.entries) {
       const h = await head(entry.conv);
       validateEntryOrder(entry, h.last);
-      await client.query(`INSERT INTO ${s}.entries (${ENTRY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, [
-        entry.conv,
-        entry.seq,
-        entry.kind,
-        entry.mid,
-        entry.ts,
-        entry.from,
-        entry.dev,
-        entry.cmid === undefined ? null : encodeCmid(entry.cmid),
-        entry.dseq ?? null,
-        jsonText(entry.body),
-        entry.ctx === undefined ? null : jsonText(entry.ctx),
-      ]);
+      await client.query(`INSERT INTO ${s}.entries (${ENTRY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, entryRowValues(entry));
       h.last = entry.seq;
       h.ts = entry.ts;
       h.dirty = true;
-      if (entry.dseq !== undefined) {
-        const key = `${entry.conv}\u0000${entry.from}\u0000${entry.dev}`;
-        const known = lanes.get(key);
-        if (!known || entry.dseq > known[3]) lanes.set(key, [entry.conv, entry.from, entry.dev, entry.dseq]);
-      }
     }
-    for (const lane of lanes.values()) {
+    for (const lane of laneHighs(batch.entries)) {
       await client.query(
         `INSERT INTO ${s}.device_lanes (conv, from_user, dev, last_dseq) VALUES ($1, $2, $3, $4)
          ON CONFLICT (conv, from_user, dev) DO UPDATE SET last_dseq = GREATEST(${s}.device_lanes.last_dseq, excluded.last_dseq)`,

@@ -5,6 +5,9 @@
 import type { Entry, EntryKind } from '../protocol/index.js';
 import { StoreConflictError } from './memory.js';
 
+/** The columns of an `entries` row, in the order entryRowValues gives them. */
+export const ENTRY_COLUMNS = 'conv, seq, kind, mid, ts, from_user, dev, cmid, dseq, body, ctx';
+
 /** An entries row as a driver returns it. PostgreSQL BIGINTs arrive as strings. */
 export interface EntryRow {
   conv: string;
@@ -74,4 +77,35 @@ export function validateEntryOrder(entry: Entry, last: number): void {
     throw new StoreConflictError(`${entry.conv}: seq ${entry.seq} does not follow ${last}`);
   }
   if (typeof entry.mid !== 'string') throw new TypeError(`${entry.conv}#${entry.seq}: mid must be a decimal string`);
+}
+
+export type EntryRowValues = [string, number, string, string, number, string, string, string | null, number | null, string, string | null];
+
+/** An entry as the values of an `entries` row, in ENTRY_COLUMNS order. */
+export function entryRowValues(entry: Entry): EntryRowValues {
+  return [
+    entry.conv,
+    entry.seq,
+    entry.kind,
+    entry.mid,
+    entry.ts,
+    entry.from,
+    entry.dev,
+    entry.cmid === undefined ? null : encodeCmid(entry.cmid),
+    entry.dseq ?? null,
+    jsonText(entry.body),
+    entry.ctx === undefined ? null : jsonText(entry.ctx),
+  ];
+}
+
+/** Each device lane's highest dseq among the entries: one device_lanes write per lane per commit. */
+export function laneHighs(entries: readonly Entry[]): [conv: string, user: string, dev: string, dseq: number][] {
+  const lanes = new Map<string, [string, string, string, number]>();
+  for (const entry of entries) {
+    if (entry.dseq === undefined) continue;
+    const key = `${entry.conv}\u0000${entry.from}\u0000${entry.dev}`;
+    const known = lanes.get(key);
+    if (!known || entry.dseq > known[3]) lanes.set(key, [entry.conv, entry.from, entry.dev, entry.dseq]);
+  }
+  return [...lanes.values()];
 }

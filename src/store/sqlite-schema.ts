@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreConflictError } from './memory.js';
-import { encodeCmid, jsonText, validateEntryOrder } from './rows.js';
+import { ENTRY_COLUMNS, entryRowValues, laneHighs, validateEntryOrder } from './rows.js';
 import type { CommitBatch } from './types.js';
 
 export type SqliteDurability = 'full' | 'process';
@@ -67,7 +67,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS memberships_open ON memberships (conv, member)
 CREATE INDEX IF NOT EXISTS memberships_by_member ON memberships (member, conv, from_seq);
 `;
 
-export const ENTRY_COLUMNS = 'conv, seq, kind, mid, ts, from_user, dev, cmid, dseq, body, ctx';
 
 function prepareWrites(db: Database.Database) {
   return {
@@ -138,7 +137,6 @@ function writeBatch(s: WriteStatements, batch: CommitBatch): void {
   for (const { conv, kind } of batch.newConvs) s.insertConv.run(conv, kind);
   // The fence: each conversation's entries must continue its stored log without a gap.
   const heads = new Map<string, { last: number; ts: number; dirty: boolean }>();
-  const lanes = new Map<string, { conv: string; user: string; dev: string; dseq: number }>();
   const head = (conv: string) => {
     let h = heads.get(conv);
     if (!h) {
@@ -152,29 +150,12 @@ function writeBatch(s: WriteStatements, batch: CommitBatch): void {
   for (const entry of batch.entries) {
     const h = head(entry.conv);
     validateEntryOrder(entry, h.last);
-    s.insertEntry.run(
-      entry.conv,
-      entry.seq,
-      entry.kind,
-      entry.mid,
-      entry.ts,
-      entry.from,
-      entry.dev,
-      entry.cmid === undefined ? null : encodeCmid(entry.cmid),
-      entry.dseq ?? null,
-      jsonText(entry.body),
-      entry.ctx === undefined ? null : jsonText(entry.ctx),
-    );
+    s.insertEntry.run(...entryRowValues(entry));
     h.last = entry.seq;
     h.ts = entry.ts;
     h.dirty = true;
-    if (entry.dseq !== undefined) {
-      const lane = `${entry.conv}\u0000${entry.from}\u0000${entry.dev}`;
-      const known = lanes.get(lane);
-      if (known === undefined || entry.dseq > known.dseq) lanes.set(lane, { conv: entry.conv, user: entry.from, dev: entry.dev, dseq: entry.dseq });
-    }
   }
-  for (const lane of lanes.values()) s.raiseLane.run(lane.conv, lane.user, lane.dev, lane.dseq);
+  for (const lane of laneHighs(batch.entries)) s.raiseLane.run(...lane);
   for (const change of batch.memberships) {
     head(change.conv);
     if (change.op === 'add') {

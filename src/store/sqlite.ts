@@ -18,8 +18,8 @@ import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import type { Entry } from '../protocol/index.js';
 import { StoreConflictError } from './memory.js';
-import { encodeCmid, entryFromRow, type EntryRow } from './rows.js';
-import { batchWriter, ENTRY_COLUMNS, ensureSchema, isConstraintError, openDatabase, type SqliteDurability } from './sqlite-schema.js';
+import { encodeCmid, ENTRY_COLUMNS, entryFromRow, type EntryRow } from './rows.js';
+import { batchWriter, ensureSchema, isConstraintError, openDatabase, type SqliteDurability } from './sqlite-schema.js';
 import type { WriterInit, WriterReply } from './sqlite-writer.js';
 import type { CommitBatch, ConvKind, ConvListing, ConvRecord, Membership, Store } from './types.js';
 
