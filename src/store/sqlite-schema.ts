@@ -5,6 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { retryWhileBusy } from '../seq/backends/sqlite-busy.js';
 import { StoreConflictError } from './memory.js';
 import { ENTRY_COLUMNS, entryRowValues, laneHighs, validateEntryOrder } from './rows.js';
 import type { CommitBatch } from './types.js';
@@ -90,8 +91,8 @@ type WriteStatements = ReturnType<typeof prepareWrites>;
 /** Opens the file with the settings every connection of the store uses. */
 export function openDatabase(path: string, durability: SqliteDurability): Database.Database {
   if (path !== ':memory:' && path !== '') mkdirSync(dirname(path), { recursive: true });
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
+  const db = new Database(path, { timeout: 5000 });
+  retryWhileBusy(() => db.pragma('journal_mode = WAL'), 5000);
   db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`);
   // A second connection or process on the same file waits for the write lock instead of failing at once.
   db.pragma('busy_timeout = 5000');
@@ -101,7 +102,7 @@ export function openDatabase(path: string, durability: SqliteDurability): Databa
 
 /** Creates the schema (idempotent) and refuses a file written by a newer schema. */
 export function ensureSchema(db: Database.Database): void {
-  db.exec(SCHEMA);
+  retryWhileBusy(() => db.exec(SCHEMA), 5000);
   const stored = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get('store.schema');
   if (stored && Number(stored.value) > SQLITE_SCHEMA_VERSION) {
     throw new Error(`the database has schema version ${stored.value}; this build understands up to ${SQLITE_SCHEMA_VERSION}`);

@@ -12,6 +12,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { FencedError, LeaseHeldError, SeqClosedError, SeqOverflowError } from '../errors.js';
+import { retryWhileBusy } from './sqlite-busy.js';
 import { checkLeaseMs, checkName, type Lease, MAX_COUNTER, type MetaFence, type SeqBackend } from './types.js';
 
 export interface SqliteSeqBackendOptions {
@@ -43,9 +44,9 @@ export function openSqliteSeqBackend(path: string, options: SqliteSeqBackendOpti
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path, { timeout: busyTimeoutMs });
   try {
-    db.pragma('journal_mode = WAL');
+    retryWhileBusy(() => db.pragma('journal_mode = WAL'), busyTimeoutMs);
     db.pragma('synchronous = FULL');
-    db.exec(`
+    retryWhileBusy(() => db.exec(`
       CREATE TABLE IF NOT EXISTS ${prefix}sections (
         section    TEXT PRIMARY KEY,
         holder     TEXT NOT NULL,
@@ -57,7 +58,7 @@ export function openSqliteSeqBackend(path: string, options: SqliteSeqBackendOpti
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
       ) WITHOUT ROWID, STRICT;
-    `);
+    `), busyTimeoutMs);
   } catch (err) {
     db.close();
     throw err;
