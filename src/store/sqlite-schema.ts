@@ -107,7 +107,8 @@ export function ensureSchema(db: Database.Database): void {
   if (stored && Number(stored.value) > SQLITE_SCHEMA_VERSION) {
     throw new Error(`the database has schema version ${stored.value}; this build understands up to ${SQLITE_SCHEMA_VERSION}`);
   }
-  if (stored && Number(stored.value) < SQLITE_SCHEMA_VERSION) migrate(db, Number(stored.value));
+  if (stored && Number(stored.value) === SQLITE_SCHEMA_VERSION) return;
+  if (stored) migrate(db, Number(stored.value));
   db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(
     'store.schema',
     String(SQLITE_SCHEMA_VERSION),
@@ -126,11 +127,22 @@ function migrate(db: Database.Database, from: number): void {
   }).immediate();
 }
 
-/** One group commit as a function: `BEGIN IMMEDIATE`, so a second writer waits rather than failing mid-transaction. */
+/**
+ * One group commit as a function: `BEGIN IMMEDIATE`, so a second writer waits rather
+ * than failing mid-transaction. A batch that breaks a rule of the log — SQLite's own
+ * constraints included — throws StoreConflictError, having written nothing.
+ */
 export function batchWriter(db: Database.Database): (batch: CommitBatch) => void {
   const s = prepareWrites(db);
   const tx = db.transaction((batch: CommitBatch) => writeBatch(s, batch));
-  return (batch) => tx.immediate(batch);
+  return (batch) => {
+    try {
+      tx.immediate(batch);
+    } catch (error) {
+      if (isConstraintError(error)) throw new StoreConflictError(`commit refused: ${error.message}`, { cause: error });
+      throw error;
+    }
+  };
 }
 
 /** The body of the commit transaction; any throw rolls all of it back. */
@@ -168,7 +180,7 @@ function writeBatch(s: WriteStatements, batch: CommitBatch): void {
   for (const [conv, h] of heads) if (h.dirty) s.setConvLast.run(h.last, h.ts, conv);
 }
 
-export function isConstraintError(error: unknown): error is Error {
+function isConstraintError(error: unknown): error is Error {
   const code = error instanceof Error ? (error as Error & { code?: unknown }).code : undefined;
   return typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT');
 }

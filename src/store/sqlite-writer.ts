@@ -4,7 +4,8 @@
  * thread's network work instead of blocking it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { batchWriter, isConstraintError, openDatabase, type SqliteDurability } from './sqlite-schema.js';
+import { StoreConflictError } from './memory.js';
+import { batchWriter, openDatabase, type SqliteDurability } from './sqlite-schema.js';
 import type { CommitBatch } from './types.js';
 
 export interface WriterInit {
@@ -28,7 +29,7 @@ if (parentPort) {
       reply = { id };
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      reply = { id, error: { message, conflict: isConstraintError(error) || (error instanceof Error && error.name === 'StoreConflictError') } };
+      reply = { id, error: { message, conflict: error instanceof StoreConflictError } };
     }
     port.postMessage(reply);
   });
