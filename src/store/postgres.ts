@@ -10,6 +10,7 @@
  * strings and are turned into numbers there.
  */
 import pg from 'pg';
+import { inTransaction } from '../db/pg-transaction.js';
 import type { Entry } from '../protocol/index.js';
 import { StoreConflictError } from './memory.js';
 import { encodeCmid, ENTRY_COLUMNS, entryFromRow, entryRowValues, type EntryRow, laneHighs, validateEntryOrder } from './rows.js';
@@ -91,18 +92,11 @@ class PostgresStore implements Store {
   }
 
   async init(): Promise<void> {
-    const client = await this.pool.connect();
-    try {
+    await inTransaction(this.pool, async (client) => {
       // Two processes creating the tables at once would race in the catalog: take turns.
-      await client.query('SELECT pg_advisory_lock(hashtext($1))', [`sequent-store:${this.s}`]);
-      try {
-        await client.query(schemaSql(this.s));
-      } finally {
-        await client.query('SELECT pg_advisory_unlock(hashtext($1))', [`sequent-store:${this.s}`]);
-      }
-    } finally {
-      client.release();
-    }
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`sequent-store:${this.s}`]);
+      await client.query(schemaSql(this.s));
+    });
   }
 
   async close(): Promise<void> {
@@ -150,18 +144,12 @@ class PostgresStore implements Store {
 
   async commit(batch: CommitBatch): Promise<void> {
     if (this.closed) throw new Error('the store is closed');
-    const client = await this.pool.connect();
     try {
-      await client.query('BEGIN');
-      await this.writeBatch(client, batch);
-      await client.query('COMMIT');
+      await inTransaction(this.pool, (client) => this.writeBatch(client, batch));
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => {});
       if (error instanceof StoreConflictError) throw error;
       if (isConflict(error)) throw new StoreConflictError(`commit refused: ${(error as Error).message}`, { cause: error });
       throw error;
-    } finally {
-      client.release();
     }
   }
 

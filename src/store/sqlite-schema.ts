@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { retryWhileBusy } from '../seq/backends/sqlite-busy.js';
+import { retryWhileBusy } from '../db/sqlite-busy.js';
 import { StoreConflictError } from './memory.js';
 import { ENTRY_COLUMNS, entryRowValues, laneHighs, validateEntryOrder } from './rows.js';
 import type { CommitBatch } from './types.js';

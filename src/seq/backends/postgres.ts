@@ -10,6 +10,7 @@
  * (clock_timestamp()), the one clock every holder shares.
  */
 import pg from 'pg';
+import { inTransaction } from '../../db/pg-transaction.js';
 import { FencedError, LeaseHeldError, SeqClosedError, SeqOverflowError } from '../errors.js';
 import { checkLeaseMs, checkName, type Lease, MAX_COUNTER, type MetaFence, type SeqBackend } from './types.js';
 
@@ -48,32 +49,25 @@ export async function openPostgresSeqBackend(url: string, options: PostgresSeqBa
   // An idle connection that dies (server restart) must not crash the process; the next query reports it.
   pool.on('error', () => {});
 
-  const client = await pool.connect().catch(async (err: unknown) => {
-    await pool.end();
-    throw err;
-  });
   try {
-    await client.query('BEGIN');
-    // Concurrent CREATE … IF NOT EXISTS can still collide in the catalog; serialize them.
-    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`sequent.seq:${options.schema ?? ''}:${prefix}`]);
-    if (options.schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS "${options.schema}"`);
-    await client.query(`
-      CREATE TABLE IF NOT EXISTS ${qualified('sections')} (
-        section    text PRIMARY KEY,
-        holder     text NOT NULL,
-        epoch      bigint NOT NULL,
-        expires_at bigint NOT NULL,
-        max        bigint NOT NULL CHECK (max >= 0 AND max <= ${MAX_COUNTER})
-      )`);
-    await client.query(`CREATE TABLE IF NOT EXISTS ${qualified('meta')} (key text PRIMARY KEY, value text NOT NULL)`);
-    await client.query('COMMIT');
+    await inTransaction(pool, async (client) => {
+      // Concurrent CREATE … IF NOT EXISTS can still collide in the catalog; serialize them.
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`sequent.seq:${options.schema ?? ''}:${prefix}`]);
+      if (options.schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS "${options.schema}"`);
+      await client.query(`
+        CREATE TABLE IF NOT EXISTS ${qualified('sections')} (
+          section    text PRIMARY KEY,
+          holder     text NOT NULL,
+          epoch      bigint NOT NULL,
+          expires_at bigint NOT NULL,
+          max        bigint NOT NULL CHECK (max >= 0 AND max <= ${MAX_COUNTER})
+        )`);
+      await client.query(`CREATE TABLE IF NOT EXISTS ${qualified('meta')} (key text PRIMARY KEY, value text NOT NULL)`);
+    });
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    client.release();
     await pool.end();
     throw err;
   }
-  client.release();
   return new PostgresSeqBackend(pool, qualified('sections'), qualified('meta'));
 }
 
@@ -166,21 +160,13 @@ class PostgresSeqBackend implements SeqBackend {
       await this.pool.query(upsert, [key, value]);
       return;
     }
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await inTransaction(this.pool, async (client) => {
       // FOR SHARE holds off a takeover (an UPDATE of the row) until this write commits.
       const { rows } = await client.query<{ epoch: string }>(`SELECT epoch FROM ${this.sections} WHERE section = $1 FOR SHARE`, [fence.section]);
       const current = rows[0] && Number(rows[0].epoch);
       if (current !== fence.epoch) throw new FencedError(fence.section, fence.epoch, current);
       await client.query(upsert, [key, value]);
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async close(): Promise<void> {

@@ -12,7 +12,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { FencedError, LeaseHeldError, SeqClosedError, SeqOverflowError } from '../errors.js';
-import { retryWhileBusy } from './sqlite-busy.js';
+import { retryWhileBusy } from '../../db/sqlite-busy.js';
 import { checkLeaseMs, checkName, type Lease, MAX_COUNTER, type MetaFence, type SeqBackend } from './types.js';
 
 export interface SqliteSeqBackendOptions {
