@@ -38,20 +38,15 @@
  *
  * Pure: no Node built-ins, so it runs anywhere the checker does.
  */
+import type { Entry } from '../protocol/frames.js';
 
-/** One log entry as seen by a client (a push or a batch item), reduced to what the checks need. */
-export interface HistoryEntry {
-  seq: number;
-  kind: 'msg' | 'system';
-  mid: string;
-  ts: number;
-  from: string;
-  dev: string;
-  cmid?: string;
-  dseq?: number;
-  /** The body as received, or a digest of it; system entries keep their body (membership ops). */
-  body?: unknown;
-}
+/**
+ * One log entry as seen by a client (a push or a batch item), reduced to what the
+ * checks need: the protocol's Entry without its conversation (the event names it)
+ * and ctx; `body` is the body as received, or a digest of it (system entries keep
+ * their body: membership ops).
+ */
+export type HistoryEntry = Omit<Entry, 'conv' | 'ctx' | 'body'> & { body?: unknown };
 
 interface Base {
   /** ms on the run's monotonic clock */
@@ -220,7 +215,7 @@ export class HistoryRecorder {
 
 /** Turns a pushed frame or batch item into a history entry; `body` decides how the body is kept. */
 export function toHistoryEntry(
-  entry: { seq: number; kind: 'msg' | 'system'; mid: string; ts: number; from: string; dev: string; cmid?: string; dseq?: number; body: unknown },
+  entry: Omit<Entry, 'conv' | 'ctx'>,
   body: (body: unknown) => unknown = bodyDigest,
 ): HistoryEntry {
   const out: HistoryEntry = { seq: entry.seq, kind: entry.kind, mid: entry.mid, ts: entry.ts, from: entry.from, dev: entry.dev };

@@ -4,6 +4,7 @@
  * what crossed the wire, not what the client believes.
  */
 import type { TransportTap } from '../client/transport.js';
+import type { Entry } from '../protocol/frames.js';
 import { bodyDigest, toHistoryEntry, type HistoryRecorder } from './history.js';
 
 type Frame = Record<string, unknown> & { t?: unknown; id?: unknown };
@@ -80,7 +81,7 @@ export class DeviceRecorder {
         const conn = nameOf(n);
         if (frame.t === 'msg') {
           const { t: _t, ...entry } = frame;
-          this.history.record({ type: 'push', ...who, conn, conv: String(frame['conv']), entry: toHistoryEntry(entry as unknown as Parameters<typeof toHistoryEntry>[0]) });
+          this.history.record({ type: 'push', ...who, conn, conv: String(frame['conv']), entry: toHistoryEntry(entry as unknown as Entry) });
           return;
         }
         if (typeof frame.id !== 'number') return;
@@ -112,7 +113,7 @@ export class DeviceRecorder {
         this.history.record({ type: 'error', ...base, code: String(reply['code']), ...expected });
       }
     } else if (asked.t === 'sync' && request.sync && reply.t === 'batch') {
-      const entries = Array.isArray(reply['msgs']) ? (reply['msgs'] as Parameters<typeof toHistoryEntry>[0][]).map((e) => toHistoryEntry(e)) : [];
+      const entries = Array.isArray(reply['msgs']) ? (reply['msgs'] as Entry[]).map((e) => toHistoryEntry(e)) : [];
       this.history.record({
         type: 'sync-result', ...who, sync: request.sync, conv: String(asked['conv']), after: Number(asked['after'] ?? 0), limit: Number(asked['limit'] ?? 100), entries, last: Number(reply['last']),
       });

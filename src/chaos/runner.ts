@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
+import type { Entry } from '../protocol/frames.js';
 import { TokenAuthority } from '../server/auth.js';
 import { checkHistory, type Violation } from './checker.js';
 import { ChaosDevice } from './device.js';
@@ -292,7 +293,7 @@ async function readAll(url: string, token: string, convs: string[]): Promise<Map
       for (;;) {
         const batch = await ask({ t: 'sync', conv, after, limit: 1000 });
         if (batch['t'] !== 'batch') break;
-        const msgs = batch['msgs'] as Parameters<typeof toHistoryEntry>[0][];
+        const msgs = batch['msgs'] as Entry[];
         entries.push(...msgs.map((m) => toHistoryEntry(m)));
         last = Number(batch['last']);
         const newest = msgs.at(-1)?.seq ?? after;
