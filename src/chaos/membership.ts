@@ -6,6 +6,7 @@
  * entry that removed it (both included); a user added again gets a new
  * interval. Pure.
  */
+import { parseConvId } from '../protocol/ids.js';
 import type { HistoryEntry, MembershipEvent } from './history.js';
 
 export interface Interval {
@@ -57,10 +58,10 @@ function systemBody(entry: HistoryEntry): SystemBody | undefined {
  * @param events acked membership requests of this conversation
  */
 export function buildTimeline(conv: string, merged: ReadonlyMap<number, HistoryEntry>, events: readonly MembershipEvent[]): MembershipTimeline {
-  if (conv.startsWith('dm:')) {
-    const [, a, b] = conv.split(':');
+  const ref = parseConvId(conv);
+  if (ref?.kind === 'dm') {
     const all = [{ from: 1, until: Infinity }];
-    return new MembershipTimeline(true, new Map([[a ?? '', all], [b ?? '', all]]));
+    return new MembershipTimeline(true, new Map(ref.users.map((user) => [user, all])));
   }
   const changes = new Map<number, { add: string[]; remove: string[] }>();
   for (const event of events) {

@@ -4,6 +4,7 @@
  * client is killed, and when membership changes. The same seed and options give
  * the same plan; what the network then does with timing is recorded, not planned.
  */
+import { dmConvId, parseConvId } from '../protocol/ids.js';
 import { Prng } from './prng.js';
 
 export interface PlanOptions {
@@ -47,8 +48,12 @@ export interface ChaosPlan {
   faults: PlannedFault[];
 }
 
-function dmId(a: string, b: string): string {
-  return a < b ? `dm:${a}:${b}` : `dm:${b}:${a}`;
+/** The plan's DMs that `user` is one of the two users of. */
+export function dmsOf(plan: ChaosPlan, user: string): string[] {
+  return plan.dms.filter((dm) => {
+    const ref = parseConvId(dm);
+    return ref?.kind === 'dm' && ref.users.includes(user);
+  });
 }
 
 /** Times of a Poisson-like process over the run, kept away from its start and end. */
@@ -81,7 +86,7 @@ export function planRun(options: PlanOptions): ChaosPlan {
   const dms = new Set<string>();
   for (const user of users) {
     const others = users.filter((u) => u !== user);
-    for (let i = 0; i < Math.min(2, others.length); i++) dms.add(dmId(user, dmRng.pick(others)));
+    for (let i = 0; i < Math.min(2, others.length); i++) dms.add(dmConvId(user, dmRng.pick(others)));
   }
 
   const faults: PlannedFault[] = [];

@@ -13,7 +13,7 @@ import { TokenAuthority } from '../server/auth.js';
 import { checkHistory, type Violation } from './checker.js';
 import { ChaosDevice } from './device.js';
 import { HistoryRecorder, toHistoryEntry, toJsonLines, type History, type HistoryEntry } from './history.js';
-import { planRun, type ChaosPlan, type PlanOptions } from './plan.js';
+import { dmsOf, planRun, type ChaosPlan, type PlanOptions } from './plan.js';
 import { Prng } from './prng.js';
 import { startFaultProxy, type FaultOptions } from './proxy.js';
 import { writeReport, type ChaosReport } from './report.js';
@@ -62,7 +62,7 @@ class Audience {
 
   convsOf(user: string): string[] {
     const groups = [...this.members].filter(([, m]) => m.has(user)).map(([conv]) => conv);
-    return [...groups, ...this.plan.dms.filter((dm) => dm.split(':').includes(user))];
+    return [...groups, ...dmsOf(this.plan, user)];
   }
 }
 
@@ -181,7 +181,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     // Every device reads its whole history directly from the server.
     for (const device of devices) {
       const user = device.user;
-      const convs = [...plan.groups.map((g) => g.conv), ...plan.dms.filter((dm) => dm.split(':').includes(user))];
+      const convs = [...plan.groups.map((g) => g.conv), ...dmsOf(plan, user)];
       const logs = await readAll(server.url, await tokens.mint(user, device.deviceId), convs);
       for (const [conv, { entries, last }] of logs) history.record({ type: 'final-log', user, device: device.deviceId, conv, entries, last });
     }
