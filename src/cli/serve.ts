@@ -16,6 +16,16 @@ const FLAGS: Record<string, FlagSpec> = {
   help: { kind: 'bool', default: false, help: 'print this help' },
 };
 
+/** The flag that sets each server option, so that a refused value is reported by the name the operator typed. */
+const FLAG_OF_OPTION: Record<string, string> = {
+  host: 'host',
+  port: 'port',
+  dataDir: 'data',
+  holdMs: 'hold-ms',
+  durability: 'durability',
+  postgresUrl: 'postgres',
+};
+
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export async function runServe(argv: string[]): Promise<number> {
@@ -47,7 +57,8 @@ export async function runServe(argv: string[]): Promise<number> {
     });
   } catch (error) {
     if (error instanceof OptionError) {
-      process.stderr.write(`sequent serve: ${error.message.replace('option postgresUrl', 'flag --postgres')}\n`);
+      const flag = FLAG_OF_OPTION[error.option];
+      process.stderr.write(`sequent serve: ${flag ? `invalid flag --${flag}: ${error.problem}` : error.message}\n`);
       return 2;
     }
     const code = (error as NodeJS.ErrnoException).code;

@@ -70,12 +70,9 @@ export class Groups {
     await this.reply(session, frame.id, frame.conv, entry);
   }
 
-  private append(...args: Parameters<Sequencer['append']>): Promise<{ seq: number }> {
-    try {
-      return this.sequencer.append(...args);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  /** async: a CommitFailed the sequencer throws before taking a seq reaches reply() as a rejection. */
+  private async append(...args: Parameters<Sequencer['append']>): Promise<{ seq: number }> {
+    return this.sequencer.append(...args);
   }
 
   private async reply(session: Session, id: number, conv: string, entry: Promise<{ seq: number }>): Promise<void> {

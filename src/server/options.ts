@@ -74,9 +74,10 @@ export interface ResolvedOptions {
 export class OptionError extends Error {
   constructor(
     readonly option: string,
-    message: string,
+    /** What is wrong with the value, without the option's name (a CLI names its own flag). */
+    readonly problem: string,
   ) {
-    super(`invalid option ${option}: ${message}`);
+    super(`invalid option ${option}: ${problem}`);
     this.name = 'OptionError';
   }
 }
