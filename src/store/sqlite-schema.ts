@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS entries (
 CREATE UNIQUE INDEX IF NOT EXISTS entries_cmid ON entries (conv, from_user, dev, cmid) WHERE cmid IS NOT NULL;
 
 -- Each device's highest dseq per conversation, written once per group commit: cheaper than
--- an index over every entry's dseq, which was a third of the cost of an insert.
+-- an index over every entry's dseq, updated on every insert.
 CREATE TABLE IF NOT EXISTS device_lanes (
   conv      TEXT NOT NULL,
   from_user TEXT NOT NULL,

@@ -124,7 +124,7 @@ class ThreadWriter implements Writer {
     const done = new Promise<void>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.ref();
-      // One JSON string: measured about a tenth cheaper for the main thread than a structured clone of the entries.
+      // One JSON string rather than a structured clone of many small entry objects.
       this.worker.postMessage({ id, batch: JSON.stringify(batch) });
     });
     this.inFlight.add(done);
