@@ -33,6 +33,7 @@ class SequentClient implements LoadClient {
   private readonly acks = new Map<number, AckWaiter>();
   private conv = '';
   private sendPrefix = '';
+  private corked = false;
   /** Messages this client has sent, for the deliveries its group must receive. */
   sent = 0;
   readonly tally = new DeliveryTally();
@@ -76,6 +77,15 @@ class SequentClient implements LoadClient {
     const dseq = ++this.dseq;
     this.acks.set(id, { acked, failed });
     this.sent++;
+    if (!this.corked) {
+      this.corked = true;
+      const raw = (this.ws as unknown as { _socket: import('node:net').Socket })._socket;
+      raw.cork();
+      setImmediate(() => {
+        this.corked = false;
+        raw.uncork();
+      });
+    }
     this.ws.send(`${this.sendPrefix}"id":${id},"cmid":"m${dseq}","dseq":${dseq}}`);
   }
 

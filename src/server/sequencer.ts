@@ -55,7 +55,8 @@ export class CommitFailed extends Error {
 
 export class Sequencer {
   private queue: Pending[] = [];
-  private flushing = false;
+  /** A batch is with the store; the next one waits for it, and grows meanwhile (group commit). */
+  private writing = false;
   private scheduled = false;
   private idleWaiters: (() => void)[] = [];
 
@@ -127,55 +128,59 @@ export class Sequencer {
 
   /** Resolves when nothing is queued or being committed. */
   idle(): Promise<void> {
-    if (!this.flushing && this.queue.length === 0) return Promise.resolve();
+    if (!this.writing && this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   private schedule(): void {
-    if (this.scheduled || this.flushing) return;
+    if (this.scheduled || this.writing) return;
     this.scheduled = true;
     // setImmediate runs after the poll phase, so every frame read in this turn joins one commit.
     setImmediate(() => {
       this.scheduled = false;
-      void this.flush();
+      this.writeNext();
     });
   }
 
-  private async flush(): Promise<void> {
-    this.flushing = true;
-    try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.maxBatch);
-        await this.commit(batch);
-      }
-    } finally {
-      this.flushing = false;
+  /** Hands everything queued (up to maxBatch) to the store as one transaction, unless a batch is already there. */
+  private writeNext(): void {
+    if (this.writing) return;
+    if (this.queue.length === 0) {
       for (const wake of this.idleWaiters.splice(0)) wake();
-    }
-  }
-
-  private async commit(batch: Pending[]): Promise<void> {
-    const commit: CommitBatch = { newConvs: [], entries: [], memberships: [] };
-    for (const item of batch) {
-      if (item.newConv) commit.newConvs.push({ conv: item.entry.conv, kind: item.newConv });
-      commit.entries.push(item.entry);
-      for (const change of item.memberships) commit.memberships.push(change);
-    }
-    const started = performance.now();
-    try {
-      await this.store.commit(commit);
-    } catch (error) {
-      this.fail(batch, error);
       return;
     }
+    const batch = this.queue.splice(0, this.maxBatch);
+    this.writing = true;
+    const started = performance.now();
+    let durable: Promise<void>;
+    try {
+      durable = this.store.commit(commitBatchOf(batch));
+    } catch (error) {
+      durable = Promise.reject(error);
+    }
+    durable.then(
+      () => this.written(batch, started),
+      (error: unknown) => {
+        this.writing = false;
+        this.fail(batch, error);
+        this.writeNext();
+      },
+    );
+  }
+
+  private written(batch: Pending[], started: number): void {
+    this.writing = false;
     this.metrics.commitSeconds.observe((performance.now() - started) / 1000);
     this.metrics.commitBatch.observe(batch.length);
     this.metrics.entriesCommitted.inc(batch.length);
     for (const item of batch) {
       item.state.committed = item.entry.seq;
       item.state.inFlight--;
-      item.resolve(item.entry);
     }
+    // The store gets the next batch before this one is answered: its inserts and
+    // fsync then overlap with the acks and pushes below instead of waiting for them.
+    this.writeNext();
+    for (const item of batch) item.resolve(item.entry);
     this.onCommitted(batch);
   }
 
@@ -195,4 +200,14 @@ export class Sequencer {
       item.reject(new CommitFailed('the entry could not be stored; resend it'));
     }
   }
+}
+
+function commitBatchOf(batch: readonly Pending[]): CommitBatch {
+  const commit: CommitBatch = { newConvs: [], entries: [], memberships: [] };
+  for (const item of batch) {
+    if (item.newConv) commit.newConvs.push({ conv: item.entry.conv, kind: item.newConv });
+    commit.entries.push(item.entry);
+    for (const change of item.memberships) commit.memberships.push(change);
+  }
+  return commit;
 }
