@@ -8,7 +8,12 @@ import { CLIENT_FRAME_SCHEMAS, type ClientFrame, type ClientFrameType } from './
 import type { ErrorCode } from './errors.js';
 
 export type DecodeResult =
-  | { ok: true; frame: ClientFrame }
+  | {
+      ok: true;
+      frame: ClientFrame;
+      /** A send's body as JSON text (JSON.stringify of it): measured here, reused for the store and the pushes. */
+      bodyJson?: string;
+    }
   | { ok: false; code: ErrorCode; message: string; id?: number };
 
 let checkers: Map<string, TypeCheck<TSchema>> | undefined;
@@ -87,10 +92,12 @@ export function decodeClientFrame(text: string, maxFrame: number, maxBody: numbe
     if (frame.body === undefined) {
       return withId({ ok: false, code: 'bad_request', message: 'send /body: required' }, id);
     }
-    const bodyBytes = utf8Length(JSON.stringify(frame.body));
+    const bodyJson = JSON.stringify(frame.body);
+    const bodyBytes = utf8Length(bodyJson);
     if (bodyBytes > maxBody) {
       return withId({ ok: false, code: 'too_large', message: `body is ${bodyBytes} bytes, more than maxBody (${maxBody})` }, id);
     }
+    return { ok: true, frame, bodyJson };
   }
   return { ok: true, frame };
 }

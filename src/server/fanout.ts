@@ -3,6 +3,7 @@
  * only after they are durable and in seq order per conversation, so every
  * connection sees one conversation's pushes in strictly increasing seq.
  */
+import { encodeMsgFrame } from '../protocol/index.js';
 import type { ServerMetrics } from './metrics.js';
 import type { Committed } from './sequencer.js';
 import type { Session } from './session.js';
@@ -33,14 +34,14 @@ export class Fanout {
   }
 
   deliver(batch: readonly Committed[]): void {
-    for (const { entry, audience, originId } of batch) {
+    for (const { entry, bodyJson, audience, originId } of batch) {
       let text: Buffer | undefined;
       for (const user of audience) {
         const sessions = this.online.get(user);
         if (!sessions) continue;
         for (const session of sessions) {
           if (session.id === originId || session.closed) continue;
-          text ??= Buffer.from(JSON.stringify({ t: 'msg', ...entry }));
+          text ??= Buffer.from(encodeMsgFrame(entry, bodyJson));
           session.sendText(text);
           this.metrics.pushes.inc();
         }

@@ -152,7 +152,7 @@ export class Gateway {
       session.error(frame.id, 'rate_limited', `more than ${this.options.ratePerSecond} frames per second`);
       return;
     }
-    this.dispatch(session, frame, receivedAt).catch((error: unknown) => {
+    this.dispatch(session, frame, receivedAt, decoded.bodyJson).catch((error: unknown) => {
       this.logger.error({ err: error, session: session.id, t: frame.t }, 'request failed');
       session.error(frame.id, 'internal', 'internal error');
     });
@@ -196,10 +196,10 @@ export class Gateway {
     });
   }
 
-  private async dispatch(session: Session, frame: Exclude<ClientFrame, HelloFrame>, receivedAt: number): Promise<void> {
+  private async dispatch(session: Session, frame: Exclude<ClientFrame, HelloFrame>, receivedAt: number, bodyJson: string | undefined): Promise<void> {
     switch (frame.t) {
       case 'send':
-        return this.handlers.ingest.send(session, frame, receivedAt);
+        return this.handlers.ingest.send(session, frame, receivedAt, bodyJson ?? JSON.stringify(frame.body));
       case 'create':
         return this.handlers.groups.create(session, frame);
       case 'members':

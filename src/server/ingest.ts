@@ -4,7 +4,7 @@
  * the current seq, then the sequencer. The ack goes out only once the entry is
  * durable; a resend of any state of the same cmid gets the same ack.
  */
-import type { AckFrame, Entry, SendFrame } from '../protocol/index.js';
+import { encodeAck, type AckFrame, type Entry, type SendFrame } from '../protocol/index.js';
 import type { Store } from '../store/index.js';
 import type { ConvState, Conversations } from './conversations.js';
 import { DeviceLane, type HeldSend, type Waiter } from './lanes.js';
@@ -41,7 +41,8 @@ export class Ingest {
     private readonly limits: IngestLimits,
   ) {}
 
-  async send(session: Session, frame: SendFrame, receivedAt: number): Promise<void> {
+  /** `bodyJson` is JSON.stringify(frame.body), which the gateway has from measuring the body. */
+  async send(session: Session, frame: SendFrame, receivedAt: number, bodyJson: string): Promise<void> {
     const state = await this.conversations.get(frame.conv);
     if (!state) return session.error(frame.id, 'bad_request', `malformed conversation id ${frame.conv}`);
     if (!state.exists) return session.error(frame.id, 'not_found', `no conversation ${frame.conv}`);
@@ -50,7 +51,7 @@ export class Ingest {
     }
     const lane = laneOf(state, session.user, session.device);
     const waiter: Waiter = { session, requestId: frame.id, receivedAt };
-    await lane.run(() => this.step(state, lane, frame, waiter));
+    await lane.run(() => this.step(state, lane, frame, bodyJson, waiter));
   }
 
   /** Fails every held send with `unavailable`: the server is going away and will not wait for gaps. */
@@ -65,7 +66,7 @@ export class Ingest {
     }
   }
 
-  private async step(state: ConvState, lane: DeviceLane, frame: SendFrame, waiter: Waiter): Promise<void> {
+  private async step(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter): Promise<void> {
     const { session } = waiter;
     if (state.broken) return session.error(frame.id, 'unavailable', 'conversation is reloading; resend');
 
@@ -93,9 +94,9 @@ export class Ingest {
     if (frame.dseq < expected || lane.held.has(frame.dseq)) {
       return session.error(frame.id, 'bad_request', `dseq ${frame.dseq} is already taken by another cmid; next expected is ${expected}`);
     }
-    if (frame.dseq > expected) return this.holdBack(state, lane, frame, waiter);
+    if (frame.dseq > expected) return this.holdBack(state, lane, frame, bodyJson, waiter);
 
-    if (this.accept(state, lane, frame, [waiter])) this.drainHeld(state, lane);
+    if (this.accept(state, lane, frame, bodyJson, [waiter])) this.drainHeld(state, lane);
   }
 
   /**
@@ -119,11 +120,12 @@ export class Ingest {
   }
 
   /** Gives the send its seq; false (and `unavailable` to its waiters) when the sequencer cannot. */
-  private accept(state: ConvState, lane: DeviceLane, frame: SendFrame, waiters: Waiter[]): boolean {
-    const draft = { kind: 'msg' as const, from: waiters[0]!.session.user, dev: waiters[0]!.session.device, body: frame.body, cmid: frame.cmid, dseq: frame.dseq };
+  private accept(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiters: Waiter[]): boolean {
+    const { session } = waiters[0]!;
+    const draft = { kind: 'msg' as const, from: session.user, dev: session.device, body: frame.body, bodyJson, cmid: frame.cmid, dseq: frame.dseq };
     let entry: Promise<Entry>;
     try {
-      entry = this.sequencer.append(state, frame.ctx === undefined ? draft : { ...draft, ctx: frame.ctx }, waiters[0]!.session.id);
+      entry = this.sequencer.append(state, frame.ctx === undefined ? draft : { ...draft, ctx: frame.ctx }, session.id);
     } catch (error) {
       if (!(error instanceof CommitFailed)) throw error;
       for (const w of waiters) w.session.error(w.requestId, 'unavailable', error.message);
@@ -145,11 +147,11 @@ export class Ingest {
         for (const w of next.waiters) w.session.error(w.requestId, 'forbidden', `not a member of ${state.conv}`);
         return;
       }
-      if (!this.accept(state, lane, next.frame, next.waiters)) return;
+      if (!this.accept(state, lane, next.frame, next.bodyJson, next.waiters)) return;
     }
   }
 
-  private holdBack(state: ConvState, lane: DeviceLane, frame: SendFrame, waiter: Waiter): void {
+  private holdBack(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter): void {
     const expected = lane.nextDseq!;
     if (lane.held.size >= this.limits.maxHeldPerDevice) {
       return waiter.session.error(frame.id, 'out_of_order', `dseq ${frame.dseq} is ahead of ${expected} and the hold-back buffer is full`, { expected });
@@ -157,6 +159,7 @@ export class Ingest {
     this.metrics.heldBack.inc();
     const held: HeldSend = {
       frame,
+      bodyJson,
       waiters: [waiter],
       timer: setTimeout(() => void lane.run(() => this.expire(lane, held)), this.limits.holdMs),
     };
@@ -184,7 +187,7 @@ export class Ingest {
     }
     const now = performance.now();
     for (const w of waiters) {
-      w.session.send(ackFor(stored, w.requestId));
+      w.session.sendText(encodeAck(ackFor(stored, w.requestId)));
       this.metrics.ackSeconds.observe((now - w.receivedAt) / 1000);
     }
   }

@@ -15,6 +15,8 @@ export interface Waiter {
 
 export interface HeldSend {
   frame: SendFrame;
+  /** The body's JSON text, as the gateway validated it. */
+  bodyJson: string;
   waiters: Waiter[];
   timer: NodeJS.Timeout;
 }

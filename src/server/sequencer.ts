@@ -25,6 +25,8 @@ export interface EntryDraft {
   from: string;
   dev: string;
   body: unknown;
+  /** JSON.stringify(body), when the caller has it: reused by the store and the pushes. */
+  bodyJson?: string;
   cmid?: string;
   dseq?: number;
   ctx?: { seen?: number };
@@ -35,6 +37,8 @@ export interface EntryDraft {
 
 export interface Committed {
   entry: Entry;
+  /** JSON.stringify(entry.body), if the draft brought it. */
+  bodyJson: string | undefined;
   /** Users to push the entry to: members at its seq, and those it removes. */
   audience: readonly string[];
   /** The connection that sent it, which gets the reply instead of a push. */
@@ -107,7 +111,7 @@ export class Sequencer {
     state.inFlight++;
 
     return new Promise<Entry>((resolve, reject) => {
-      this.queue.push({ state, entry, audience, originId, newConv, memberships, resolve, reject });
+      this.queue.push({ state, entry, bodyJson: draft.bodyJson, audience, originId, newConv, memberships, resolve, reject });
       this.schedule();
     });
   }
@@ -203,10 +207,12 @@ export class Sequencer {
 }
 
 function commitBatchOf(batch: readonly Pending[]): CommitBatch {
-  const commit: CommitBatch = { newConvs: [], entries: [], memberships: [] };
+  const bodyJson: (string | undefined)[] = [];
+  const commit: CommitBatch = { newConvs: [], entries: [], memberships: [], bodyJson };
   for (const item of batch) {
     if (item.newConv) commit.newConvs.push({ conv: item.entry.conv, kind: item.newConv });
     commit.entries.push(item.entry);
+    bodyJson.push(item.bodyJson);
     for (const change of item.memberships) commit.memberships.push(change);
   }
   return commit;

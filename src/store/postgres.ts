@@ -13,7 +13,7 @@ import pg from 'pg';
 import { inTransaction } from '../db/pg-transaction.js';
 import type { Entry } from '../protocol/index.js';
 import { StoreConflictError } from './memory.js';
-import { encodeCmid, ENTRY_COLUMNS, entryFromRow, entryRowValues, type EntryRow, laneHighs, validateEntryOrder } from './rows.js';
+import { batchRows, encodeCmid, ENTRY_COLUMNS, entryFromRow, type EntryRow, laneHighs, validateRowOrder } from './rows.js';
 import type { CommitBatch, ConvKind, ConvListing, ConvRecord, Membership, Store } from './types.js';
 
 export interface PostgresStoreOptions {
@@ -170,15 +170,16 @@ class PostgresStore implements Store {
       }
       return h;
     };
-    for (const entry of batch.entries) {
-      const h = await head(entry.conv);
-      validateEntryOrder(entry, h.last);
-      await client.query(`INSERT INTO ${s}.entries (${ENTRY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, entryRowValues(entry));
-      h.last = entry.seq;
-      h.ts = entry.ts;
+    const rows = batchRows(batch);
+    for (const row of rows) {
+      const h = await head(row[0]);
+      validateRowOrder(row, h.last);
+      await client.query(`INSERT INTO ${s}.entries (${ENTRY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, row);
+      h.last = row[1];
+      h.ts = row[4];
       h.dirty = true;
     }
-    for (const lane of laneHighs(batch.entries)) {
+    for (const lane of laneHighs(rows)) {
       await client.query(
         `INSERT INTO ${s}.device_lanes (conv, from_user, dev, last_dseq) VALUES ($1, $2, $3, $4)
          ON CONFLICT (conv, from_user, dev) DO UPDATE SET last_dseq = GREATEST(${s}.device_lanes.last_dseq, excluded.last_dseq)`,

@@ -4,6 +4,7 @@
  */
 import type { Entry, EntryKind } from '../protocol/index.js';
 import { StoreConflictError } from './memory.js';
+import type { CommitBatch } from './types.js';
 
 /** The columns of an `entries` row, in the order entryRowValues gives them. */
 export const ENTRY_COLUMNS = 'conv, seq, kind, mid, ts, from_user, dev, cmid, dseq, body, ctx';
@@ -71,18 +72,14 @@ export function entryFromRow(row: EntryRow): Entry {
   return entry;
 }
 
-/** Throws unless `entry` is the next seq after `last` (the fence against a second owner or a gap). */
-export function validateEntryOrder(entry: Entry, last: number): void {
-  if (!Number.isSafeInteger(entry.seq) || entry.seq !== last + 1) {
-    throw new StoreConflictError(`${entry.conv}: seq ${entry.seq} does not follow ${last}`);
-  }
-  if (typeof entry.mid !== 'string') throw new TypeError(`${entry.conv}#${entry.seq}: mid must be a decimal string`);
-}
-
 export type EntryRowValues = [string, number, string, string, number, string, string, string | null, number | null, string, string | null];
 
-/** An entry as the values of an `entries` row, in ENTRY_COLUMNS order. */
-export function entryRowValues(entry: Entry): EntryRowValues {
+/**
+ * An entry as the values of an `entries` row, in ENTRY_COLUMNS order. `bodyJson`
+ * is the body's JSON text when the caller already has it (the server keeps the
+ * text of each send's body): it must be what jsonText(entry.body) would give.
+ */
+export function entryRowValues(entry: Entry, bodyJson?: string): EntryRowValues {
   return [
     entry.conv,
     entry.seq,
@@ -93,19 +90,33 @@ export function entryRowValues(entry: Entry): EntryRowValues {
     entry.dev,
     entry.cmid === undefined ? null : encodeCmid(entry.cmid),
     entry.dseq ?? null,
-    jsonText(entry.body),
+    bodyJson ?? jsonText(entry.body),
     entry.ctx === undefined ? null : jsonText(entry.ctx),
   ];
 }
 
-/** Each device lane's highest dseq among the entries: one device_lanes write per lane per commit. */
-export function laneHighs(entries: readonly Entry[]): [conv: string, user: string, dev: string, dseq: number][] {
+/** Every entry of a batch as row values, using the body texts the batch carries. */
+export function batchRows(batch: CommitBatch): EntryRowValues[] {
+  return batch.entries.map((entry, i) => entryRowValues(entry, batch.bodyJson?.[i]));
+}
+
+/** Throws unless the row is the next seq of its conversation after `last` (the fence against a second owner or a gap). */
+export function validateRowOrder(row: EntryRowValues, last: number): void {
+  const [conv, seq, , mid] = row;
+  if (!Number.isSafeInteger(seq) || seq !== last + 1) {
+    throw new StoreConflictError(`${conv}: seq ${seq} does not follow ${last}`);
+  }
+  if (typeof mid !== 'string') throw new TypeError(`${conv}#${seq}: mid must be a decimal string`);
+}
+
+/** Each device lane's highest dseq among the rows: one device_lanes write per lane per commit. */
+export function laneHighs(rows: readonly EntryRowValues[]): [conv: string, user: string, dev: string, dseq: number][] {
   const lanes = new Map<string, [string, string, string, number]>();
-  for (const entry of entries) {
-    if (entry.dseq === undefined) continue;
-    const key = `${entry.conv}\u0000${entry.from}\u0000${entry.dev}`;
+  for (const [conv, , , , , from, dev, , dseq] of rows) {
+    if (dseq === null) continue;
+    const key = `${conv}\u0000${from}\u0000${dev}`;
     const known = lanes.get(key);
-    if (!known || entry.dseq > known[3]) lanes.set(key, [entry.conv, entry.from, entry.dev, entry.dseq]);
+    if (!known || dseq > known[3]) lanes.set(key, [conv, from, dev, dseq]);
   }
   return [...lanes.values()];
 }

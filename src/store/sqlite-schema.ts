@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { retryWhileBusy } from '../db/sqlite-busy.js';
 import { StoreConflictError } from './memory.js';
-import { ENTRY_COLUMNS, entryRowValues, laneHighs, validateEntryOrder } from './rows.js';
+import { batchRows, ENTRY_COLUMNS, laneHighs, validateRowOrder, type EntryRowValues } from './rows.js';
 import type { CommitBatch } from './types.js';
 
 export type SqliteDurability = 'full' | 'process';
@@ -128,13 +128,28 @@ function migrate(db: Database.Database, from: number): void {
 }
 
 /**
+ * A group commit as the writer takes it: entries already turned into row values
+ * (bodies as JSON text), so that it crosses to the writer thread as a structured
+ * clone of flat arrays and the writer serializes nothing.
+ */
+export interface RowBatch {
+  newConvs: CommitBatch['newConvs'];
+  rows: EntryRowValues[];
+  memberships: CommitBatch['memberships'];
+}
+
+export function rowBatchOf(batch: CommitBatch): RowBatch {
+  return { newConvs: batch.newConvs, rows: batchRows(batch), memberships: batch.memberships };
+}
+
+/**
  * One group commit as a function: `BEGIN IMMEDIATE`, so a second writer waits rather
  * than failing mid-transaction. A batch that breaks a rule of the log — SQLite's own
  * constraints included — throws StoreConflictError, having written nothing.
  */
-export function batchWriter(db: Database.Database): (batch: CommitBatch) => void {
+export function batchWriter(db: Database.Database): (batch: RowBatch) => void {
   const s = prepareWrites(db);
-  const tx = db.transaction((batch: CommitBatch) => writeBatch(s, batch));
+  const tx = db.transaction((batch: RowBatch) => writeBatch(s, batch));
   return (batch) => {
     try {
       tx.immediate(batch);
@@ -146,7 +161,7 @@ export function batchWriter(db: Database.Database): (batch: CommitBatch) => void
 }
 
 /** The body of the commit transaction; any throw rolls all of it back. */
-function writeBatch(s: WriteStatements, batch: CommitBatch): void {
+function writeBatch(s: WriteStatements, batch: RowBatch): void {
   for (const { conv, kind } of batch.newConvs) s.insertConv.run(conv, kind);
   // The fence: each conversation's entries must continue its stored log without a gap.
   const heads = new Map<string, { last: number; ts: number; dirty: boolean }>();
@@ -160,15 +175,15 @@ function writeBatch(s: WriteStatements, batch: CommitBatch): void {
     }
     return h;
   };
-  for (const entry of batch.entries) {
-    const h = head(entry.conv);
-    validateEntryOrder(entry, h.last);
-    s.insertEntry.run(...entryRowValues(entry));
-    h.last = entry.seq;
-    h.ts = entry.ts;
+  for (const row of batch.rows) {
+    const h = head(row[0]);
+    validateRowOrder(row, h.last);
+    s.insertEntry.run(...row);
+    h.last = row[1];
+    h.ts = row[4];
     h.dirty = true;
   }
-  for (const lane of laneHighs(batch.entries)) s.raiseLane.run(...lane);
+  for (const lane of laneHighs(batch.rows)) s.raiseLane.run(...lane);
   for (const change of batch.memberships) {
     head(change.conv);
     if (change.op === 'add') {

@@ -5,16 +5,15 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { StoreConflictError } from './memory.js';
-import { batchWriter, openDatabase, type SqliteDurability } from './sqlite-schema.js';
-import type { CommitBatch } from './types.js';
+import { batchWriter, openDatabase, type RowBatch, type SqliteDurability } from './sqlite-schema.js';
 
 export interface WriterInit {
   path: string;
   durability: SqliteDurability;
 }
 
-/** The batch travels as its JSON text. */
-export type WriterRequest = { id: number; batch: string };
+/** The batch travels as row values: flat arrays of strings and numbers clone cheaply. */
+export type WriterRequest = { id: number; batch: RowBatch };
 export type WriterReply = { id: number; error?: { message: string; conflict: boolean } };
 
 if (parentPort) {
@@ -25,7 +24,7 @@ if (parentPort) {
   port.on('message', ({ id, batch }: WriterRequest) => {
     let reply: WriterReply;
     try {
-      write(JSON.parse(batch) as CommitBatch);
+      write(batch);
       reply = { id };
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);

@@ -19,8 +19,8 @@ import type Database from 'better-sqlite3';
 import type { Entry } from '../protocol/index.js';
 import { StoreConflictError } from './memory.js';
 import { encodeCmid, ENTRY_COLUMNS, entryFromRow, type EntryRow } from './rows.js';
-import { batchWriter, ensureSchema, openDatabase, type SqliteDurability } from './sqlite-schema.js';
-import type { WriterInit, WriterReply } from './sqlite-writer.js';
+import { batchWriter, ensureSchema, openDatabase, rowBatchOf, type RowBatch, type SqliteDurability } from './sqlite-schema.js';
+import type { WriterInit, WriterReply, WriterRequest } from './sqlite-writer.js';
 import type { CommitBatch, ConvKind, ConvListing, ConvRecord, Membership, Store } from './types.js';
 
 export { SQLITE_SCHEMA_VERSION, type SqliteDurability } from './sqlite-schema.js';
@@ -74,14 +74,14 @@ interface Writer {
 }
 
 class InlineWriter implements Writer {
-  private readonly write: (batch: CommitBatch) => void;
+  private readonly write: (batch: RowBatch) => void;
 
   constructor(db: Database.Database) {
     this.write = batchWriter(db);
   }
 
   async commit(batch: CommitBatch): Promise<void> {
-    this.write(batch);
+    this.write(rowBatchOf(batch));
   }
 
   async close(): Promise<void> {}
@@ -124,8 +124,7 @@ class ThreadWriter implements Writer {
     const done = new Promise<void>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.ref();
-      // One JSON string rather than a structured clone of many small entry objects.
-      this.worker.postMessage({ id, batch: JSON.stringify(batch) });
+      this.worker.postMessage({ id, batch: rowBatchOf(batch) } satisfies WriterRequest);
     });
     this.inFlight.add(done);
     void done.then(

@@ -39,6 +39,12 @@ export interface CommitBatch {
   newConvs: { conv: string; kind: ConvKind }[];
   entries: Entry[];
   memberships: MembershipChange[];
+  /**
+   * Optional, index-aligned with `entries`: each body's JSON text, exactly
+   * `JSON.stringify(entry.body)`, when the caller has it already. An adapter that
+   * stores bodies as text uses it instead of serializing every body again.
+   */
+  bodyJson?: readonly (string | undefined)[];
 }
 
 export interface ConvListing {

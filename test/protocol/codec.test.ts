@@ -12,6 +12,13 @@ describe('decodeClientFrame', () => {
     if (result.ok) expect(result.frame).toMatchObject({ t: 'send', dseq: 17, body: { text: 'hi' }, x: 1 });
   });
 
+  it("gives a send's body as the JSON text the size limit measured", () => {
+    const result = decode('{"t":"send","id":4,"conv":"g:team","cmid":"c1","dseq":17,"body": { "n" : 1.50, "s":"\\u00e9" }}');
+    expect(result.ok && result.bodyJson).toBe('{"n":1.5,"s":"é"}');
+    const ping = decode('{"t":"ping","id":1}');
+    expect(ping.ok && ping.bodyJson).toBeUndefined();
+  });
+
   it.each([
     ['not JSON', '{"t":', 'bad_request', undefined],
     ['not an object', '[1,2]', 'bad_request', undefined],

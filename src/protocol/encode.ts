@@ -1,0 +1,43 @@
+/**
+ * Server frames as text, spelled exactly as JSON.stringify would spell them, for
+ * the frames the server sends once per message or more: the ack and the push.
+ * The server keeps each send's body as the JSON text it validated, so a push is
+ * built around that text instead of serializing the body again for every use.
+ */
+import type { AckFrame, Entry } from './frames.js';
+
+const str = JSON.stringify as (value: string) => string;
+
+/** A number as JSON spells it: non-finite numbers become null. */
+function num(value: number): string {
+  return Number.isFinite(value) ? String(value) : 'null';
+}
+
+/**
+ * The members of an entry's JSON object, without the braces, in the order the
+ * server builds entries. `bodyJson` must be JSON.stringify(entry.body) when given.
+ */
+function entryMembers(entry: Entry, bodyJson: string | undefined): string {
+  let text = `"conv":${str(entry.conv)},"seq":${num(entry.seq)},"kind":${str(entry.kind)},"mid":${str(entry.mid)},"ts":${num(entry.ts)},"from":${str(entry.from)},"dev":${str(entry.dev)}`;
+  const body = bodyJson ?? (JSON.stringify(entry.body) as string | undefined);
+  if (body !== undefined) text += `,"body":${body}`;
+  if (entry.cmid !== undefined) text += `,"cmid":${str(entry.cmid)}`;
+  if (entry.dseq !== undefined) text += `,"dseq":${num(entry.dseq)}`;
+  if (entry.ctx !== undefined) text += `,"ctx":${JSON.stringify(entry.ctx)}`;
+  return text;
+}
+
+/** An entry's JSON: the same text as JSON.stringify(entry) for an entry built in protocol order. */
+export function encodeEntry(entry: Entry, bodyJson?: string): string {
+  return `{${entryMembers(entry, bodyJson)}}`;
+}
+
+/** The push of an entry: the same text as JSON.stringify({ t: 'msg', ...entry }). */
+export function encodeMsgFrame(entry: Entry, bodyJson?: string): string {
+  return `{"t":"msg",${entryMembers(entry, bodyJson)}}`;
+}
+
+/** An ack: the same text as JSON.stringify(ack). */
+export function encodeAck(ack: AckFrame): string {
+  return `{"t":"ack","id":${num(ack.id)},"conv":${str(ack.conv)},"cmid":${str(ack.cmid)},"dseq":${num(ack.dseq)},"seq":${num(ack.seq)},"mid":${str(ack.mid)},"ts":${num(ack.ts)}}`;
+}

@@ -1,0 +1,64 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { encodeAck, encodeEntry, encodeMsgFrame, type AckFrame, type Entry } from '../../src/protocol/index.js';
+
+const text = fc.string({ unit: 'binary', maxLength: 40 });
+const number = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(0, -0, 2 ** 53 - 1, 1e21));
+
+/** Entries with their members in the order the server builds them, optional ones sometimes absent. */
+const entryArb: fc.Arbitrary<Entry> = fc
+  .record({
+    conv: text,
+    seq: number,
+    kind: fc.constantFrom('msg' as const, 'system' as const),
+    mid: text,
+    ts: number,
+    from: text,
+    dev: text,
+    body: fc.jsonValue(),
+    cmid: fc.option(text, { nil: undefined }),
+    dseq: fc.option(number, { nil: undefined }),
+    ctx: fc.option(fc.record({ seen: number }, { requiredKeys: [] }), { nil: undefined }),
+  })
+  .map(({ cmid, dseq, ctx, ...required }) => {
+    const entry: Entry = { ...required };
+    if (cmid !== undefined) entry.cmid = cmid;
+    if (dseq !== undefined) entry.dseq = dseq;
+    if (ctx !== undefined) entry.ctx = ctx;
+    return entry;
+  });
+
+describe('frame encoding', () => {
+  it('spells an entry and its push exactly as JSON.stringify does, with or without the body text given', () => {
+    fc.assert(
+      fc.property(entryArb, (entry) => {
+        const bodyJson = JSON.stringify(entry.body);
+        expect(encodeEntry(entry)).toBe(JSON.stringify(entry));
+        expect(encodeEntry(entry, bodyJson)).toBe(JSON.stringify(entry));
+        expect(encodeMsgFrame(entry, bodyJson)).toBe(JSON.stringify({ t: 'msg', ...entry }));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('uses the body text it is given, so the push carries the body as the send spelled it', () => {
+    const entry: Entry = { conv: 'g:a', seq: 1, kind: 'msg', mid: '1', ts: 2, from: 'u', dev: 'd', body: { a: 1 } };
+    expect(encodeMsgFrame(entry, '{"a":1}')).toBe('{"t":"msg","conv":"g:a","seq":1,"kind":"msg","mid":"1","ts":2,"from":"u","dev":"d","body":{"a":1}}');
+    expect(JSON.parse(encodeMsgFrame(entry, '[2]')).body).toEqual([2]);
+  });
+
+  it('leaves out a body JSON cannot hold, as JSON.stringify does', () => {
+    const entry = { conv: 'g:a', seq: 1, kind: 'msg', mid: '1', ts: 2, from: 'u', dev: 'd', body: undefined } as Entry;
+    expect(encodeEntry(entry)).toBe(JSON.stringify(entry));
+  });
+
+  it('spells an ack exactly as JSON.stringify does', () => {
+    fc.assert(
+      fc.property(fc.record({ id: number, conv: text, cmid: text, dseq: number, seq: number, mid: text, ts: number }), (fields) => {
+        const ack: AckFrame = { t: 'ack', ...fields };
+        expect(encodeAck(ack)).toBe(JSON.stringify(ack));
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
