@@ -38,6 +38,11 @@ export function utf8Length(text: string): number {
   return text.length;
 }
 
+/** Whether text is at most `max` bytes as UTF-8, counting only when it could be more: a UTF-16 unit is at most 3 bytes. */
+function fitsUtf8(text: string, max: number): boolean {
+  return text.length * 3 <= max || (text.length <= max && utf8Length(text) <= max);
+}
+
 function requestIdOf(value: Record<string, unknown>): number | undefined {
   const id = value['id'];
   return Number.isSafeInteger(id) && (id as number) >= 0 ? (id as number) : undefined;
@@ -61,7 +66,7 @@ function withId(result: { ok: false; code: ErrorCode; message: string }, id: num
  * `maxFrame` is refused before it is parsed.
  */
 export function decodeClientFrame(text: string, maxFrame: number, maxBody: number): DecodeResult {
-  if (text.length > maxFrame || utf8Length(text) > maxFrame) {
+  if (!fitsUtf8(text, maxFrame)) {
     // Parsing the oversized frame is wasted work except for one thing: its id lets
     // the client match the error to its request. The transport caps how large it can be.
     return withId({ ok: false, code: 'too_large', message: `frame larger than maxFrame (${maxFrame} bytes)` }, idOfText(text));
@@ -93,8 +98,8 @@ export function decodeClientFrame(text: string, maxFrame: number, maxBody: numbe
       return withId({ ok: false, code: 'bad_request', message: 'send /body: required' }, id);
     }
     const bodyJson = JSON.stringify(frame.body);
-    const bodyBytes = utf8Length(bodyJson);
-    if (bodyBytes > maxBody) {
+    if (!fitsUtf8(bodyJson, maxBody)) {
+      const bodyBytes = utf8Length(bodyJson);
       return withId({ ok: false, code: 'too_large', message: `body is ${bodyBytes} bytes, more than maxBody (${maxBody})` }, id);
     }
     return { ok: true, frame, bodyJson };

@@ -126,7 +126,7 @@ export class Gateway {
       return;
     }
     const frame = decoded.frame;
-    this.metrics.framesIn.inc({ type: frame.t });
+    this.metrics.framesIn.inc(frame.t);
     if (!session.authenticated) {
       if (session.verifying) {
         // A client may pipeline requests behind its hello; they wait for the verdict.

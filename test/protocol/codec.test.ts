@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeClientFrame, utf8Length } from '../../src/protocol/index.js';
 
@@ -53,5 +54,18 @@ describe('decodeClientFrame', () => {
     const result = decode(`{"t":"send","id":1,"conv":"g:a","cmid":"c","dseq":1,"body":${body}}`);
     expect(result.ok).toBe(false);
     expect(utf8Length('é')).toBe(2);
+  });
+
+  it('refuses a body exactly when its JSON is over maxBody bytes of UTF-8, whatever the characters', () => {
+    const bytes = (text: string) => new TextEncoder().encode(text).length;
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom('a', 'é', '€', '😀', '\n'), maxLength: 40 }), (body) => {
+        const result = decode(`{"t":"send","id":1,"conv":"g:a","cmid":"c","dseq":1,"body":${JSON.stringify(body)}}`);
+        const over = bytes(JSON.stringify(body)) > MAX_BODY;
+        expect(result.ok).toBe(!over);
+        if (!result.ok) expect(result.code).toBe('too_large');
+      }),
+      { numRuns: 400 },
+    );
   });
 });

@@ -133,6 +133,15 @@ describe('http', () => {
     const metrics = await (await fetch(`${s.server.httpUrl}/metrics`)).text();
     expect(metrics).toMatch(/sequent_entries_committed_total 1\b/);
     expect(metrics).toMatch(/sequent_frames_in_total\{type="create"\} 1\b/);
+    // counters kept as plain numbers report the increase since the last scrape, never twice
+    const bob = await s.connect('bob');
+    await alice.request({ t: 'members', conv: 'g:x', add: ['bob'] });
+    await alice.request({ t: 'send', conv: 'g:x', cmid: 'c1', dseq: 1, body: 'hi' });
+    await bob.waitForPushes(2);
+    const again = await (await fetch(`${s.server.httpUrl}/metrics`)).text();
+    expect(again).toMatch(/sequent_frames_in_total\{type="create"\} 1\b/);
+    expect(again).toMatch(/sequent_frames_in_total\{type="send"\} 1\b/);
+    expect(again).toMatch(/sequent_pushes_total 2\b/);
     expect((await fetch(`${s.server.httpUrl}/nope`)).status).toBe(404);
   });
 });
