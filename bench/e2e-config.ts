@@ -6,6 +6,8 @@ import { parseFlags, usage, UsageError, type FlagSpec } from '../src/cli/args.js
 
 export interface E2eConfig {
   messages: number;
+  /** Unmeasured messages each system sends first, so that every one is measured warm (JIT, caches, files grown). */
+  warmup: number;
   clients: number;
   groups: number;
   window: number;
@@ -30,6 +32,7 @@ export type SystemName = (typeof SYSTEMS)[number];
 
 const FLAGS: Record<string, FlagSpec> = {
   messages: { kind: 'int', default: 300_000, min: 1, help: 'messages each system sends in its measured run (env E2E_MESSAGES)' },
+  warmup: { kind: 'int', default: 30_000, min: 0, help: 'unmeasured messages each system sends before the rounds (env E2E_WARMUP)' },
   clients: { kind: 'int', default: 20, min: 2, max: 1000, help: 'concurrent clients / publishers (env E2E_CLIENTS)' },
   groups: { kind: 'int', default: 5, min: 1, help: 'groups (rooms, subjects); clients are spread over them round robin (env E2E_GROUPS)' },
   window: { kind: 'int', default: 16, min: 1, max: 10_000, help: 'unacknowledged sends each client keeps in flight (env E2E_WINDOW)' },
@@ -47,6 +50,7 @@ const FLAGS: Record<string, FlagSpec> = {
 
 const ENV: Record<string, string> = {
   messages: 'E2E_MESSAGES',
+  warmup: 'E2E_WARMUP',
   clients: 'E2E_CLIENTS',
   groups: 'E2E_GROUPS',
   window: 'E2E_WINDOW',
@@ -81,6 +85,7 @@ export function readConfig(argv: readonly string[], env: NodeJS.ProcessEnv): E2e
   }
   return {
     messages: Number(flags['messages']),
+    warmup: Number(flags['warmup']),
     clients,
     groups,
     window: Number(flags['window']),

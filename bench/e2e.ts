@@ -126,7 +126,7 @@ async function main(config: E2eConfig): Promise<number> {
   let paced: Round | undefined;
   let pacedRate = 0;
   try {
-    const warmup = Math.min(5000, Math.ceil(config.messages / 5));
+    const { warmup } = config;
     const running = () => entrants.filter((e) => e.system !== undefined);
     const attempt = async (entrant: Entrant, what: string, run: (system: BenchSystem) => Promise<void>) => {
       try {
@@ -220,6 +220,7 @@ async function main(config: E2eConfig): Promise<number> {
     load_average: { before: loadBefore.map(round2), after: loadavg().map(round2) },
     config: {
       messages: config.messages,
+      warmup_messages: config.warmup,
       rounds: config.rounds,
       clients: config.clients,
       groups: config.groups,

@@ -103,6 +103,11 @@ export class Conversations {
     private readonly onLoad: (state: ConvState) => void = () => {},
   ) {}
 
+  /** The state if it is loaded already: the hot path needs no promise for it. */
+  cachedState(conv: string): ConvState | undefined {
+    return this.cache.get(conv);
+  }
+
   /** The owner's state of a conversation; null for a malformed id. */
   async get(conv: string): Promise<ConvState | null> {
     const cached = this.cache.get(conv);

@@ -152,10 +152,16 @@ export class Gateway {
       session.error(frame.id, 'rate_limited', `more than ${this.options.ratePerSecond} frames per second`);
       return;
     }
-    this.dispatch(session, frame, receivedAt, decoded.bodyJson).catch((error: unknown) => {
+    const failed = (error: unknown) => {
       this.logger.error({ err: error, session: session.id, t: frame.t }, 'request failed');
       session.error(frame.id, 'internal', 'internal error');
-    });
+    };
+    try {
+      const handled = this.dispatch(session, frame, receivedAt, decoded.bodyJson);
+      if (handled instanceof Promise) handled.catch(failed);
+    } catch (error) {
+      failed(error);
+    }
   }
 
   private async hello(session: Session, frame: HelloFrame): Promise<void> {
@@ -196,7 +202,8 @@ export class Gateway {
     });
   }
 
-  private async dispatch(session: Session, frame: Exclude<ClientFrame, HelloFrame>, receivedAt: number, bodyJson: string | undefined): Promise<void> {
+  /** A handler's work; a send that needs no store read completes synchronously. */
+  private dispatch(session: Session, frame: Exclude<ClientFrame, HelloFrame>, receivedAt: number, bodyJson: string | undefined): void | Promise<void> {
     switch (frame.t) {
       case 'send':
         return this.handlers.ingest.send(session, frame, receivedAt, bodyJson ?? JSON.stringify(frame.body));

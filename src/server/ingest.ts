@@ -41,17 +41,29 @@ export class Ingest {
     private readonly limits: IngestLimits,
   ) {}
 
-  /** `bodyJson` is JSON.stringify(frame.body), which the gateway has from measuring the body. */
-  async send(session: Session, frame: SendFrame, receivedAt: number, bodyJson: string): Promise<void> {
-    const state = await this.conversations.get(frame.conv);
-    if (!state) return session.error(frame.id, 'bad_request', `malformed conversation id ${frame.conv}`);
+  /**
+   * `bodyJson` is JSON.stringify(frame.body), which the gateway has from measuring
+   * the body. The common send — its conversation loaded, its lane idle, its dseq
+   * the next one — runs to its place in the sequencer synchronously; anything that
+   * must ask the store returns a promise.
+   */
+  send(session: Session, frame: SendFrame, receivedAt: number, bodyJson: string): void | Promise<void> {
+    const state = this.conversations.cachedState(frame.conv);
+    if (state) return this.sendTo(state, session, frame, receivedAt, bodyJson);
+    return this.conversations.get(frame.conv).then((loaded) => {
+      if (!loaded) return session.error(frame.id, 'bad_request', `malformed conversation id ${frame.conv}`);
+      return this.sendTo(loaded, session, frame, receivedAt, bodyJson);
+    });
+  }
+
+  private sendTo(state: ConvState, session: Session, frame: SendFrame, receivedAt: number, bodyJson: string): void | Promise<void> {
     if (!state.exists) return session.error(frame.id, 'not_found', `no conversation ${frame.conv}`);
     if (state.ref.kind === 'dm' && !state.ref.users.includes(session.user)) {
       return session.error(frame.id, 'forbidden', `${frame.conv} is a conversation of two other users`);
     }
     const lane = laneOf(state, session.user, session.device);
     const waiter: Waiter = { session, requestId: frame.id, receivedAt };
-    await lane.run(() => this.step(state, lane, frame, bodyJson, waiter));
+    return lane.run(() => this.step(state, lane, frame, bodyJson, waiter));
   }
 
   /** Fails every held send with `unavailable`: the server is going away and will not wait for gaps. */
@@ -66,16 +78,33 @@ export class Ingest {
     }
   }
 
-  private async step(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter): Promise<void> {
-    const { session } = waiter;
-    if (state.broken) return session.error(frame.id, 'unavailable', 'conversation is reloading; resend');
-
+  private step(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter): void | Promise<void> {
+    if (state.broken) return waiter.session.error(frame.id, 'unavailable', 'conversation is reloading; resend');
     const inFlight = lane.lookup(frame.cmid);
-    const known = inFlight ?? (this.mayBeStored(state, lane, frame) ? (await this.findStored(state, session, frame.cmid))?.entry : undefined);
-    if (known !== undefined) {
-      this.metrics.dedupHits.inc();
-      return this.answer(known, [waiter]);
-    }
+    if (inFlight) return this.answerResend(inFlight, waiter);
+    if (this.mayBeStored(state, lane, frame)) return this.stepAfterStore(state, lane, frame, bodyJson, waiter);
+    return this.place(state, lane, frame, bodyJson, waiter);
+  }
+
+  /** The rarer step that must ask the store: whether the cmid is stored, and where the lane's dseqs stand. */
+  private async stepAfterStore(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter): Promise<void> {
+    const { session } = waiter;
+    const stored = await this.store.findByCmid(state.conv, session.user, session.device, frame.cmid);
+    if (stored) return this.answerResend(Promise.resolve(stored), waiter);
+    lane.nextDseq ??= (await this.store.lastDseq(state.conv, session.user, session.device)) + 1;
+    // A commit may have failed while this step waited on the store.
+    if (state.broken) return session.error(frame.id, 'unavailable', 'conversation is reloading; resend');
+    this.place(state, lane, frame, bodyJson, waiter);
+  }
+
+  private answerResend(entry: Promise<Entry>, waiter: Waiter): Promise<void> {
+    this.metrics.dedupHits.inc();
+    return this.answer(entry, [waiter]);
+  }
+
+  /** A cmid never given a seq, on a lane whose next dseq is known: wait with its twin, hold it back, refuse it, or sequence it. */
+  private place(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter): void {
+    const { session } = waiter;
     const heldTwin = lane.heldByCmid.get(frame.cmid);
     if (heldTwin) {
       this.metrics.dedupHits.inc();
@@ -86,11 +115,7 @@ export class Ingest {
     if (!state.isMember(session.user)) {
       return session.error(frame.id, 'forbidden', `${session.user} is not a member of ${frame.conv}`);
     }
-
-    lane.nextDseq ??= (await this.store.lastDseq(state.conv, session.user, session.device)) + 1;
-    // A commit may have failed while this step waited on the store.
-    if (state.broken) return session.error(frame.id, 'unavailable', 'conversation is reloading; resend');
-    const expected = lane.nextDseq;
+    const expected = lane.nextDseq!;
     if (frame.dseq < expected || lane.held.has(frame.dseq)) {
       return session.error(frame.id, 'bad_request', `dseq ${frame.dseq} is already taken by another cmid; next expected is ${expected}`);
     }
@@ -111,12 +136,6 @@ export class Ingest {
    */
   private mayBeStored(state: ConvState, lane: DeviceLane, frame: SendFrame): boolean {
     return state.strictDedup || lane.nextDseq === undefined || frame.dseq < lane.nextDseq;
-  }
-
-  /** The durable entry of this cmid, as a settled promise so that it answers like an in-flight one. */
-  private async findStored(state: ConvState, session: Session, cmid: string): Promise<{ entry: Promise<Entry> } | undefined> {
-    const stored = await this.store.findByCmid(state.conv, session.user, session.device, cmid);
-    return stored ? { entry: Promise.resolve(stored) } : undefined;
   }
 
   /** Gives the send its seq; false (and `unavailable` to its waiters) when the sequencer cannot. */

@@ -39,8 +39,30 @@ export class DeviceLane {
     return this.running === 0 && this.held.size === 0;
   }
 
-  /** Runs `step` after every earlier step of this lane has finished. */
-  run(step: () => Promise<void> | void): Promise<void> {
+  /**
+   * Runs `step` after every earlier step of this lane has finished: at once when
+   * none is pending, and then a step that finishes synchronously needs no promise.
+   */
+  run(step: () => Promise<void> | void): Promise<void> | void {
+    if (this.running === 0) {
+      this.running++;
+      let result: Promise<void> | void;
+      try {
+        result = step();
+      } catch (error) {
+        this.running--;
+        throw error;
+      }
+      if (!(result instanceof Promise)) {
+        this.running--;
+        return;
+      }
+      const next = result.finally(() => {
+        this.running--;
+      });
+      this.tail = next.catch(() => {});
+      return next;
+    }
     this.running++;
     const next = this.tail.then(step).finally(() => {
       this.running--;
