@@ -7,7 +7,7 @@
 import { encodeAck, type AckFrame, type Entry, type SendFrame } from '../protocol/index.js';
 import type { Store } from '../store/index.js';
 import type { ConvState, Conversations } from './conversations.js';
-import { DeviceLane, type HeldSend, type Waiter } from './lanes.js';
+import { DeviceLane, type HeldSend, type Sent, type Waiter } from './lanes.js';
 import type { ServerMetrics } from './metrics.js';
 import { CommitFailed, type Sequencer } from './sequencer.js';
 import type { Session } from './session.js';
@@ -80,8 +80,8 @@ export class Ingest {
 
   private step(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter): void | Promise<void> {
     if (state.broken) return waiter.session.error(frame.id, 'unavailable', 'conversation is reloading; resend');
-    const inFlight = lane.lookup(frame.cmid);
-    if (inFlight) return this.answerResend(inFlight, waiter);
+    const sent = lane.lookup(frame.cmid);
+    if (sent) return this.resendOf(sent, waiter);
     if (this.mayBeStored(state, lane, frame)) return this.stepAfterStore(state, lane, frame, bodyJson, waiter);
     return this.place(state, lane, frame, bodyJson, waiter);
   }
@@ -90,16 +90,21 @@ export class Ingest {
   private async stepAfterStore(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter): Promise<void> {
     const { session } = waiter;
     const stored = await this.store.findByCmid(state.conv, session.user, session.device, frame.cmid);
-    if (stored) return this.answerResend(Promise.resolve(stored), waiter);
+    if (stored) {
+      this.metrics.dedupHits.inc();
+      return this.ack(stored, waiter);
+    }
     lane.nextDseq ??= (await this.store.lastDseq(state.conv, session.user, session.device)) + 1;
     // A commit may have failed while this step waited on the store.
     if (state.broken) return session.error(frame.id, 'unavailable', 'conversation is reloading; resend');
     this.place(state, lane, frame, bodyJson, waiter);
   }
 
-  private answerResend(entry: Promise<Entry>, waiter: Waiter): Promise<void> {
+  /** A resend of a cmid that has its seq: the same ack, now or once it is durable. */
+  private resendOf(sent: Sent, waiter: Waiter): void {
     this.metrics.dedupHits.inc();
-    return this.answer(entry, [waiter]);
+    if (sent.entry) this.ack(sent.entry, waiter);
+    else sent.waiters.push(waiter);
   }
 
   /** A cmid never given a seq, on a lane whose next dseq is known: wait with its twin, hold it back, refuse it, or sequence it. */
@@ -142,18 +147,33 @@ export class Ingest {
   private accept(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiters: Waiter[]): boolean {
     const { session } = waiters[0]!;
     const draft = { kind: 'msg' as const, from: session.user, dev: session.device, body: frame.body, bodyJson, cmid: frame.cmid, dseq: frame.dseq };
-    let entry: Promise<Entry>;
+    const sent: Sent = { entry: undefined, waiters };
     try {
-      entry = this.sequencer.append(state, frame.ctx === undefined ? draft : { ...draft, ctx: frame.ctx }, session.id);
+      this.sequencer.appendThen(state, frame.ctx === undefined ? draft : { ...draft, ctx: frame.ctx }, session.id, (outcome) =>
+        this.settle(lane, frame.cmid, sent, outcome),
+      );
     } catch (error) {
       if (!(error instanceof CommitFailed)) throw error;
       for (const w of waiters) w.session.error(w.requestId, 'unavailable', error.message);
       return false;
     }
     lane.nextDseq = frame.dseq + 1;
-    lane.remember(frame.cmid, entry);
-    void this.answer(entry, waiters);
+    lane.remember(frame.cmid, sent);
     return true;
+  }
+
+  /** The commit of a send returned: ack everyone waiting for it, or tell them to resend. */
+  private settle(lane: DeviceLane, cmid: string, sent: Sent, outcome: Entry | CommitFailed): void {
+    const waiters = sent.waiters;
+    sent.waiters = [];
+    if (outcome instanceof CommitFailed) {
+      lane.forget(cmid, sent);
+      for (const w of waiters) w.session.error(w.requestId, 'unavailable', outcome.message);
+      return;
+    }
+    sent.entry = outcome;
+    lane.settled();
+    for (const w of waiters) this.ack(outcome, w);
   }
 
   /** Takes every held send that is now next in line. */
@@ -195,20 +215,9 @@ export class Ingest {
     }
   }
 
-  private async answer(entry: Promise<Entry>, waiters: readonly Waiter[]): Promise<void> {
-    let stored: Entry;
-    try {
-      stored = await entry;
-    } catch (error) {
-      const code = error instanceof CommitFailed ? 'unavailable' : 'internal';
-      for (const w of waiters) w.session.error(w.requestId, code, error instanceof Error ? error.message : 'commit failed');
-      return;
-    }
-    const now = performance.now();
-    for (const w of waiters) {
-      w.session.sendText(encodeAck(ackFor(stored, w.requestId)));
-      this.metrics.ackSeconds.observe((now - w.receivedAt) / 1000);
-    }
+  private ack(entry: Entry, waiter: Waiter): void {
+    waiter.session.sendText(encodeAck(ackFor(entry, waiter.requestId)));
+    this.metrics.ackSeconds.observe((performance.now() - waiter.receivedAt) / 1000);
   }
 }
 

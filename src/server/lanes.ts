@@ -13,6 +13,14 @@ export interface Waiter {
   receivedAt: number;
 }
 
+/** A send that has its seq: its entry once durable, and who waits for that. */
+export interface Sent {
+  /** Set once the entry is durable. */
+  entry: Entry | undefined;
+  /** Answered when it is: the first send, and resends of its cmid that came meanwhile. */
+  waiters: Waiter[];
+}
+
 export interface HeldSend {
   frame: SendFrame;
   /** The body's JSON text, as the gateway validated it. */
@@ -27,8 +35,8 @@ const RECENT_CMIDS = 256;
 export class DeviceLane {
   /** The dseq this device must send next; undefined until loaded from the store. */
   nextDseq: number | undefined;
-  /** Sends with a seq: resolved once durable. Oldest first, trimmed to RECENT_CMIDS once settled. */
-  private readonly known = new Map<string, { entry: Promise<Entry>; settled: boolean }>();
+  /** Sends with a seq, oldest first; trimmed to RECENT_CMIDS once durable. */
+  private readonly known = new Map<string, Sent>();
   private settledCount = 0;
   readonly held = new Map<number, HeldSend>();
   readonly heldByCmid = new Map<string, HeldSend>();
@@ -71,20 +79,22 @@ export class DeviceLane {
     return next;
   }
 
-  lookup(cmid: string): Promise<Entry> | undefined {
-    return this.known.get(cmid)?.entry;
+  lookup(cmid: string): Sent | undefined {
+    return this.known.get(cmid);
   }
 
-  remember(cmid: string, entry: Promise<Entry>): void {
-    const record = { entry, settled: false };
-    this.known.set(cmid, record);
-    entry.then(
-      () => {
-        record.settled = true;
-        this.trim();
-      },
-      () => this.known.delete(cmid),
-    );
+  remember(cmid: string, sent: Sent): void {
+    this.known.set(cmid, sent);
+  }
+
+  /** The send's entry is durable: it may now be trimmed, the store answering for it from then on. */
+  settled(): void {
+    this.trim();
+  }
+
+  /** The send's commit failed: its cmid was never stored. */
+  forget(cmid: string, sent: Sent): void {
+    if (this.known.get(cmid) === sent) this.known.delete(cmid);
   }
 
   hold(send: HeldSend): void {
@@ -104,9 +114,9 @@ export class DeviceLane {
     // Drop the oldest durable ones; the store answers for them from now on. Sends
     // still in flight stay: the store cannot see them yet.
     let drop = this.known.size - RECENT_CMIDS;
-    for (const [cmid, record] of this.known) {
+    for (const [cmid, sent] of this.known) {
       if (drop <= 0) break;
-      if (!record.settled) continue;
+      if (sent.entry === undefined) continue;
       this.known.delete(cmid);
       drop--;
     }

@@ -45,12 +45,14 @@ export interface Committed {
   originId: number | undefined;
 }
 
+/** Called once per append: with the entry once it is durable, or with why it never will be. */
+export type Settle = (outcome: Entry | CommitFailed) => void;
+
 interface Pending extends Committed {
   state: ConvState;
   newConv: ConvKind | undefined;
   memberships: MembershipChange[];
-  resolve(entry: Entry): void;
-  reject(error: Error): void;
+  settle: Settle;
 }
 
 export class CommitFailed extends Error {
@@ -78,9 +80,20 @@ export class Sequencer {
   /**
    * Assigns the next seq of `state` to the draft now, and resolves once the entry
    * is durable. The caller has checked that the author may write at this seq.
-   * Throws CommitFailed, changing nothing, when no mid can be had.
+   * Rejects with CommitFailed, having changed nothing, when no mid can be had.
    */
   append(state: ConvState, draft: EntryDraft, originId: number | undefined): Promise<Entry> {
+    return new Promise<Entry>((resolve, reject) => {
+      this.appendThen(state, draft, originId, (outcome) => (outcome instanceof CommitFailed ? reject(outcome) : resolve(outcome)));
+    });
+  }
+
+  /**
+   * append() for the hot path: `settle` is called synchronously when the batch's
+   * commit returns, so an ack needs no promise. Throws CommitFailed, changing
+   * nothing, when no mid can be had.
+   */
+  appendThen(state: ConvState, draft: EntryDraft, originId: number | undefined, settle: Settle): void {
     const newConv: ConvKind | undefined = state.last === 0 ? state.ref.kind : undefined;
     const seq = state.last + 1;
     const ts = Math.max(this.clock.now(), state.lastTs);
@@ -110,10 +123,8 @@ export class Sequencer {
     state.lastTs = ts;
     state.inFlight++;
 
-    return new Promise<Entry>((resolve, reject) => {
-      this.queue.push({ state, entry, bodyJson: draft.bodyJson, audience, originId, newConv, memberships, resolve, reject });
-      this.schedule();
-    });
+    this.queue.push({ state, entry, bodyJson: draft.bodyJson, audience, originId, newConv, memberships, settle });
+    this.schedule();
   }
 
   /**
@@ -184,8 +195,17 @@ export class Sequencer {
     // The store gets the next batch before this one is answered: its inserts and
     // fsync then overlap with the acks and pushes below instead of waiting for them.
     this.writeNext();
-    for (const item of batch) item.resolve(item.entry);
+    for (const item of batch) this.settle(item, item.entry);
     this.onCommitted(batch);
+  }
+
+  /** One caller's answer must not keep the others of the batch from theirs. */
+  private settle(item: Pending, outcome: Entry | CommitFailed): void {
+    try {
+      item.settle(outcome);
+    } catch (error) {
+      this.logger.error({ err: error, conv: item.entry.conv, seq: item.entry.seq }, 'answering a commit failed');
+    }
   }
 
   /**
@@ -201,7 +221,7 @@ export class Sequencer {
     this.queue = this.queue.filter((item) => !broken.has(item.state));
     for (const item of refused) {
       item.state.inFlight--;
-      item.reject(new CommitFailed('the entry could not be stored; resend it'));
+      this.settle(item, new CommitFailed('the entry could not be stored; resend it'));
     }
   }
 }
