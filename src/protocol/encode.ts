@@ -27,12 +27,7 @@ function entryMembers(entry: Entry, bodyJson: string | undefined): string {
   return text;
 }
 
-/** An entry's JSON: the same text as JSON.stringify(entry) for an entry built in protocol order. */
-export function encodeEntry(entry: Entry, bodyJson?: string): string {
-  return `{${entryMembers(entry, bodyJson)}}`;
-}
-
-/** The push of an entry: the same text as JSON.stringify({ t: 'msg', ...entry }). */
+/** The push of an entry: the same text as JSON.stringify({ t: 'msg', ...entry }) for an entry built in protocol order. */
 export function encodeMsgFrame(entry: Entry, bodyJson?: string): string {
   return `{"t":"msg",${entryMembers(entry, bodyJson)}}`;
 }

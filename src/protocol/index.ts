@@ -17,7 +17,7 @@ export {
 export type { Limits } from './limits.js';
 export { decodeClientFrame, utf8Length, isClientFrameType } from './codec.js';
 export type { DecodeResult } from './codec.js';
-export { encodeEntry, encodeMsgFrame, encodeAck } from './encode.js';
+export { encodeMsgFrame, encodeAck } from './encode.js';
 export { CLIENT_FRAME_SCHEMAS } from './frames.js';
 export type {
   ClientFrame,

@@ -25,7 +25,7 @@ export class Groups {
     if (state.exists) return session.error(frame.id, 'conflict', `${frame.conv} already exists`);
     if (this.draining) return session.error(frame.id, 'unavailable', 'server is shutting down; retry after reconnecting');
     const members = [...new Set([session.user, ...frame.members])].sort();
-    const entry = this.append(
+    const entry = this.sequencer.append(
       state,
       { kind: 'system', from: session.user, dev: session.device, body: { op: 'create', members }, add: members },
       session.id,
@@ -55,7 +55,7 @@ export class Groups {
       // Nothing to change: the answer names the seq at which the asked-for state already holds.
       return session.send({ t: 'ok', id: frame.id, conv: frame.conv, seq: state.last });
     }
-    const entry = this.append(
+    const entry = this.sequencer.append(
       state,
       {
         kind: 'system',
@@ -68,11 +68,6 @@ export class Groups {
       session.id,
     );
     await this.reply(session, frame.id, frame.conv, entry);
-  }
-
-  /** async: a CommitFailed the sequencer throws before taking a seq reaches reply() as a rejection. */
-  private async append(...args: Parameters<Sequencer['append']>): Promise<{ seq: number }> {
-    return this.sequencer.append(...args);
   }
 
   private async reply(session: Session, id: number, conv: string, entry: Promise<{ seq: number }>): Promise<void> {
