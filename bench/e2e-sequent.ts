@@ -7,11 +7,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { spawnServerProcess, stopServer } from '../src/chaos/server-process.js';
 import { TokenAuthority } from '../src/server/auth.js';
+import { TurnCork } from '../src/server/turn-cork.js';
 import { groupOf, groupSizes, messageBody, type E2eConfig } from './e2e-config.js';
 import { startCpuCount } from './cpu.js';
 import { DeliveryTally, settleDeliveries, tallyTotal } from './deliveries.js';
@@ -33,7 +35,8 @@ class SequentClient implements LoadClient {
   private readonly acks = new Map<number, AckWaiter>();
   private conv = '';
   private sendPrefix = '';
-  private corked = false;
+  /** Like the server, the client writes a turn's frames at once (ws keeps the open TCP socket in `_socket`). */
+  private readonly cork: TurnCork;
   /** Messages this client has sent, for the deliveries its group must receive. */
   sent = 0;
   readonly tally = new DeliveryTally();
@@ -42,6 +45,7 @@ class SequentClient implements LoadClient {
     private readonly ws: WebSocket,
     private readonly bodyJson: string,
   ) {
+    this.cork = new TurnCork((ws as unknown as { _socket: Socket })._socket);
     ws.on('message', (data: Buffer) => this.onFrame(data));
     ws.on('close', (code) => this.abort(new Error(`connection closed (${code})`)));
     ws.on('error', (error) => this.abort(error));
@@ -77,15 +81,7 @@ class SequentClient implements LoadClient {
     const dseq = ++this.dseq;
     this.acks.set(id, { acked, failed });
     this.sent++;
-    if (!this.corked) {
-      this.corked = true;
-      const raw = (this.ws as unknown as { _socket: import('node:net').Socket })._socket;
-      raw.cork();
-      setImmediate(() => {
-        this.corked = false;
-        raw.uncork();
-      });
-    }
+    this.cork.hold();
     this.ws.send(`${this.sendPrefix}"id":${id},"cmid":"m${dseq}","dseq":${dseq}}`);
   }
 

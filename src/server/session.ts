@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import { CLOSE_CODES, type ErrorCode, type ServerFrame } from '../protocol/index.js';
 import type { ServerMetrics } from './metrics.js';
+import { TurnCork } from './turn-cork.js';
 
 export class TokenBucket {
   private tokens: number;
@@ -48,17 +49,18 @@ export class Session {
   alive = true;
   closed = false;
 
-  /** Whether the TCP socket is corked until the end of this turn of the event loop. */
-  private corked = false;
+  private readonly cork: TurnCork;
 
   constructor(
     private readonly socket: WebSocket,
     /** The TCP socket under the WebSocket: corked so that a turn's frames leave in one write. */
-    private readonly raw: Duplex,
+    raw: Duplex,
     private readonly maxBuffered: number,
     private readonly metrics: ServerMetrics,
     readonly rate: TokenBucket,
-  ) {}
+  ) {
+    this.cork = new TurnCork(raw);
+  }
 
   /** Sends a frame; a client whose buffer is over the limit is closed instead (it will resync). */
   send(frame: ServerFrame): void {
@@ -73,20 +75,9 @@ export class Session {
       this.close(CLOSE_CODES.slow_consumer.code, 'send buffer over limit: reconnect and sync');
       return;
     }
-    if (!this.corked) {
-      // One syscall per frame was most of the server's time under load; frames sent
-      // in the same turn (acks of one group commit, a burst of pushes) go out together.
-      this.corked = true;
-      this.raw.cork();
-      setImmediate(this.uncork);
-    }
+    this.cork.hold();
     this.socket.send(text, { binary: false });
   }
-
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.raw.uncork();
-  };
 
   error(id: number | undefined, code: ErrorCode, message: string, extra?: { expected?: number }): void {
     this.metrics.errors.inc({ code });
