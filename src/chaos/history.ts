@@ -38,7 +38,7 @@
  *
  * Pure: no Node built-ins, so it runs anywhere the checker does.
  */
-import type { Entry } from '../protocol/frames.js';
+import type { AckFrame, Entry } from '../protocol/frames.js';
 
 /**
  * One log entry as seen by a client (a push or a batch item), reduced to what the
@@ -68,14 +68,9 @@ export interface SendEvent extends Base, DeviceRef {
   attempt?: number;
 }
 
-export interface AckEvent extends Base, DeviceRef {
+/** An ack as the client received it: the protocol's AckFrame without its framing (t, request id). */
+export interface AckEvent extends Base, DeviceRef, Omit<AckFrame, 't' | 'id'> {
   type: 'ack';
-  conv: string;
-  cmid: string;
-  dseq: number;
-  seq: number;
-  mid: string;
-  ts: number;
   conn?: string;
 }
 
