@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { spawnServerProcess, stopServer } from '../src/chaos/server-process.js';
 import { TokenAuthority } from '../src/server/auth.js';
-import { TurnCork } from '../src/server/turn-cork.js';
+import { TurnCork } from './turn-cork.js';
 import { groupOf, groupSizes, messageBody, type E2eConfig } from './e2e-config.js';
 import { startCpuCount } from './cpu.js';
 import { DeliveryTally, settleDeliveries, tallyTotal } from './deliveries.js';

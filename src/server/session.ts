@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import { CLOSE_CODES, type ErrorCode, type ServerFrame } from '../protocol/index.js';
 import type { ServerMetrics } from './metrics.js';
-import { TurnCork } from './turn-cork.js';
+import { TurnFrames } from './turn-frames.js';
 
 export class TokenBucket {
   private tokens: number;
@@ -49,17 +49,22 @@ export class Session {
   alive = true;
   closed = false;
 
-  private readonly cork: TurnCork;
+  private readonly frames: TurnFrames;
 
   constructor(
     private readonly socket: WebSocket,
-    /** The TCP socket under the WebSocket: corked so that a turn's frames leave in one write. */
+    /** The TCP socket under the WebSocket: a turn's data frames are written to it in one write. */
     raw: Duplex,
     private readonly maxBuffered: number,
     private readonly metrics: ServerMetrics,
     readonly rate: TokenBucket,
   ) {
-    this.cork = new TurnCork(raw);
+    this.frames = new TurnFrames({
+      get open() {
+        return socket.readyState === socket.OPEN;
+      },
+      write: (chunk) => raw.write(chunk),
+    });
   }
 
   /** Sends a frame; a client whose buffer is over the limit is closed instead (it will resync). */
@@ -70,13 +75,12 @@ export class Session {
   /** A frame's JSON, as a string or already UTF-8 encoded (a push shared by many connections is encoded once). */
   sendText(text: string | Buffer): void {
     if (this.closed) return;
-    if (this.socket.bufferedAmount > this.maxBuffered) {
+    if (this.socket.bufferedAmount + this.frames.queuedBytes > this.maxBuffered) {
       this.metrics.slowConsumers.inc();
       this.close(CLOSE_CODES.slow_consumer.code, 'send buffer over limit: reconnect and sync');
       return;
     }
-    this.cork.hold();
-    this.socket.send(text, { binary: false });
+    this.frames.push(text);
   }
 
   error(id: number | undefined, code: ErrorCode, message: string, extra?: { expected?: number }): void {
@@ -89,6 +93,8 @@ export class Session {
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    // The close frame must follow the data frames sent before it.
+    this.frames.flush();
     this.socket.close(code, reason);
     // A peer that never answers the close handshake must not hold the socket open.
     setTimeout(() => this.socket.terminate(), 2000).unref();
@@ -100,6 +106,7 @@ export class Session {
   }
 
   ping(): void {
+    this.frames.flush();
     this.socket.ping();
   }
 }

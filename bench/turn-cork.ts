@@ -1,8 +1,7 @@
 /**
- * Holds a socket's writes until the end of the current event-loop turn. One
- * syscall per frame was most of the server's time under load; with this, the
- * frames sent in one turn (the acks of a group commit, a burst of pushes, a
- * client's next sends) leave in one write.
+ * Holds a socket's writes until the end of the current event-loop turn, so that
+ * the frames a benchmark client sends in one turn leave in one write, as the
+ * server's do (src/server/turn-frames.ts) and as the `nats` client buffers.
  */
 export interface Corkable {
   cork(): void;
