@@ -55,14 +55,23 @@ interface Pending extends Committed {
   settle: Settle;
 }
 
+/** Batches in flight to a store that pipelines commits: enough that the store never waits for this thread. */
+const PIPELINE_DEPTH = 64;
+
 export class CommitFailed extends Error {
   override name = 'CommitFailed';
 }
 
 export class Sequencer {
   private queue: Pending[] = [];
-  /** A batch is with the store; the next one waits for it, and grows meanwhile (group commit). */
-  private writing = false;
+  /** Batches with the store and not yet answered. */
+  private inFlight = 0;
+  /**
+   * How many may be. A store that applies commits in call order gets each turn's
+   * entries at once (and groups them itself); otherwise one batch at a time, the
+   * next growing while it waits (group commit here).
+   */
+  private readonly maxInFlight: number;
   private scheduled = false;
   private idleWaiters: (() => void)[] = [];
 
@@ -75,7 +84,9 @@ export class Sequencer {
     private readonly metrics: ServerMetrics,
     private readonly logger: Logger,
     private readonly onCommitted: (committed: readonly Committed[]) => void,
-  ) {}
+  ) {
+    this.maxInFlight = store.pipelinesCommits ? PIPELINE_DEPTH : 1;
+  }
 
   /**
    * Assigns the next seq of `state` to the draft now, and resolves once the entry
@@ -143,12 +154,12 @@ export class Sequencer {
 
   /** Resolves when nothing is queued or being committed. */
   idle(): Promise<void> {
-    if (!this.writing && this.queue.length === 0) return Promise.resolve();
+    if (this.inFlight === 0 && this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   private schedule(): void {
-    if (this.scheduled || this.writing) return;
+    if (this.scheduled || this.inFlight >= this.maxInFlight) return;
     this.scheduled = true;
     // setImmediate runs after the poll phase, so every frame read in this turn joins one commit.
     setImmediate(() => {
@@ -157,15 +168,15 @@ export class Sequencer {
     });
   }
 
-  /** Hands everything queued (up to maxBatch) to the store as one transaction, unless a batch is already there. */
+  /** Hands everything queued (up to maxBatch) to the store as one batch, if the store may take another. */
   private writeNext(): void {
-    if (this.writing) return;
+    if (this.inFlight >= this.maxInFlight) return;
     if (this.queue.length === 0) {
-      for (const wake of this.idleWaiters.splice(0)) wake();
+      if (this.inFlight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
       return;
     }
     const batch = this.queue.splice(0, this.maxBatch);
-    this.writing = true;
+    this.inFlight++;
     const started = performance.now();
     let durable: Promise<void>;
     try {
@@ -176,7 +187,7 @@ export class Sequencer {
     durable.then(
       () => this.written(batch, started),
       (error: unknown) => {
-        this.writing = false;
+        this.inFlight--;
         this.fail(batch, error);
         this.writeNext();
       },
@@ -184,7 +195,7 @@ export class Sequencer {
   }
 
   private written(batch: Pending[], started: number): void {
-    this.writing = false;
+    this.inFlight--;
     this.metrics.commitSeconds.observe((performance.now() - started) / 1000);
     this.metrics.commitBatch.observe(batch.length);
     this.metrics.entriesCommitted.inc(batch.length);
@@ -212,6 +223,9 @@ export class Sequencer {
    * A failed commit wrote nothing. Its conversations' seqs were handed out in
    * memory, so their state is dropped (to be reloaded from the store) and every
    * queued entry of them is refused too: committing them would leave a gap.
+   * Entries of them already in a later batch with the store fail there, by the
+   * store's own order check, and that batch's other conversations are reloaded
+   * in turn.
    */
   private fail(batch: Pending[], error: unknown): void {
     this.logger.error({ err: error, entries: batch.length }, 'group commit failed');

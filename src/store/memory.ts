@@ -49,6 +49,9 @@ export class MemoryStore implements Store {
     return this.convs.get(conv)?.lastDseq.get(deviceKey(user, device)) ?? 0;
   }
 
+  /** Each commit is applied when called, so calls are applied in order. */
+  readonly pipelinesCommits = true;
+
   async commit(batch: CommitBatch): Promise<void> {
     // Validate everything against a copy first, so a refused batch writes nothing.
     const next = new Map(this.convs);

@@ -143,16 +143,19 @@ export function rowBatchOf(batch: CommitBatch): RowBatch {
 }
 
 /**
- * One group commit as a function: `BEGIN IMMEDIATE`, so a second writer waits rather
- * than failing mid-transaction. A batch that breaks a rule of the log — SQLite's own
- * constraints included — throws StoreConflictError, having written nothing.
+ * Group commit as a function: the batches given, in order, in one transaction
+ * (`BEGIN IMMEDIATE`, so a second writer waits rather than failing midway). If
+ * any of them breaks a rule of the log — SQLite's own constraints included — it
+ * throws StoreConflictError, having written none of them.
  */
-export function batchWriter(db: Database.Database): (batch: RowBatch) => void {
+export function batchWriter(db: Database.Database): (batches: readonly RowBatch[]) => void {
   const s = prepareWrites(db);
-  const tx = db.transaction((batch: RowBatch) => writeBatch(s, batch));
-  return (batch) => {
+  const tx = db.transaction((batches: readonly RowBatch[]) => {
+    for (const batch of batches) writeBatch(s, batch);
+  });
+  return (batches) => {
     try {
-      tx.immediate(batch);
+      tx.immediate(batches);
     } catch (error) {
       if (isConstraintError(error)) throw new StoreConflictError(`commit refused: ${error.message}`, { cause: error });
       throw error;

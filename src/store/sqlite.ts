@@ -74,14 +74,14 @@ interface Writer {
 }
 
 class InlineWriter implements Writer {
-  private readonly write: (batch: RowBatch) => void;
+  private readonly write: (batches: readonly RowBatch[]) => void;
 
   constructor(db: Database.Database) {
     this.write = batchWriter(db);
   }
 
   async commit(batch: CommitBatch): Promise<void> {
-    this.write(rowBatchOf(batch));
+    this.write([rowBatchOf(batch)]);
   }
 
   async close(): Promise<void> {}
@@ -107,12 +107,14 @@ class ThreadWriter implements Writer {
     // The server's sockets keep the process alive; an idle writer must not.
     this.worker.unref();
     this.worker.on('message', (reply: WriterReply) => {
-      const waiter = this.pending.get(reply.id);
-      if (!waiter) return;
-      this.pending.delete(reply.id);
+      for (const id of reply.ids) {
+        const waiter = this.pending.get(id);
+        if (!waiter) continue;
+        this.pending.delete(id);
+        if (!reply.error) waiter.resolve();
+        else waiter.reject(reply.error.conflict ? new StoreConflictError(reply.error.message) : new Error(reply.error.message));
+      }
       if (this.pending.size === 0) this.worker.unref();
-      if (!reply.error) return waiter.resolve();
-      waiter.reject(reply.error.conflict ? new StoreConflictError(reply.error.message) : new Error(reply.error.message));
     });
     this.worker.on('error', (error) => this.stop(error));
     this.worker.on('exit', (code) => this.stop(new Error(`the SQLite writer thread exited (${code})`)));
@@ -149,6 +151,8 @@ class ThreadWriter implements Writer {
 }
 
 class SqliteStore implements Store {
+  /** The writer thread takes batches in order and commits those that queue up together; the inline writer commits each at once. */
+  readonly pipelinesCommits = true;
   private readonly db: Database.Database;
   private statements: Statements | undefined;
   private writer: Writer | undefined;

@@ -75,6 +75,15 @@ export interface Store {
    */
   commit(batch: CommitBatch): Promise<void>;
 
+  /**
+   * True when commit() may be called again before earlier calls settle: the
+   * batches are then applied in call order and settle in call order. An adapter
+   * may write several of them in one transaction; if that transaction fails,
+   * every batch in it is rejected, having written nothing. Absent or false: the
+   * caller waits for each commit to settle before the next.
+   */
+  readonly pipelinesCommits?: boolean;
+
   /** Entries with afterSeq < seq <= untilSeq, ascending, at most `limit`. */
   read(conv: string, afterSeq: number, untilSeq: number, limit: number): Promise<Entry[]>;
   /** Every conversation the user has a membership in (its latest stretch), most recent activity first. */

@@ -67,7 +67,12 @@ async function snapshot(store: Store, convs: string[], users: string[]) {
   };
 }
 
-export function describeStoreConformance(name: string, factory: StoreFactory): void {
+export interface ConformanceOptions {
+  /** The adapter says it takes commits before earlier ones settle (Store.pipelinesCommits). */
+  pipelined: boolean;
+}
+
+export function describeStoreConformance(name: string, factory: StoreFactory, options: ConformanceOptions): void {
   describe(`Store conformance: ${name}`, () => {
     let fixture: StoreFixture;
     let store: Store;
@@ -416,6 +421,53 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         await expect(store.commit(batch({ entries: [msg('g:p', 3, 'bob', 'web', 'k1', 5, 0)] }))).rejects.toMatchObject({ name: 'StoreConflictError' });
         await store.commit(batch({ entries: [msg('g:p', 3, 'bob', 'web', 'k2', 5, 0)] }));
         expect(await store.getConv('g:p')).toMatchObject({ last: 3 });
+      });
+    });
+
+    describe('commits in flight together', () => {
+      it('says whether it takes a commit before the last one settles', () => {
+        expect(store.pipelinesCommits === true).toBe(options.pipelined);
+      });
+
+      it.runIf(options.pipelined)('applies commits issued without waiting in call order', async () => {
+        await store.commit(createGroup('g:p1', 'alice', ['bob']));
+        await store.commit(createGroup('g:p2', 'alice', ['bob']));
+        const sent: Entry[] = [];
+        const commits: Promise<void>[] = [];
+        for (let i = 0; i < 40; i++) {
+          const conv = i % 2 === 0 ? 'g:p1' : 'g:p2';
+          const entry = msg(conv, 2 + Math.floor(i / 2), 'bob', 'phone', `c${i}`, 1 + i, { i });
+          sent.push(entry);
+          commits.push(store.commit(batch({ entries: [entry] })));
+        }
+        await Promise.all(commits);
+        expect((await readAll(store, 'g:p1')).slice(1)).toEqual(sent.filter((e) => e.conv === 'g:p1'));
+        expect((await readAll(store, 'g:p2')).slice(1)).toEqual(sent.filter((e) => e.conv === 'g:p2'));
+      });
+
+      it.runIf(options.pipelined)('settles every commit; the log holds exactly what the accepted ones carried, without a gap', async () => {
+        let round = 0;
+        await fc.assert(
+          fc.asyncProperty(fc.array(fc.boolean(), { minLength: 1, maxLength: 25 }), async (valid) => {
+            const conv = `g:flight${round++}`;
+            await store.commit(createGroup(conv, 'alice', []));
+            // Each commit continues the log as if every earlier one were accepted; an invalid
+            // one leaves a gap. Those sharing a transaction with it, and those that then no
+            // longer continue the stored log, are refused as well.
+            const batches = valid.map((ok, i) => batch({ entries: [msg(conv, 2 + i + (ok ? 0 : 1000), 'alice', 'd', `f${i}`, 1 + i, i)] }));
+            const outcomes = await Promise.allSettled(batches.map((b) => store.commit(b)));
+            const accepted = batches.filter((_, i) => outcomes[i]!.status === 'fulfilled').flatMap((b) => b.entries);
+            for (const [i, outcome] of outcomes.entries()) {
+              if (!valid[i]) expect(outcome.status).toBe('rejected');
+              if (outcome.status === 'rejected') expect(outcome.reason).toMatchObject({ name: 'StoreConflictError' });
+            }
+            const log = (await readAll(store, conv)).slice(1);
+            expect(log).toEqual(accepted);
+            expect(log.map((e) => e.seq)).toEqual(log.map((_, i) => 2 + i));
+            expect(await store.getConv(conv)).toMatchObject({ last: 1 + log.length });
+          }),
+          { numRuns: 25 },
+        );
       });
     });
   });

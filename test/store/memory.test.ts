@@ -5,4 +5,4 @@ import { describeStoreConformance } from './conformance.js';
 describeStoreConformance('memory (reference)', async () => {
   const store = new MemoryStore();
   return { store, dispose: async () => {} };
-});
+}, { pipelined: true });

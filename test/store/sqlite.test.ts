@@ -23,7 +23,7 @@ for (const [durability, writer] of [['full', 'thread'], ['process', 'thread'], [
       another: async () => open(),
       dispose: async () => rmSync(join(path, '..'), { recursive: true, force: true }),
     };
-  });
+  }, { pipelined: true });
 }
 
 describe('sqlite settings', () => {
