@@ -17,6 +17,7 @@ import type { ServerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import type { Reads } from './reads.js';
 import { Session, TokenBucket } from './session.js';
+import type { FrameFlusher } from './turn-frames.js';
 
 export interface Handlers {
   ingest: Ingest;
@@ -39,6 +40,8 @@ export class Gateway {
     private readonly options: ResolvedOptions,
     private readonly tokens: TokenAuthority,
     private readonly handlers: Handlers,
+    /** Writes the sessions' queued frames once per turn. */
+    private readonly flusher: FrameFlusher,
     private readonly metrics: ServerMetrics,
     private readonly logger: Logger,
   ) {
@@ -86,7 +89,7 @@ export class Gateway {
   }
 
   private accept(ws: WebSocket, raw: Duplex): void {
-    const session = new Session(ws, raw, this.options.maxBuffered, this.metrics, new TokenBucket(this.options.ratePerSecond, this.options.rateBurst));
+    const session = new Session(ws, raw, this.options.maxBuffered, this.metrics, new TokenBucket(this.options.ratePerSecond, this.options.rateBurst), this.flusher);
     this.sessions.add(session);
     this.metrics.connections.inc();
     const helloTimer = setTimeout(() => session.close(CLOSE_CODES.hello_timeout.code, 'no hello in time'), this.options.helloTimeoutMs);

@@ -12,6 +12,7 @@ import type { Store } from '../store/index.js';
 import { TokenAuthority, resolveSecret } from './auth.js';
 import { Conversations } from './conversations.js';
 import { Fanout } from './fanout.js';
+import { FrameFlusher } from './turn-frames.js';
 import { Gateway, WS_PATH } from './gateway.js';
 import { Groups } from './groups.js';
 import { openIdSources } from './ids.js';
@@ -58,13 +59,16 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
   // A conversation's ts never goes below its newest entry's, whatever this machine's clock says.
   const conversations = new Conversations(store, 100_000, (state) => ids.clock.observe(state.lastTs));
   const fanout = new Fanout(metrics);
-  const sequencer = new Sequencer(store, conversations, ids.clock, ids.mids, options.maxBatch, metrics, logger, (batch) =>
-    fanout.deliver(batch),
-  );
+  const flusher = new FrameFlusher();
+  const sequencer = new Sequencer(store, conversations, ids.clock, ids.mids, options.maxBatch, metrics, logger, (batch) => {
+    // The batch's acks are queued by now: they leave before the pushes are built.
+    flusher.flushAll();
+    fanout.deliver(batch);
+  });
   const ingest = new Ingest(store, conversations, sequencer, metrics, options);
   const groups = new Groups(conversations, sequencer);
   const reads = new Reads(store, conversations);
-  const gateway = new Gateway(options, tokens, { ingest, groups, reads, fanout }, metrics, logger);
+  const gateway = new Gateway(options, tokens, { ingest, groups, reads, fanout }, flusher, metrics, logger);
 
   try {
     await new Promise<void>((resolve, reject) => {

@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import { CLOSE_CODES, type ErrorCode, type ServerFrame } from '../protocol/index.js';
 import type { ServerMetrics } from './metrics.js';
-import { TurnFrames } from './turn-frames.js';
+import { TurnFrames, type FrameFlusher } from './turn-frames.js';
 
 export class TokenBucket {
   private tokens: number;
@@ -58,13 +58,14 @@ export class Session {
     private readonly maxBuffered: number,
     private readonly metrics: ServerMetrics,
     readonly rate: TokenBucket,
+    flusher: FrameFlusher,
   ) {
     this.frames = new TurnFrames({
       get open() {
         return socket.readyState === socket.OPEN;
       },
       write: (chunk) => raw.write(chunk),
-    });
+    }, flusher);
   }
 
   /** Sends a frame; a client whose buffer is over the limit is closed instead (it will resync). */

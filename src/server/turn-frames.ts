@@ -59,12 +59,39 @@ export function textFrames(payloads: readonly (string | Buffer)[]): Buffer {
   return out;
 }
 
+/**
+ * Writes every connection's queued frames at the end of the event-loop turn, or
+ * earlier when asked: the acks of a commit are flushed before its pushes are
+ * built, so that senders hear about durability without waiting for the fan-out.
+ */
+export class FrameFlusher {
+  private dirty: TurnFrames[] = [];
+  private scheduled = false;
+
+  /** `frames` got its first frame of the turn. */
+  mark(frames: TurnFrames): void {
+    this.dirty.push(frames);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.flushAll);
+  }
+
+  readonly flushAll = (): void => {
+    this.scheduled = false;
+    const dirty = this.dirty;
+    this.dirty = [];
+    for (const frames of dirty) frames.flush();
+  };
+}
+
 export class TurnFrames {
   private pending: (string | Buffer)[] = [];
   private pendingBytes = 0;
-  private scheduled = false;
 
-  constructor(private readonly sink: FrameSink) {}
+  constructor(
+    private readonly sink: FrameSink,
+    private readonly flusher: FrameFlusher,
+  ) {}
 
   /** About how many bytes are queued in this turn (string payloads counted in UTF-16 units, a lower bound of their UTF-8 size). */
   get queuedBytes(): number {
@@ -73,20 +100,17 @@ export class TurnFrames {
 
   /** Queues a text frame to leave with the rest of this turn's frames. */
   push(payload: string | Buffer): void {
+    if (this.pending.length === 0) this.flusher.mark(this);
     this.pending.push(payload);
     this.pendingBytes += payload.length;
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(this.flush);
   }
 
   /** Writes what is queued now; frames queued after a closed socket are dropped, as `ws` drops sends after close. */
-  readonly flush = (): void => {
-    this.scheduled = false;
+  flush(): void {
     if (this.pending.length === 0) return;
     const payloads = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
     if (this.sink.open) this.sink.write(textFrames(payloads));
-  };
+  }
 }

@@ -6,7 +6,7 @@ import * as ws from 'ws';
 
 /** ws's frame parser; the package exports it, its type declarations do not. */
 const { Receiver } = ws as unknown as { Receiver: new (options: { isServer: boolean }) => Writable };
-import { textFrames, TurnFrames, type FrameSink } from '../../src/server/turn-frames.js';
+import { FrameFlusher, textFrames, TurnFrames, type FrameSink } from '../../src/server/turn-frames.js';
 
 /** What a real WebSocket client (ws's own frame parser) reads out of the bytes. */
 function parseAsClient(bytes: Buffer): Promise<string[]> {
@@ -55,7 +55,7 @@ describe('text frames for one turn', () => {
 
   it("writes a turn's frames in one write at the end of the turn, and nothing before", async () => {
     const sink = new RecordingSink();
-    const frames = new TurnFrames(sink);
+    const frames = new TurnFrames(sink, new FrameFlusher());
     frames.push('{"t":"ack","id":1}');
     frames.push(Buffer.from('{"t":"msg","seq":1}'));
     frames.push('{"t":"ack","id":2}');
@@ -72,7 +72,7 @@ describe('text frames for one turn', () => {
 
   it('flushes on demand (before a close frame) and drops frames once the socket is no longer open', async () => {
     const sink = new RecordingSink();
-    const frames = new TurnFrames(sink);
+    const frames = new TurnFrames(sink, new FrameFlusher());
     frames.push('{"t":"error","code":"bad_request"}');
     frames.flush();
     expect(sink.writes).toHaveLength(1);
