@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { spawnServerProcess, stopServer } from '../src/chaos/server-process.js';
+import { newCmid } from '../src/client/ids.js';
 import { TokenAuthority } from '../src/server/auth.js';
 import { TurnCork } from './turn-cork.js';
 import { groupOf, groupSizes, messageBody, type E2eConfig } from './e2e-config.js';
@@ -70,7 +71,7 @@ class SequentClient implements LoadClient {
     });
   }
 
-  /** From now on, sends go to `conv`; cmids are unique per device and conversation. */
+  /** From now on, sends go to `conv`, each with a new cmid made as the SDK makes them. */
   target(conv: string): void {
     this.conv = conv;
     this.sendPrefix = `{"t":"send","conv":${JSON.stringify(conv)},"body":${this.bodyJson},`;
@@ -82,7 +83,7 @@ class SequentClient implements LoadClient {
     this.acks.set(id, { acked, failed });
     this.sent++;
     this.cork.hold();
-    this.ws.send(`${this.sendPrefix}"id":${id},"cmid":"m${dseq}","dseq":${dseq}}`);
+    this.ws.send(`${this.sendPrefix}"id":${id},"cmid":"${newCmid()}","dseq":${dseq}}`);
   }
 
   close(): void {

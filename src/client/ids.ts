@@ -3,20 +3,27 @@
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
 /**
- * `length` characters from [A-Za-z0-9] (about 5.95 bits each), from the
- * platform's CSPRNG (Web Crypto, present in browsers and in Node ≥ 19).
+ * Random bytes from the platform's CSPRNG (Web Crypto, present in browsers and in
+ * Node ≥ 19), drawn a pool at a time: one getRandomValues call and one buffer per
+ * id cost more than the rest of building it.
  */
+const pool = new Uint8Array(512);
+let used = pool.length;
+
+function randomByte(): number {
+  if (used === pool.length) {
+    globalThis.crypto.getRandomValues(pool);
+    used = 0;
+  }
+  return pool[used++] as number;
+}
+
+/** `length` characters from [A-Za-z0-9] (about 5.95 bits each). */
 export function randomId(length: number): string {
-  const bytes = new Uint8Array(length);
-  globalThis.crypto.getRandomValues(bytes);
   let id = '';
-  // 248 = 4 × 62: rejecting bytes at or above it keeps every character equally likely.
-  for (let i = 0; id.length < length; i++) {
-    if (i === bytes.length) {
-      globalThis.crypto.getRandomValues(bytes);
-      i = 0;
-    }
-    const byte = bytes[i] as number;
+  while (id.length < length) {
+    const byte = randomByte();
+    // 248 = 4 × 62: rejecting bytes at or above it keeps every character equally likely.
     if (byte < 248) id += ALPHABET[byte % 62];
   }
   return id;
@@ -27,7 +34,28 @@ export function newDeviceId(): string {
   return randomId(20);
 }
 
-/** A new cmid: 22 characters (about 131 bits), unique per (device, conversation) without coordination. */
-export function newCmid(): string {
-  return randomId(22);
+/** Digits in ASCII order, so that fixed-width numbers written with them sort as their values do. */
+const ORDERED_DIGITS = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+const TIME_WIDTH = 8; // 62^8 ms is about 6,900 years.
+
+/** `ms` in base 62, fixed width, in ORDERED_DIGITS: later times sort after earlier ones. */
+export function timePrefix(ms: number): string {
+  let rest = Math.max(0, Math.floor(ms));
+  let text = '';
+  for (let i = 0; i < TIME_WIDTH; i++) {
+    text = ORDERED_DIGITS[rest % 62] + text;
+    rest = Math.floor(rest / 62);
+  }
+  return text;
+}
+
+/**
+ * A new cmid: 22 characters, unique per (device, conversation) without
+ * coordination. The first 8 are the creation time in ms and the other 14 random
+ * (about 83 bits), so a device's cmids grow with time: the server's dedup index
+ * then takes new ones at its end instead of at random places, which costs it
+ * fewer page writes per commit.
+ */
+export function newCmid(now: number = Date.now()): string {
+  return timePrefix(now) + randomId(14);
 }

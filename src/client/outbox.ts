@@ -86,7 +86,8 @@ export class Outbox {
   enqueue(conv: string, body: unknown, seen: number | undefined): SendHandle {
     const dseq = this.nextDseqs.get(conv) ?? 1;
     this.nextDseqs.set(conv, dseq + 1);
-    const entry: OutboxEntry = { conv, cmid: newCmid(), dseq, body, createdAt: this.options.now(), tries: 0 };
+    const createdAt = this.options.now();
+    const entry: OutboxEntry = { conv, cmid: newCmid(createdAt), dseq, body, createdAt, tries: 0 };
     if (seen !== undefined) entry.seen = seen;
     const item = this.createItem(entry);
     // Order: nothing of this conversation may overtake an older failed message, so those go again first.

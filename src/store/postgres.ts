@@ -51,7 +51,9 @@ CREATE TABLE IF NOT EXISTS ${schema}.entries (
   ctx TEXT,
   PRIMARY KEY (conv, seq)
 );
-CREATE UNIQUE INDEX IF NOT EXISTS entries_cmid ON ${schema}.entries (conv, from_user, dev, cmid) WHERE cmid IS NOT NULL;
+-- cmid leads, as in the SQLite store: time-ordered cmids then append at one end of the index.
+CREATE UNIQUE INDEX IF NOT EXISTS entries_by_cmid ON ${schema}.entries (cmid, conv, from_user, dev) WHERE cmid IS NOT NULL;
+DROP INDEX IF EXISTS ${schema}.entries_cmid;
 CREATE TABLE IF NOT EXISTS ${schema}.device_lanes (
   conv TEXT NOT NULL,
   from_user TEXT NOT NULL,

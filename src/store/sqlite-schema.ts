@@ -13,7 +13,7 @@ import type { CommitBatch } from './types.js';
 export type SqliteDurability = 'full' | 'process';
 
 /** Bumped when the schema changes shape; a store refuses a file written by a newer schema. */
-export const SQLITE_SCHEMA_VERSION = 2;
+export const SQLITE_SCHEMA_VERSION = 3;
 
 // STRICT tables: a value of the wrong type is an error, not a silent coercion.
 const SCHEMA = `
@@ -44,7 +44,11 @@ CREATE TABLE IF NOT EXISTS entries (
   ctx       TEXT,
   UNIQUE (conv, seq)
 ) STRICT;
-CREATE UNIQUE INDEX IF NOT EXISTS entries_cmid ON entries (conv, from_user, dev, cmid) WHERE cmid IS NOT NULL;
+-- Dedup: one entry per (conv, user, device, cmid). cmid leads: cmids that grow with time
+-- (as the SDK makes them) then all land at one end of the index, instead of at one point
+-- per device lane, and a group commit dirties a few index pages rather than one or more
+-- per lane. A lookup is still one seek on all four columns.
+CREATE UNIQUE INDEX IF NOT EXISTS entries_by_cmid ON entries (cmid, conv, from_user, dev) WHERE cmid IS NOT NULL;
 
 -- Each device's highest dseq per conversation, written once per group commit: cheaper than
 -- an index over every entry's dseq, updated on every insert.
@@ -124,6 +128,8 @@ function migrate(db: Database.Database, from: number): void {
                  SELECT conv, from_user, dev, MAX(dseq) FROM entries WHERE dseq IS NOT NULL GROUP BY conv, from_user, dev;
                DROP INDEX IF EXISTS entries_dseq;`);
     }
+    // v2 led its cmid index with the lane; SCHEMA has just built the v3 one.
+    if (from < 3) db.exec('DROP INDEX IF EXISTS entries_cmid');
   }).immediate();
 }
 

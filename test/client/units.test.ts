@@ -1,7 +1,8 @@
 /** The SDK's small parts on their own: backoff, options, the transport tap, ids, the reorder buffer. */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fullJitter } from '../../src/client/backoff.js';
-import { newCmid, newDeviceId } from '../../src/client/ids.js';
+import { newCmid, newDeviceId, timePrefix } from '../../src/client/ids.js';
 import { resolveClientOptions } from '../../src/client/options.js';
 import { ReorderBuffer } from '../../src/client/reorder.js';
 import { tapTransport } from '../../src/client/transport.js';
@@ -45,6 +46,20 @@ describe('ids', () => {
     expect(cmids.size).toBe(2000);
     for (const cmid of cmids) expect(cmid).toMatch(/^[A-Za-z0-9]{22}$/);
     expect(newDeviceId()).toMatch(/^[A-Za-z0-9]{20}$/);
+  });
+
+  it('make cmids that sort by the time they were made, whatever the random part', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 47 }), fc.integer({ min: 1, max: 2 ** 40 }), (earlier, gap) => {
+        const first = newCmid(earlier);
+        const second = newCmid(earlier + gap);
+        expect(first < second).toBe(true);
+        expect(timePrefix(earlier + gap) > timePrefix(earlier)).toBe(true);
+      }),
+    );
+    expect(timePrefix(0)).toBe('00000000');
+    expect(timePrefix(61)).toBe('0000000z');
+    expect(timePrefix(62)).toBe('00000010');
   });
 });
 

@@ -93,8 +93,24 @@ describe('sqlite settings', () => {
     expect(await store.getMeta('store.schema')).toBe(String(SQLITE_SCHEMA_VERSION));
     await store.close();
     const check = new Database(path, { readonly: true });
-    expect(check.prepare("SELECT name FROM sqlite_master WHERE name = 'entries_dseq'").all()).toEqual([]);
+    const indexes = check.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'entries' AND sql IS NOT NULL ORDER BY name").all();
+    // v2 dropped the dseq index; v3 leads the cmid index with the cmid.
+    expect(indexes.map((i) => i.name)).toEqual(['entries_by_cmid']);
     check.close();
+  });
+
+  it('finds a cmid with one seek of the cmid-led index', async () => {
+    const path = join(root, `p${++n}.db`);
+    const store = openSqliteStore({ path });
+    await store.init();
+    const db = new Database(path, { readonly: true });
+    const plan = db
+      .prepare<[], { detail: string }>("EXPLAIN QUERY PLAN SELECT seq FROM entries WHERE conv = 'g' AND from_user = 'u' AND dev = 'd' AND cmid = 'c'")
+      .all()
+      .map((row) => row.detail);
+    expect(plan).toEqual(['SEARCH entries USING INDEX entries_by_cmid (cmid=? AND conv=? AND from_user=? AND dev=?)']);
+    db.close();
+    await store.close();
   });
 
   it('rejects calls after close', async () => {
