@@ -7,8 +7,13 @@
  * batches that arrive while a transaction runs are committed together in the
  * next one, as soon as it ends: the writer never waits for the main thread to
  * hear about one commit before it starts the next.
+ *
+ * Checkpoints (copying the WAL back into the database file) run when no batch is
+ * waiting, not inside a commit as SQLite's automatic checkpoint would, so that
+ * they do not hold up an ack; under a load that never lets up, one runs every
+ * CHECKPOINT_FORCED_AFTER transactions so that the WAL stays bounded.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { StoreConflictError } from './memory.js';
 import { batchWriter, openDatabase, type RowBatch, type SqliteDurability } from './sqlite-schema.js';
 
@@ -22,16 +27,20 @@ export type WriterRequest = { id: number; batch: RowBatch };
 /** The requests one transaction committed, in the order sent: all of them, or (with `error`) none. */
 export type WriterReply = { ids: number[]; error?: { message: string; conflict: boolean } };
 
+/** Transactions since the last checkpoint before an idle writer runs one. */
+const CHECKPOINT_WHEN_IDLE_AFTER = 4;
+/** …and before a writer that is never idle runs one anyway. */
+const CHECKPOINT_FORCED_AFTER = 32;
+
 if (parentPort) {
   const port = parentPort;
   const init = workerData as WriterInit;
   const db = openDatabase(init.path, init.durability);
+  db.pragma('wal_autocheckpoint = 0');
   const write = batchWriter(db);
-  let queued: WriterRequest[] = [];
+  let sinceCheckpoint = 0;
 
-  const commitQueued = (): void => {
-    const requests = queued;
-    queued = [];
+  const commit = (requests: WriterRequest[]): void => {
     const ids = requests.map((request) => request.id);
     let reply: WriterReply;
     try {
@@ -42,12 +51,28 @@ if (parentPort) {
       reply = { ids, error: { message, conflict: error instanceof StoreConflictError } };
     }
     port.postMessage(reply);
+    sinceCheckpoint++;
   };
 
-  port.on('message', (request: WriterRequest) => {
-    // Every message already waiting is delivered before setImmediate's callback runs,
-    // so one transaction takes all the batches that arrived during the last one.
-    if (queued.length === 0) setImmediate(commitQueued);
-    queued.push(request);
+  /** Every request already sent, without going back to the event loop. */
+  const waiting = (): WriterRequest[] => {
+    const requests: WriterRequest[] = [];
+    for (let next = receiveMessageOnPort(port); next; next = receiveMessageOnPort(port)) requests.push(next.message as WriterRequest);
+    return requests;
+  };
+
+  const checkpoint = (): void => {
+    sinceCheckpoint = 0;
+    db.pragma('wal_checkpoint(PASSIVE)');
+  };
+
+  port.on('message', (first: WriterRequest) => {
+    let requests = [first, ...waiting()];
+    while (requests.length > 0) {
+      commit(requests);
+      if (sinceCheckpoint >= CHECKPOINT_FORCED_AFTER) checkpoint();
+      requests = waiting();
+    }
+    if (sinceCheckpoint >= CHECKPOINT_WHEN_IDLE_AFTER) checkpoint();
   });
 }

@@ -1,5 +1,5 @@
 /** The SQLite adapter against the conformance suite, on a fresh file per test; plus its own settings. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -110,6 +110,26 @@ describe('sqlite settings', () => {
       .map((row) => row.detail);
     expect(plan).toEqual(['SEARCH entries USING INDEX entries_by_cmid (cmid=? AND conv=? AND from_user=? AND dev=?)']);
     db.close();
+    await store.close();
+  });
+
+  it('keeps the WAL bounded: the writer thread checkpoints between commits, as SQLite would inside them', async () => {
+    const path = join(root, `k${++n}.db`);
+    const store = openSqliteStore({ path });
+    await store.init();
+    await store.commit({ newConvs: [{ conv: 'g:k', kind: 'group' }], entries: [], memberships: [] });
+    const body = { text: 'x'.repeat(2000) };
+    let seq = 0;
+    // 300 transactions of 20 entries, about 12 MB of rows: without checkpoints the WAL would hold all of it.
+    for (let commit = 0; commit < 300; commit++) {
+      const entries = Array.from({ length: 20 }, () => {
+        seq++;
+        return { conv: 'g:k', seq, kind: 'msg' as const, mid: String(1_000_000 + seq), ts: seq, from: 'u', dev: 'd', cmid: `c${seq}`, dseq: seq, body };
+      });
+      await store.commit({ newConvs: [], entries, memberships: [] });
+    }
+    expect(statSync(`${path}-wal`).size).toBeLessThan(4 * 1024 * 1024);
+    expect((await store.read('g:k', seq - 1, seq, 1))[0]).toMatchObject({ seq, body });
     await store.close();
   });
 
