@@ -175,8 +175,8 @@ export async function openSequent(config: E2eConfig, log: (line: string) => void
     const deliveries = await settleDeliveries(tallies, deliveredBefore, expected, phase.startedAt, 10_000);
     const said = phaseServerStats(metricsBefore, await scrapeMetrics(server.httpUrl));
     const note = said
-      ? `${said.commits} commits of ${said.entries_per_commit} entries, ${said.ms_per_commit} ms each ` +
-        `(${(said.commits_over_10ms * 100).toFixed(1)}% over 10 ms); server-side ack p99 ≤ ${said.server_ack_p99_ms_at_most ?? '?'} ms`
+      ? `${said.batches} batches of ${said.entries_per_batch} entries to the store, ${said.ms_per_batch} ms each until durable ` +
+        `(${(said.batches_over_10ms * 100).toFixed(1)}% over 10 ms); server-side ack p99 ≤ ${said.server_ack_p99_ms_at_most ?? '?'} ms`
       : undefined;
     return { phase, deliveries, cpu, extra: { server: said }, ...(note ? { note } : {}) };
   };

@@ -1,6 +1,8 @@
 /**
- * What the Sequent server says about a phase on its /metrics: its group commits
- * (how many, how large, how long) and the ack latency it measured itself, from
+ * What the Sequent server says about a phase on its /metrics: the batches its
+ * sequencer handed to the store (how many, how large, how long until durable;
+ * the SQLite writer commits the batches that queue up meanwhile in one
+ * transaction) and the ack latency it measured itself, from
  * frame received to ack written. Set beside the latency the clients measured,
  * it tells time spent in the server from time spent getting to and from it.
  */
@@ -24,11 +26,12 @@ export async function scrapeMetrics(httpUrl: string): Promise<Scrape | undefined
 }
 
 export interface ServerPhaseStats {
-  commits: number;
-  entries_per_commit: number;
-  ms_per_commit: number;
-  /** Share of commits that took longer than 10 ms. */
-  commits_over_10ms: number;
+  batches: number;
+  entries_per_batch: number;
+  /** From handing a batch to the store until it is durable. */
+  ms_per_batch: number;
+  /** Share of batches that took longer than 10 ms. */
+  batches_over_10ms: number;
   /** The server's own p99 ack latency, as the upper bound of its histogram bucket. */
   server_ack_p99_ms_at_most: number | null;
 }
@@ -49,18 +52,18 @@ function buckets(before: Scrape, after: Scrape, name: string): { le: number; cou
 export function phaseServerStats(before: Scrape | undefined, after: Scrape | undefined): ServerPhaseStats | undefined {
   if (!before || !after) return undefined;
   const d = (key: string) => (after.get(key) ?? 0) - (before.get(key) ?? 0);
-  const commits = d('sequent_commit_batch_entries_count');
-  if (commits <= 0) return undefined;
-  const commitBuckets = buckets(before, after, 'sequent_commit_duration_seconds');
-  const within10ms = commitBuckets.find((b) => b.le === 0.01)?.count ?? commits;
+  const batches = d('sequent_commit_batch_entries_count');
+  if (batches <= 0) return undefined;
+  const batchBuckets = buckets(before, after, 'sequent_commit_duration_seconds');
+  const within10ms = batchBuckets.find((b) => b.le === 0.01)?.count ?? batches;
   const ackBuckets = buckets(before, after, 'sequent_ack_latency_seconds');
   const acks = d('sequent_ack_latency_seconds_count');
   const p99 = acks > 0 ? ackBuckets.find((b) => b.count >= 0.99 * acks)?.le : undefined;
   return {
-    commits,
-    entries_per_commit: round(d('sequent_commit_batch_entries_sum') / commits, 1),
-    ms_per_commit: round((d('sequent_commit_duration_seconds_sum') * 1000) / commits, 2),
-    commits_over_10ms: round((commits - within10ms) / commits, 4),
+    batches,
+    entries_per_batch: round(d('sequent_commit_batch_entries_sum') / batches, 1),
+    ms_per_batch: round((d('sequent_commit_duration_seconds_sum') * 1000) / batches, 2),
+    batches_over_10ms: round((batches - within10ms) / batches, 4),
     server_ack_p99_ms_at_most: p99 === undefined || !Number.isFinite(p99) ? null : p99 * 1000,
   };
 }

@@ -68,13 +68,13 @@ export class ServerMetrics {
   });
   readonly commitBatch = new Histogram({
     name: 'sequent_commit_batch_entries',
-    help: 'Entries per group commit',
+    help: 'Entries per batch handed to the store (a store that pipelines commits may write several batches in one transaction)',
     buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000],
     registers: [this.registry],
   });
   readonly commitSeconds = new Histogram({
     name: 'sequent_commit_duration_seconds',
-    help: 'Duration of one group commit',
+    help: 'Time from handing a batch to the store until it is durable',
     buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1],
     registers: [this.registry],
   });
