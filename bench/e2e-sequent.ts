@@ -14,7 +14,7 @@ import WebSocket from 'ws';
 import { spawnServerProcess, stopServer } from '../src/chaos/server-process.js';
 import { newCmid } from '../src/client/ids.js';
 import { TokenAuthority } from '../src/server/auth.js';
-import { TurnCork } from './turn-cork.js';
+import { MicrotaskCork } from './microtask-cork.js';
 import { groupOf, groupSizes, messageBody, type E2eConfig } from './e2e-config.js';
 import { startCpuCount } from './cpu.js';
 import { DeliveryTally, settleDeliveries, tallyTotal } from './deliveries.js';
@@ -36,8 +36,8 @@ class SequentClient implements LoadClient {
   private readonly acks = new Map<number, AckWaiter>();
   private conv = '';
   private sendPrefix = '';
-  /** Like the server, the client writes a turn's frames at once (ws keeps the open TCP socket in `_socket`). */
-  private readonly cork: TurnCork;
+  /** Like the `nats` client, this one writes what it sends while handling one read at once (ws keeps the open TCP socket in `_socket`). */
+  private readonly cork: MicrotaskCork;
   /** Messages this client has sent, for the deliveries its group must receive. */
   sent = 0;
   readonly tally = new DeliveryTally();
@@ -46,7 +46,7 @@ class SequentClient implements LoadClient {
     private readonly ws: WebSocket,
     private readonly bodyJson: string,
   ) {
-    this.cork = new TurnCork((ws as unknown as { _socket: Socket })._socket);
+    this.cork = new MicrotaskCork((ws as unknown as { _socket: Socket })._socket);
     ws.on('message', (data: Buffer) => this.onFrame(data));
     ws.on('close', (code) => this.abort(new Error(`connection closed (${code})`)));
     ws.on('error', (error) => this.abort(error));
