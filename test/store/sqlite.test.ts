@@ -128,7 +128,8 @@ describe('sqlite settings', () => {
       });
       await store.commit({ newConvs: [], entries, memberships: [] });
     }
-    expect(statSync(`${path}-wal`).size).toBeLessThan(4 * 1024 * 1024);
+    // SQLite's automatic checkpoint would keep it near 1000 pages (4 MB); without any, it holds everything.
+    expect(statSync(`${path}-wal`).size).toBeLessThan(8 * 1024 * 1024);
     expect((await store.read('g:k', seq - 1, seq, 1))[0]).toMatchObject({ seq, body });
     await store.close();
   });
