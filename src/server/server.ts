@@ -60,11 +60,9 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
   const conversations = new Conversations(store, 100_000, (state) => ids.clock.observe(state.lastTs));
   const fanout = new Fanout(metrics);
   const flusher = new FrameFlusher();
-  const sequencer = new Sequencer(store, conversations, ids.clock, ids.mids, options.maxBatch, metrics, logger, (batch) => {
-    // The batch's acks are queued by now: they leave before the pushes are built.
-    flusher.flushAll();
-    fanout.deliver(batch);
-  });
+  const sequencer = new Sequencer(store, conversations, ids.clock, ids.mids, options.maxBatch, metrics, logger, (batch) =>
+    fanout.deliver(batch),
+  );
   const ingest = new Ingest(store, conversations, sequencer, metrics, options);
   const groups = new Groups(conversations, sequencer);
   const reads = new Reads(store, conversations);
