@@ -50,7 +50,7 @@ export class MemoryStore implements Store {
   }
 
   /** Each commit is applied when called, so calls are applied in order. */
-  readonly pipelinesCommits = true;
+  readonly pipelinesCommits: boolean = true;
 
   async commit(batch: CommitBatch): Promise<void> {
     // Validate everything against a copy first, so a refused batch writes nothing.
