@@ -1,6 +1,10 @@
 /** Random ids made on the device: the device id (once per install) and each message's cmid. */
 
-const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+/**
+ * [0-9A-Za-z] in ASCII order: random characters are drawn from it, and the
+ * fixed-width numbers written with it sort as their values do.
+ */
+const DIGITS = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
 /**
  * Random bytes from the platform's CSPRNG (Web Crypto, present in browsers and in
@@ -24,7 +28,7 @@ export function randomId(length: number): string {
   while (id.length < length) {
     const byte = randomByte();
     // 248 = 4 × 62: rejecting bytes at or above it keeps every character equally likely.
-    if (byte < 248) id += ALPHABET[byte % 62];
+    if (byte < 248) id += DIGITS[byte % 62];
   }
   return id;
 }
@@ -34,16 +38,14 @@ export function newDeviceId(): string {
   return randomId(20);
 }
 
-/** Digits in ASCII order, so that fixed-width numbers written with them sort as their values do. */
-const ORDERED_DIGITS = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const TIME_WIDTH = 8; // 62^8 ms is about 6,900 years.
 
-/** `ms` in base 62, fixed width, in ORDERED_DIGITS: later times sort after earlier ones. */
+/** `ms` in base 62, fixed width: later times sort after earlier ones. */
 export function timePrefix(ms: number): string {
   let rest = Math.max(0, Math.floor(ms));
   let text = '';
   for (let i = 0; i < TIME_WIDTH; i++) {
-    text = ORDERED_DIGITS[rest % 62] + text;
+    text = DIGITS[rest % 62] + text;
     rest = Math.floor(rest / 62);
   }
   return text;
