@@ -19,12 +19,12 @@ export interface FrameSink {
 }
 
 /** Bytes of the header for a payload of `length` bytes. */
-export function headerLength(length: number): number {
+function headerLength(length: number): number {
   return length < 126 ? 2 : length < 0x10000 ? 4 : 10;
 }
 
 /** Writes one FIN text-frame header at `offset`; returns the offset after it. */
-export function writeHeader(target: Buffer, offset: number, length: number): number {
+function writeHeader(target: Buffer, offset: number, length: number): number {
   target[offset] = 0x81;
   if (length < 126) {
     target[offset + 1] = length;
@@ -76,7 +76,7 @@ export class FrameFlusher {
     setImmediate(this.flushAll);
   }
 
-  readonly flushAll = (): void => {
+  private readonly flushAll = (): void => {
     this.scheduled = false;
     const dirty = this.dirty;
     this.dirty = [];
