@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../../src/store/index.js';
 import { SQLITE_SCHEMA_VERSION } from '../../src/store/sqlite.js';
-import { describeStoreConformance } from './conformance.js';
+import { describeStoreConformance, msg } from './conformance.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sequent-store-sqlite-'));
 let n = 0;
@@ -124,7 +124,7 @@ describe('sqlite settings', () => {
     for (let commit = 0; commit < 300; commit++) {
       const entries = Array.from({ length: 20 }, () => {
         seq++;
-        return { conv: 'g:k', seq, kind: 'msg' as const, mid: String(1_000_000 + seq), ts: seq, from: 'u', dev: 'd', cmid: `c${seq}`, dseq: seq, body };
+        return msg('g:k', seq, 'u', 'd', `c${seq}`, seq, body);
       });
       await store.commit({ newConvs: [], entries, memberships: [] });
     }
