@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { IDBFactory } from 'fake-indexeddb';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { SequentClient } from '../../src/client/client.js';
+import type { ClientOptions } from '../../src/client/options.js';
 import { FileClientStore } from '../../src/client/file-store.js';
 import { IndexedDbClientStore } from '../../src/client/indexeddb-store.js';
 import { MemoryClientStore, type ClientStore } from '../../src/client/store.js';
@@ -25,16 +26,22 @@ afterEach(async () => {
   clients = [];
 });
 
+/** Alice's phone on `store`, behind a transport and store the test can kill as an app kill would, started and ready. */
+async function startKillable(fake: FakeServer, store: ClientStore, options: Partial<ClientOptions> = {}) {
+  const first = killable(fake.transport, store);
+  const app = fakeClient(fake, 'alice', 'phone', { ...options, transport: first.transport, store: first.store });
+  clients.push(app);
+  await app.start();
+  await app.ready();
+  return { app, kill: first.kill };
+}
+
 describe('resume after an app kill', () => {
   it('resends the unacked sends with the same cmid and dseq, and no acked one', async () => {
     const fake = new FakeServer();
     fake.createGroup(CONV, ['alice', 'bob']);
     const store = new MemoryClientStore();
-    const first = killable(fake.transport, store);
-    const app = fakeClient(fake, 'alice', 'phone', { transport: first.transport, store: first.store });
-    clients.push(app);
-    await app.start();
-    await app.ready();
+    const { app, kill } = await startKillable(fake, store);
     const acked = app.send(CONV, 'acked before the kill');
     await acked.whenSent();
     await eventually(async () => expect((await store.load()).outbox).toEqual([]));
@@ -45,7 +52,7 @@ describe('resume after an app kill', () => {
     fake.onFrame = (frame) => (frame.t === 'send' ? 'drop' : 'handle');
     const unsent = app.send(CONV, 'never reached the server');
     await eventually(async () => expect((await store.load()).outbox.map((e) => e.cmid)).toContain(unsent.cmid));
-    first.kill();
+    kill();
     fake.live('alice')[0]?.cut();
     fake.onOutgoing = undefined;
     fake.onFrame = undefined;
@@ -77,13 +84,9 @@ describe('resume after an app kill', () => {
     fake.createGroup(CONV, ['alice', 'bob']);
     for (let i = 0; i < 4; i++) fake.append(CONV, { from: 'bob', dev: 'b', body: i }, undefined);
     const store = new MemoryClientStore();
-    const first = killable(fake.transport, store);
-    const app = fakeClient(fake, 'alice', 'phone', { transport: first.transport, store: first.store });
-    clients.push(app);
-    await app.start();
-    await app.ready();
+    const { app, kill } = await startKillable(fake, store);
     await eventually(async () => expect((await store.load()).convs.find((c) => c.conv === CONV)?.cursor).toBe(5));
-    first.kill();
+    kill();
     fake.live('alice')[0]?.cut();
     for (let i = 0; i < 3; i++) fake.append(CONV, { from: 'bob', dev: 'b', body: `while dead ${i}` }, undefined);
 
@@ -152,14 +155,10 @@ describe('resume on each persistent store', () => {
       fake.createGroup(CONV, ['alice', 'bob']);
       fake.onOutgoing = (frame) => (frame.t === 'ack' ? 'drop' : 'send');
       const [store, reopen] = adapter.pair();
-      const first = killable(fake.transport, store);
-      const app = fakeClient(fake, 'alice', 'phone', { transport: first.transport, store: first.store, ackTimeoutMs: 60_000 });
-      clients.push(app);
-      await app.start();
-      await app.ready();
+      const { app, kill } = await startKillable(fake, store, { ackTimeoutMs: 60_000 });
       const sent = [app.send(CONV, 'a'), app.send(CONV, 'b'), app.send('dm:alice:bob', 'c')];
       await eventually(() => expect(fake.log(CONV).length + fake.log('dm:alice:bob').length).toBe(4));
-      first.kill();
+      kill();
       await store.close();
       fake.onOutgoing = undefined;
 
