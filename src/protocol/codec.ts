@@ -4,7 +4,8 @@
  */
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
-import { CLIENT_FRAME_SCHEMAS, type ClientFrame, type ClientFrameType } from './frames.js';
+import { CLIENT_FRAME_SCHEMAS, type ClientFrame, type ClientFrameType, type SendFrame } from './frames.js';
+import { MAX_CTX_BYTES, MAX_JSON_DEPTH } from './limits.js';
 import type { ErrorCode } from './errors.js';
 
 export type DecodeResult =
@@ -14,7 +15,18 @@ export type DecodeResult =
       /** A send's body as JSON text (JSON.stringify of it): measured here, reused for the store and the pushes. */
       bodyJson?: string;
     }
-  | { ok: false; code: ErrorCode; message: string; id?: number };
+  | {
+      ok: false;
+      code: ErrorCode;
+      message: string;
+      id?: number;
+      /** The frame's `t` when it names a known frame type: a refused hello is answered before the close. */
+      type?: ClientFrameType;
+      /** Where the frame first fails its schema (a JSON pointer such as "/token"). */
+      path?: string;
+    };
+
+type Refusal = Extract<DecodeResult, { ok: false }>;
 
 let checkers: Map<string, TypeCheck<TSchema>> | undefined;
 
@@ -57,54 +69,102 @@ function idOfText(text: string): number | undefined {
   }
 }
 
-function withId(result: { ok: false; code: ErrorCode; message: string }, id: number | undefined): DecodeResult {
-  return id === undefined ? result : { ...result, id };
+function refuse(code: ErrorCode, message: string, id?: number, type?: ClientFrameType, path?: string): Refusal {
+  const refusal: Refusal = { ok: false, code, message };
+  if (id !== undefined) refusal.id = id;
+  if (type !== undefined) refusal.type = type;
+  if (path !== undefined) refusal.path = path;
+  return refusal;
+}
+
+/**
+ * Whether a JSON value nests arrays and objects deeper than `max` (a scalar is
+ * depth 0). Iterative: the point is to refuse values that recursion would choke on.
+ */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const stack: [object, number][] = [[value, 1]];
+  for (let next = stack.pop(); next; next = stack.pop()) {
+    const [node, depth] = next;
+    if (depth > max) return true;
+    const children = Array.isArray(node) ? node : Object.values(node);
+    for (const child of children) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
 }
 
 /**
  * Decodes one client frame. `maxFrame` and `maxBody` are byte limits; a frame over
- * `maxFrame` is refused before it is parsed.
+ * `maxFrame` is refused before it is parsed. Never throws: any input gets a result.
  */
 export function decodeClientFrame(text: string, maxFrame: number, maxBody: number): DecodeResult {
+  try {
+    return decode(text, maxFrame, maxBody);
+  } catch {
+    // Every known shape is refused above with a precise message; this is the net under them.
+    return refuse('bad_request', 'frame could not be read');
+  }
+}
+
+function decode(text: string, maxFrame: number, maxBody: number): DecodeResult {
   if (!fitsUtf8(text, maxFrame)) {
     // Parsing the oversized frame is wasted work except for one thing: its id lets
     // the client match the error to its request. The transport caps how large it can be.
-    return withId({ ok: false, code: 'too_large', message: `frame larger than maxFrame (${maxFrame} bytes)` }, idOfText(text));
+    return refuse('too_large', `frame larger than maxFrame (${maxFrame} bytes)`, idOfText(text));
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
-    return { ok: false, code: 'bad_request', message: 'frame is not valid JSON' };
+    return refuse('bad_request', 'frame is not valid JSON');
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return { ok: false, code: 'bad_request', message: 'frame must be a JSON object' };
+    return refuse('bad_request', 'frame must be a JSON object');
   }
   const record = value as Record<string, unknown>;
   const id = requestIdOf(record);
-  const type = record['t'];
-  const checker = typeof type === 'string' ? checkerFor(type) : undefined;
-  if (!checker) {
-    return withId({ ok: false, code: 'bad_request', message: `unknown frame type ${JSON.stringify(type)}` }, id);
+  const t = record['t'];
+  const type = isClientFrameType(t) ? t : undefined;
+  if (type === undefined) {
+    return refuse('bad_request', `unknown frame type ${typeof t === 'string' ? JSON.stringify(t.slice(0, 64)) : `(a ${t === null ? 'null' : typeof t})`}`, id);
   }
+  const checker = checkerFor(type)!;
   if (!checker.Check(value)) {
     const first = checker.Errors(value).First();
     const where = first ? `${first.path || '/'}: ${first.message}` : 'invalid frame';
-    return withId({ ok: false, code: 'bad_request', message: `${type as string} ${where}` }, id);
+    return refuse('bad_request', `${type} ${where}`, id, type, first?.path);
   }
   const frame = value as ClientFrame;
-  if (frame.t === 'send') {
-    if (frame.body === undefined) {
-      return withId({ ok: false, code: 'bad_request', message: 'send /body: required' }, id);
-    }
-    const bodyJson = JSON.stringify(frame.body);
-    if (!fitsUtf8(bodyJson, maxBody)) {
-      const bodyBytes = utf8Length(bodyJson);
-      return withId({ ok: false, code: 'too_large', message: `body is ${bodyBytes} bytes, more than maxBody (${maxBody})` }, id);
-    }
-    return { ok: true, frame, bodyJson };
-  }
+  if (frame.t === 'send') return decodeSend(frame, maxBody, id);
   return { ok: true, frame };
+}
+
+/** A send's body and ctx: nested at most MAX_JSON_DEPTH, and together at most maxBody bytes, so that whatever is acked can be stored and pushed. */
+function decodeSend(frame: SendFrame, maxBody: number, id: number | undefined): DecodeResult {
+  if (frame.body === undefined) return refuse('bad_request', 'send /body: required', id, 'send');
+  if (nestsDeeperThan(frame.body, MAX_JSON_DEPTH)) {
+    return refuse('bad_request', `send /body: nests deeper than ${MAX_JSON_DEPTH} levels`, id, 'send');
+  }
+  let ctxBytes = 0;
+  if (frame.ctx !== undefined) {
+    if (nestsDeeperThan(frame.ctx, MAX_JSON_DEPTH)) {
+      return refuse('bad_request', `send /ctx: nests deeper than ${MAX_JSON_DEPTH} levels`, id, 'send');
+    }
+    const ctxJson = JSON.stringify(frame.ctx);
+    if (!fitsUtf8(ctxJson, MAX_CTX_BYTES)) {
+      return refuse('too_large', `ctx is ${utf8Length(ctxJson)} bytes, more than ${MAX_CTX_BYTES}`, id, 'send');
+    }
+    ctxBytes = utf8Length(ctxJson);
+  }
+  const bodyJson = JSON.stringify(frame.body);
+  if (!fitsUtf8(bodyJson, maxBody - ctxBytes)) {
+    const bytes = utf8Length(bodyJson) + ctxBytes;
+    const what = ctxBytes > 0 ? 'body and ctx are' : 'body is';
+    return refuse('too_large', `${what} ${bytes} bytes, more than maxBody (${maxBody})`, id, 'send');
+  }
+  return { ok: true, frame, bodyJson };
 }
 
 export function isClientFrameType(type: unknown): type is ClientFrameType {

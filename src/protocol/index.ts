@@ -13,6 +13,8 @@ export {
   MAX_SYNC_LIMIT,
   MAX_CMID_LENGTH,
   MAX_MEMBERS_PER_CHANGE,
+  MAX_JSON_DEPTH,
+  MAX_CTX_BYTES,
 } from './limits.js';
 export type { Limits } from './limits.js';
 export { decodeClientFrame, utf8Length, isClientFrameType } from './codec.js';

@@ -11,6 +11,14 @@ export const MAX_SYNC_LIMIT = 1000;
 export const MAX_CMID_LENGTH = 64;
 /** A create or members frame may name at most this many users (extension limit). */
 export const MAX_MEMBERS_PER_CHANGE = 1000;
+/**
+ * How deeply a send's `body` or `ctx` may nest arrays and objects (extension
+ * limit). Serializing and storing a value walks it recursively; a limit far
+ * above any chat payload keeps a 10 kB frame from exhausting the stack.
+ */
+export const MAX_JSON_DEPTH = 32;
+/** A send's `ctx`, serialized, is at most this many bytes; it also counts toward maxBody (extension limit). */
+export const MAX_CTX_BYTES = 1024;
 
 export interface Limits {
   readonly maxBody: number;
