@@ -29,6 +29,8 @@ export function resolveSecret(dataDir: string, explicit: string | undefined): st
 export interface Identity {
   user: string;
   device: string;
+  /** When the token expires (ms since the epoch), if it does: the connection ends then. */
+  expiresAt?: number;
 }
 
 export class TokenError extends Error {
@@ -62,6 +64,7 @@ export class TokenAuthority {
     const device = payload['dev'];
     if (!isName(user)) throw new TokenError('token sub is not a valid user name');
     if (!isName(device)) throw new TokenError('token dev is not a valid device name');
-    return { user, device };
+    const exp = payload['exp'];
+    return typeof exp === 'number' ? { user, device, expiresAt: exp * 1000 } : { user, device };
   }
 }

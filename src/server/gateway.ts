@@ -5,11 +5,13 @@
  * here decides order; that is the sequencer's job.
  */
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { CLOSE_CODES, PROTO_VERSION, decodeClientFrame, type ClientFrame, type DecodeResult, type HelloFrame } from '../protocol/index.js';
-import { TokenError, type TokenAuthority } from './auth.js';
+import { TokenError, type Identity, type TokenAuthority } from './auth.js';
+import { Admission } from './admission.js';
 import type { Fanout } from './fanout.js';
 import type { Groups } from './groups.js';
 import type { Ingest } from './ingest.js';
@@ -34,6 +36,7 @@ export class Gateway {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Set<Session>();
   private readonly pingTimer: NodeJS.Timeout;
+  private readonly admission: Admission;
   serving = true;
 
   constructor(
@@ -45,6 +48,7 @@ export class Gateway {
     private readonly metrics: ServerMetrics,
     private readonly logger: Logger,
   ) {
+    this.admission = new Admission(options);
     this.http = createServer((req, res) => void this.serveHttp(req, res));
     // ws refuses frames above maxPayload by closing the socket; the protocol wants an
     // error frame for a frame over maxFrame, so ws lets through a margin and we judge.
@@ -55,7 +59,7 @@ export class Gateway {
         socket.end(`HTTP/1.1 ${this.serving ? '404 Not Found' : '503 Service Unavailable'}\r\nConnection: close\r\n\r\n`);
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket));
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket, req.socket.remoteAddress ?? ''));
     });
     this.pingTimer = setInterval(() => this.heartbeat(), options.pingIntervalMs);
     this.pingTimer.unref();
@@ -88,10 +92,11 @@ export class Gateway {
     res.end(JSON.stringify({ error: 'not_found' }));
   }
 
-  private accept(ws: WebSocket, raw: Duplex): void {
-    const session = new Session(ws, raw, this.options.maxBuffered, this.metrics, new TokenBucket(this.options.ratePerSecond, this.options.rateBurst), this.flusher);
+  private accept(ws: WebSocket, raw: Duplex, address: string): void {
+    const session = new Session(ws, address, raw, this.options.maxBuffered, this.metrics, new TokenBucket(this.options.ratePerSecond, this.options.rateBurst), this.flusher);
     this.sessions.add(session);
     this.metrics.connections.inc();
+    const admitted = this.admission.admitAddress(address);
     const helloTimer = setTimeout(() => session.close(CLOSE_CODES.hello_timeout.code, 'no hello in time'), this.options.helloTimeoutMs);
     helloTimer.unref();
 
@@ -99,61 +104,74 @@ export class Gateway {
       session.alive = true;
     });
     ws.on('message', (data, isBinary) => this.onFrame(session, data, isBinary, helloTimer));
+    this.answerOversizedFrames(ws, session);
     ws.on('error', (error) => this.logger.debug({ err: error, session: session.id }, 'socket error'));
     ws.on('close', () => {
       clearTimeout(helloTimer);
-      session.closed = true;
+      session.ended();
       this.sessions.delete(session);
-      this.handlers.fanout.leave(session);
+      if (admitted) this.admission.releaseAddress(session.address);
+      if (session.authenticated) {
+        this.admission.releaseUser(session.user);
+        this.handlers.fanout.leave(session);
+      }
       this.metrics.connections.dec();
+    });
+    if (!admitted) session.close(CLOSE_CODES.too_many_connections.code, 'too many connections from this address');
+  }
+
+  /**
+   * ws closes a connection whose frame is over its maxPayload before reading
+   * the frame; the client is told why first (without an id: none was read).
+   */
+  private answerOversizedFrames(ws: WebSocket, session: Session): void {
+    const receiver = (ws as unknown as { _receiver?: EventEmitter })._receiver;
+    receiver?.prependListener('error', (error: { code?: string }) => {
+      if (error.code !== 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return;
+      session.error(undefined, 'too_large', `frame far larger than maxFrame (${this.options.maxFrame} bytes); closing`);
+      session.flushNow();
     });
   }
 
+  /** No input of any shape may throw out of here: the socket's event emitter would take the process down. */
   private onFrame(session: Session, data: RawData, isBinary: boolean, helloTimer: NodeJS.Timeout): void {
     if (session.closed) return;
+    try {
+      this.handleFrame(session, data, isBinary, helloTimer);
+    } catch (error) {
+      this.logger.error({ err: error, session: session.id }, 'frame failed');
+      session.error(undefined, 'internal', 'internal error');
+    }
+  }
+
+  private handleFrame(session: Session, data: RawData, isBinary: boolean, helloTimer: NodeJS.Timeout): void {
+    if (!session.authenticated && session.verifying) {
+      // A client may pipeline requests behind its hello; they wait for the verdict.
+      if (session.queued.length >= MAX_QUEUED_BEFORE_WELCOME) session.close(CLOSE_CODES.not_authenticated.code, 'hello must come first');
+      else session.queued.push({ data, isBinary });
+      return;
+    }
     const receivedAt = performance.now();
     const text = isBinary ? null : rawText(data);
     const decoded: DecodeResult =
       text === null
         ? { ok: false, code: 'bad_request', message: 'frames must be text' }
         : decodeClientFrame(text, this.options.maxFrame, this.options.maxBody);
+    if (!session.authenticated) return this.beforeHello(session, decoded, helloTimer);
+    // Every frame counts against the rate, valid or not: refusing one costs little less than serving it.
+    if (!session.rate.take()) {
+      session.error(decoded.ok ? decoded.frame.id : decoded.id, 'rate_limited', `more than ${this.options.ratePerSecond} frames per second`);
+      return this.countBadFrame(session);
+    }
     if (!decoded.ok) {
-      if (!session.authenticated) {
-        session.close(CLOSE_CODES.not_authenticated.code, 'hello must come first');
-        return;
-      }
       session.error(decoded.id, decoded.code, decoded.message);
-      if (++session.badFrames >= this.options.maxBadFrames) {
-        session.close(CLOSE_CODES.repeated_bad_frames.code, 'too many bad frames');
-      }
-      return;
+      return this.countBadFrame(session);
     }
     const frame = decoded.frame;
     this.metrics.framesIn.inc(frame.t);
-    if (!session.authenticated) {
-      if (session.verifying) {
-        // A client may pipeline requests behind its hello; they wait for the verdict.
-        if (session.queued.length >= MAX_QUEUED_BEFORE_WELCOME) session.close(CLOSE_CODES.not_authenticated.code, 'hello must come first');
-        else session.queued.push({ data, isBinary });
-        return;
-      }
-      if (frame.t !== 'hello') {
-        session.close(CLOSE_CODES.not_authenticated.code, 'hello must come first');
-        return;
-      }
-      clearTimeout(helloTimer);
-      void this.hello(session, frame).then(() => {
-        for (const queued of session.queued.splice(0)) this.onFrame(session, queued.data, queued.isBinary, helloTimer);
-      });
-      return;
-    }
     if (frame.t === 'hello') {
       session.error(frame.id, 'bad_request', 'already authenticated on this connection');
-      return;
-    }
-    if (!session.rate.take()) {
-      session.error(frame.id, 'rate_limited', `more than ${this.options.ratePerSecond} frames per second`);
-      return;
+      return this.countBadFrame(session);
     }
     const failed = (error: unknown) => {
       this.logger.error({ err: error, session: session.id, t: frame.t }, 'request failed');
@@ -167,10 +185,37 @@ export class Gateway {
     }
   }
 
+  /** Frames the client should not have sent (malformed, over the rate, a second hello): past maxBadFrames the connection ends. */
+  private countBadFrame(session: Session): void {
+    if (++session.badFrames >= this.options.maxBadFrames) {
+      session.close(CLOSE_CODES.repeated_bad_frames.code, 'too many bad frames');
+    }
+  }
+
+  /** Only a hello may come first. A hello that fails the schema is told why (as a hello with a bad token would be), then closed. */
+  private beforeHello(session: Session, decoded: DecodeResult, helloTimer: NodeJS.Timeout): void {
+    if (!decoded.ok || decoded.frame.t !== 'hello') {
+      if (!decoded.ok && decoded.type === 'hello') {
+        session.error(decoded.id, decoded.path === '/token' ? 'unauthorized' : decoded.code, decoded.message);
+      }
+      session.close(CLOSE_CODES.not_authenticated.code, 'hello must come first');
+      return;
+    }
+    this.metrics.framesIn.inc('hello');
+    clearTimeout(helloTimer);
+    void this.hello(session, decoded.frame).then(() => {
+      for (const queued of session.queued.splice(0)) this.onFrame(session, queued.data, queued.isBinary, helloTimer);
+    });
+  }
+
   private async hello(session: Session, frame: HelloFrame): Promise<void> {
     session.verifying = true;
     try {
       await this.verifyHello(session, frame);
+    } catch (error) {
+      this.logger.error({ err: error, session: session.id }, 'hello failed');
+      session.error(frame.id, 'internal', 'internal error');
+      session.close(CLOSE_CODES.not_authenticated.code, 'authentication failed');
     } finally {
       session.verifying = false;
     }
@@ -182,17 +227,23 @@ export class Gateway {
       session.close(CLOSE_CODES.unsupported_proto.code, 'unsupported protocol version');
       return;
     }
+    let identity: Identity;
     try {
-      const identity = await this.tokens.verify(frame.token);
-      session.user = identity.user;
-      session.device = identity.device;
+      identity = await this.tokens.verify(frame.token);
     } catch (error) {
       session.error(frame.id, 'unauthorized', error instanceof TokenError ? error.message : 'token is not valid');
       session.close(CLOSE_CODES.not_authenticated.code, 'authentication failed');
       return;
     }
     if (session.closed) return;
+    if (!this.admission.admitUser(identity.user)) {
+      session.close(CLOSE_CODES.too_many_connections.code, `${identity.user} has too many connections open`);
+      return;
+    }
+    session.user = identity.user;
+    session.device = identity.device;
     session.authenticated = true;
+    session.expireAt(identity.expiresAt);
     this.handlers.fanout.join(session);
     session.send({
       t: 'welcome',

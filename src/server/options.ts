@@ -17,8 +17,21 @@ export const DEFAULT_RATE_PER_SECOND = 5000;
 export const DEFAULT_RATE_BURST = 10_000;
 /** Bad frames (not JSON objects, too large) a connection may send before it is closed with 4400. */
 export const DEFAULT_MAX_BAD_FRAMES = 20;
-/** A device may have at most this many sends held back waiting for a missing dseq. */
+/** A device may have at most this many sends held back waiting for a missing dseq, across all its conversations… */
 export const DEFAULT_MAX_HELD_PER_DEVICE = 1000;
+/** …and at most this many bytes of them (bodies and ctx); a user at most DEFAULT_MAX_HELD_BYTES_PER_USER over all its devices. */
+export const DEFAULT_MAX_HELD_BYTES_PER_DEVICE = 8 * 1024 * 1024;
+export const DEFAULT_MAX_HELD_BYTES_PER_USER = 32 * 1024 * 1024;
+/** Connections one user may have open at once, over all its devices; one more is closed with 4430. */
+export const DEFAULT_MAX_CONNECTIONS_PER_USER = 64;
+/** Connections from one remote address (0: no cap, for a proxy in front that hides client addresses). */
+export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 1000;
+/** The most bytes of entries one sync reply carries; it always carries at least one entry. */
+export const DEFAULT_MAX_SYNC_BYTES = 1024 * 1024;
+/** Reads (sync, convs) one connection may have waiting for the store; one more is rate_limited. */
+export const DEFAULT_MAX_PENDING_READS = 8;
+/** Rows in one convs reply: the caller's most recently active conversations. */
+export const DEFAULT_MAX_CONVS = 1000;
 /** Most entries one group commit writes; the rest wait for the next. */
 export const DEFAULT_MAX_BATCH = 2000;
 
@@ -39,6 +52,13 @@ export interface ServerOptions {
   rateBurst?: number;
   maxBadFrames?: number;
   maxHeldPerDevice?: number;
+  maxHeldBytesPerDevice?: number;
+  maxHeldBytesPerUser?: number;
+  maxConnectionsPerUser?: number;
+  maxConnectionsPerAddress?: number;
+  maxSyncBytes?: number;
+  maxPendingReads?: number;
+  maxConvs?: number;
   maxBatch?: number;
   /** SQLite durability: 'full' fsyncs every commit (survives power loss), 'process' survives a process crash. */
   durability?: 'full' | 'process';
@@ -66,6 +86,13 @@ export interface ResolvedOptions {
   readonly rateBurst: number;
   readonly maxBadFrames: number;
   readonly maxHeldPerDevice: number;
+  readonly maxHeldBytesPerDevice: number;
+  readonly maxHeldBytesPerUser: number;
+  readonly maxConnectionsPerUser: number;
+  readonly maxConnectionsPerAddress: number;
+  readonly maxSyncBytes: number;
+  readonly maxPendingReads: number;
+  readonly maxConvs: number;
   readonly maxBatch: number;
   readonly durability: 'full' | 'process';
   readonly postgresUrl: string | undefined;
@@ -113,6 +140,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     throw new OptionError('secret', 'must be at least 16 characters');
   }
   const maxFrame = integer('maxFrame', options.maxFrame, DEFAULT_MAX_FRAME, 1024, 64 * 1024 * 1024);
+  const maxBuffered = integer('maxBuffered', options.maxBuffered, DEFAULT_MAX_BUFFERED, 1024);
   return Object.freeze({
     host,
     port: integer('port', options.port, DEFAULT_PORT, 0, 65535),
@@ -121,7 +149,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     holdMs: integer('holdMs', options.holdMs, DEFAULT_HOLD_MS, 0, 600_000),
     maxFrame,
     maxBody: integer('maxBody', options.maxBody, Math.min(DEFAULT_MAX_BODY, maxFrame), 1, maxFrame),
-    maxBuffered: integer('maxBuffered', options.maxBuffered, DEFAULT_MAX_BUFFERED, 1024),
+    maxBuffered,
     helloTimeoutMs: integer('helloTimeoutMs', options.helloTimeoutMs, HELLO_TIMEOUT_MS, 1),
     pingIntervalMs: integer('pingIntervalMs', options.pingIntervalMs, DEFAULT_PING_INTERVAL_MS, 10),
     ratePerSecond: integer('ratePerSecond', options.ratePerSecond, DEFAULT_RATE_PER_SECOND, 1),
@@ -129,6 +157,14 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     postgresUrl: postgresUrl(options.postgresUrl),
     maxBadFrames: integer('maxBadFrames', options.maxBadFrames, DEFAULT_MAX_BAD_FRAMES, 1),
     maxHeldPerDevice: integer('maxHeldPerDevice', options.maxHeldPerDevice, DEFAULT_MAX_HELD_PER_DEVICE, 1),
+    maxHeldBytesPerDevice: integer('maxHeldBytesPerDevice', options.maxHeldBytesPerDevice, DEFAULT_MAX_HELD_BYTES_PER_DEVICE, 1),
+    maxHeldBytesPerUser: integer('maxHeldBytesPerUser', options.maxHeldBytesPerUser, DEFAULT_MAX_HELD_BYTES_PER_USER, 1),
+    maxConnectionsPerUser: integer('maxConnectionsPerUser', options.maxConnectionsPerUser, DEFAULT_MAX_CONNECTIONS_PER_USER, 1),
+    maxConnectionsPerAddress: integer('maxConnectionsPerAddress', options.maxConnectionsPerAddress, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, 0),
+    // A reply larger than the send buffer could never be sent: the client would be cut as slow.
+    maxSyncBytes: integer('maxSyncBytes', options.maxSyncBytes, Math.min(DEFAULT_MAX_SYNC_BYTES, Math.floor(maxBuffered / 2)), 1, Math.floor(maxBuffered / 2)),
+    maxPendingReads: integer('maxPendingReads', options.maxPendingReads, DEFAULT_MAX_PENDING_READS, 1),
+    maxConvs: integer('maxConvs', options.maxConvs, DEFAULT_MAX_CONVS, 1),
     maxBatch: integer('maxBatch', options.maxBatch, DEFAULT_MAX_BATCH, 1),
     durability,
   });

@@ -46,13 +46,19 @@ export class Session {
   verifying = false;
   readonly queued: { data: RawData; isBinary: boolean }[] = [];
   badFrames = 0;
+  /** sync and convs requests waiting for the store. */
+  pendingReads = 0;
   alive = true;
   closed = false;
+  /** Closes the connection when its token expires. */
+  private expiry: NodeJS.Timeout | undefined;
 
   private readonly frames: TurnFrames;
 
   constructor(
     private readonly socket: WebSocket,
+    /** The peer's IP address, for the per-address connection cap. */
+    readonly address: string,
     /** The TCP socket under the WebSocket: a turn's data frames are written to it in one write. */
     raw: Duplex,
     private readonly maxBuffered: number,
@@ -73,10 +79,15 @@ export class Session {
     this.sendText(JSON.stringify(frame));
   }
 
-  /** A frame's JSON, as a string or already UTF-8 encoded (a push shared by many connections is encoded once). */
+  /**
+   * A frame's JSON, as a string or already UTF-8 encoded (a push shared by many
+   * connections is encoded once). What waits for the client never passes
+   * maxBuffered, except one frame into an empty buffer.
+   */
   sendText(text: string | Buffer): void {
     if (this.closed) return;
-    if (this.socket.bufferedAmount + this.frames.queuedBytes > this.maxBuffered) {
+    const waiting = this.socket.bufferedAmount + this.frames.queuedBytes;
+    if (waiting > 0 && waiting + text.length > this.maxBuffered) {
       this.metrics.slowConsumers.inc();
       this.close(CLOSE_CODES.slow_consumer.code, 'send buffer over limit: reconnect and sync');
       return;
@@ -91,9 +102,27 @@ export class Session {
     this.send(frame);
   }
 
+  /** Bytes written but not yet taken by the client's TCP stack, and bytes queued in this turn. */
+  get waitingBytes(): number {
+    return this.socket.bufferedAmount + this.frames.queuedBytes;
+  }
+
+  /** Ends the connection when the token expires: the client reconnects with a fresh one. */
+  expireAt(expiresAt: number | undefined, now = Date.now()): void {
+    if (expiresAt === undefined || this.closed) return;
+    // setTimeout holds at most 2^31-1 ms; a later expiry re-arms in steps.
+    const delay = Math.min(Math.max(0, expiresAt - now), 2 ** 31 - 1);
+    this.expiry = setTimeout(() => {
+      if (Date.now() >= expiresAt) this.close(CLOSE_CODES.not_authenticated.code, 'token expired');
+      else this.expireAt(expiresAt);
+    }, delay);
+    this.expiry.unref();
+  }
+
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.expiry);
     // The close frame must follow the data frames sent before it.
     this.frames.flush();
     this.socket.close(code, reason);
@@ -101,8 +130,20 @@ export class Session {
     setTimeout(() => this.socket.terminate(), 2000).unref();
   }
 
+  /** The socket closed, from either side. */
+  ended(): void {
+    this.closed = true;
+    clearTimeout(this.expiry);
+  }
+
+  /** Writes what is queued now instead of at the end of the turn (before ws closes the socket itself). */
+  flushNow(): void {
+    this.frames.flush();
+  }
+
   terminate(): void {
     this.closed = true;
+    clearTimeout(this.expiry);
     this.socket.terminate();
   }
 
