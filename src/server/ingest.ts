@@ -94,7 +94,7 @@ export class Ingest {
       this.metrics.dedupHits.inc();
       return this.ack(stored, waiter);
     }
-    lane.nextDseq ??= (await this.store.lastDseq(state.conv, session.user, session.device)) + 1;
+    if (lane.nextDseq === undefined) lane.load(await this.store.lane(state.conv, session.user, session.device));
     // A commit may have failed while this step waited on the store.
     if (state.broken) return session.error(frame.id, 'unavailable', 'conversation is reloading; resend');
     this.place(state, lane, frame, bodyJson, waiter);
@@ -130,17 +130,16 @@ export class Ingest {
   }
 
   /**
-   * Whether a cmid not in the lane's memory could still be in the store. A resend
-   * carries the dseq of its first try, so a cmid stored before has a dseq below the
-   * lane's next one; a dseq never seen is a new message and the store lookup — the
-   * hottest cost of the send path — is skipped. A client that breaks the rule and
-   * reuses a stored cmid with a new dseq is still caught: the store's unique
-   * (conv, user, device, cmid) index refuses the commit, which writes nothing, and
-   * the conversation then looks every cmid up (strictDedup), so the resend is
-   * answered with the stored entry's ack.
+   * Whether a cmid not in the lane's memory could still be in the store. The store
+   * lookup is the hottest cost of the send path, so it is skipped only when the
+   * cmid cannot be stored: a new dseq, and a cmid outside the range of the lane's
+   * stored cmids that memory does not hold (cmids that grow with time, as the SDK's
+   * do, are always outside it). A cmid reused with a new dseq is thus found before
+   * it gets a seq and answered with the stored ack; it never reaches the store's
+   * unique index, where it would fail the whole group commit.
    */
   private mayBeStored(state: ConvState, lane: DeviceLane, frame: SendFrame): boolean {
-    return state.strictDedup || lane.nextDseq === undefined || frame.dseq < lane.nextDseq;
+    return state.strictDedup || lane.nextDseq === undefined || frame.dseq < lane.nextDseq || lane.mayBeStored(frame.cmid);
   }
 
   /** Gives the send its seq; false (and `unavailable` to its waiters) when the sequencer cannot. */

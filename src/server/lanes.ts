@@ -5,6 +5,8 @@
  * racing its original can never both get a seq.
  */
 import type { Entry, SendFrame } from '../protocol/index.js';
+import { isOrderableCmid } from '../store/cmid-order.js';
+import type { LaneRecord } from '../store/index.js';
 import type { Session } from './session.js';
 
 export interface Waiter {
@@ -35,6 +37,13 @@ const RECENT_CMIDS = 256;
 export class DeviceLane {
   /** The dseq this device must send next; undefined until loaded from the store. */
   nextDseq: number | undefined;
+  /**
+   * The range spanned by the lane's orderable cmids that may be stored but are
+   * not in `known` (stored before the lane was loaded, or trimmed from it since).
+   * A cmid outside it and not in `known` was never stored: no lookup needed.
+   */
+  private outMin: string | null = null;
+  private outMax: string | null = null;
   /** Sends with a seq, oldest first; trimmed to RECENT_CMIDS once durable. */
   private readonly known = new Map<string, Sent>();
   private settledCount = 0;
@@ -79,8 +88,27 @@ export class DeviceLane {
     return next;
   }
 
+  /** Takes what the store knows of the lane, before its first send here is placed. */
+  load(stored: LaneRecord): void {
+    this.nextDseq = stored.lastDseq + 1;
+    this.widen(stored.minCmid);
+    this.widen(stored.maxCmid);
+  }
+
   lookup(cmid: string): Sent | undefined {
     return this.known.get(cmid);
+  }
+
+  /** Whether a cmid missing from `known` could still be in the store, so that only the store can say whether it is a resend. */
+  mayBeStored(cmid: string): boolean {
+    if (!isOrderableCmid(cmid)) return true;
+    return this.outMin !== null && this.outMax !== null && cmid >= this.outMin && cmid <= this.outMax;
+  }
+
+  private widen(cmid: string | null): void {
+    if (cmid === null || !isOrderableCmid(cmid)) return;
+    if (this.outMin === null || cmid < this.outMin) this.outMin = cmid;
+    if (this.outMax === null || cmid > this.outMax) this.outMax = cmid;
   }
 
   remember(cmid: string, sent: Sent): void {
@@ -118,6 +146,7 @@ export class DeviceLane {
       if (drop <= 0) break;
       if (sent.entry === undefined) continue;
       this.known.delete(cmid);
+      this.widen(cmid);
       drop--;
     }
     this.settledCount = 0;

@@ -4,14 +4,15 @@
  * against.
  */
 import type { Entry } from '../protocol/index.js';
-import type { CommitBatch, ConvListing, ConvRecord, Membership, Store } from './types.js';
+import { isOrderableCmid } from './cmid-order.js';
+import type { CommitBatch, ConvListing, ConvRecord, LaneRecord, Membership, Store } from './types.js';
 
 interface MemConv {
   record: ConvRecord;
   log: Entry[];
   memberships: Membership[];
   byCmid: Map<string, Entry>;
-  lastDseq: Map<string, number>;
+  lanes: Map<string, LaneRecord>;
 }
 
 const deviceKey = (user: string, device: string) => `${user}\u0000${device}`;
@@ -45,8 +46,9 @@ export class MemoryStore implements Store {
     return entry ? copy(entry) : null;
   }
 
-  async lastDseq(conv: string, user: string, device: string): Promise<number> {
-    return this.convs.get(conv)?.lastDseq.get(deviceKey(user, device)) ?? 0;
+  async lane(conv: string, user: string, device: string): Promise<LaneRecord> {
+    const lane = this.convs.get(conv)?.lanes.get(deviceKey(user, device));
+    return lane ? { ...lane } : { lastDseq: 0, minCmid: null, maxCmid: null };
   }
 
   /** Each commit is applied when called, so calls are applied in order. */
@@ -66,7 +68,7 @@ export class MemoryStore implements Store {
           log: base.log,
           memberships: base.memberships.map((m) => ({ ...m })),
           byCmid: new Map(base.byCmid),
-          lastDseq: new Map(base.lastDseq),
+          lanes: new Map([...base.lanes].map(([key, lane]) => [key, { ...lane }])),
         };
         touched.set(conv, state);
         next.set(conv, state);
@@ -76,7 +78,7 @@ export class MemoryStore implements Store {
     const appended = new Map<string, Entry[]>();
     for (const { conv, kind } of batch.newConvs) {
       if (next.has(conv)) throw new StoreConflictError(`conversation ${conv} already exists`);
-      next.set(conv, { record: { conv, kind, last: 0, lastTs: 0 }, log: [], memberships: [], byCmid: new Map(), lastDseq: new Map() });
+      next.set(conv, { record: { conv, kind, last: 0, lastTs: 0 }, log: [], memberships: [], byCmid: new Map(), lanes: new Map() });
     }
     for (const entry of batch.entries) {
       const state = working(entry.conv);
@@ -90,7 +92,13 @@ export class MemoryStore implements Store {
       }
       if (entry.dseq !== undefined) {
         const key = deviceKey(entry.from, entry.dev);
-        state.lastDseq.set(key, Math.max(state.lastDseq.get(key) ?? 0, entry.dseq));
+        const lane = state.lanes.get(key) ?? { lastDseq: 0, minCmid: null, maxCmid: null };
+        lane.lastDseq = Math.max(lane.lastDseq, entry.dseq);
+        if (entry.cmid !== undefined && isOrderableCmid(entry.cmid)) {
+          if (lane.minCmid === null || entry.cmid < lane.minCmid) lane.minCmid = entry.cmid;
+          if (lane.maxCmid === null || entry.cmid > lane.maxCmid) lane.maxCmid = entry.cmid;
+        }
+        state.lanes.set(key, lane);
       }
       state.record.last = entry.seq;
       state.record.lastTs = entry.ts;

@@ -14,7 +14,7 @@ import { inTransaction } from '../db/pg-transaction.js';
 import type { Entry } from '../protocol/index.js';
 import { StoreConflictError } from './memory.js';
 import { batchRows, encodeCmid, ENTRY_COLUMNS, entryFromRow, type EntryRow, laneHighs, validateRowOrder } from './rows.js';
-import type { CommitBatch, ConvKind, ConvListing, ConvRecord, Membership, Store } from './types.js';
+import type { CommitBatch, ConvKind, ConvListing, ConvRecord, LaneRecord, Membership, Store } from './types.js';
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/db */
@@ -61,6 +61,9 @@ CREATE TABLE IF NOT EXISTS ${schema}.device_lanes (
   last_dseq BIGINT NOT NULL,
   PRIMARY KEY (conv, from_user, dev)
 );
+-- "C": byte order, which for printable ASCII is JavaScript's order too (see cmid-order.ts).
+ALTER TABLE ${schema}.device_lanes ADD COLUMN IF NOT EXISTS min_cmid TEXT COLLATE "C";
+ALTER TABLE ${schema}.device_lanes ADD COLUMN IF NOT EXISTS max_cmid TEXT COLLATE "C";
 CREATE TABLE IF NOT EXISTS ${schema}.memberships (
   conv TEXT NOT NULL,
   member TEXT NOT NULL,
@@ -71,6 +74,12 @@ CREATE TABLE IF NOT EXISTS ${schema}.memberships (
 CREATE UNIQUE INDEX IF NOT EXISTS memberships_open ON ${schema}.memberships (conv, member) WHERE to_seq IS NULL;
 CREATE INDEX IF NOT EXISTS memberships_by_member ON ${schema}.memberships (member, conv, from_seq);
 `;
+}
+
+function laneRangeBackfill(s: string): string {
+  const bound = (fn: string) => `(SELECT ${fn}(cmid COLLATE "C") FROM ${s}.entries e WHERE e.conv = l.conv AND e.from_user = l.from_user
+      AND e.dev = l.dev AND e.cmid ~ '^[ -~]+$')`;
+  return `UPDATE ${s}.device_lanes l SET min_cmid = ${bound('MIN')}, max_cmid = ${bound('MAX')}`;
 }
 
 /** A unique or foreign-key violation: the batch broke a rule of the log. */
@@ -97,7 +106,14 @@ class PostgresStore implements Store {
     await inTransaction(this.pool, async (client) => {
       // Two processes creating the tables at once would race in the catalog: take turns.
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`sequent-store:${this.s}`]);
+      const { rows: ranged } = await client.query(
+        `SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'device_lanes' AND column_name = 'min_cmid'`,
+        [this.s],
+      );
+      const { rows: existing } = await client.query(`SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'device_lanes'`, [this.s]);
       await client.query(schemaSql(this.s));
+      // Lanes stored before the cmid range was kept get it from their entries, once.
+      if (existing.length > 0 && ranged.length === 0) await client.query(laneRangeBackfill(this.s));
     });
   }
 
@@ -136,12 +152,12 @@ class PostgresStore implements Store {
     return row ? entryFromRow(row) : null;
   }
 
-  async lastDseq(conv: string, user: string, device: string): Promise<number> {
-    const [row] = await this.query<{ d: string }>(
-      `SELECT last_dseq AS d FROM ${this.s}.device_lanes WHERE conv = $1 AND from_user = $2 AND dev = $3`,
+  async lane(conv: string, user: string, device: string): Promise<LaneRecord> {
+    const [row] = await this.query<{ last_dseq: string; min_cmid: string | null; max_cmid: string | null }>(
+      `SELECT last_dseq, min_cmid, max_cmid FROM ${this.s}.device_lanes WHERE conv = $1 AND from_user = $2 AND dev = $3`,
       [conv, user, device],
     );
-    return row ? Number(row.d) : 0;
+    return row ? { lastDseq: Number(row.last_dseq), minCmid: row.min_cmid, maxCmid: row.max_cmid } : { lastDseq: 0, minCmid: null, maxCmid: null };
   }
 
   async commit(batch: CommitBatch): Promise<void> {
@@ -183,8 +199,11 @@ class PostgresStore implements Store {
     }
     for (const lane of laneHighs(rows)) {
       await client.query(
-        `INSERT INTO ${s}.device_lanes (conv, from_user, dev, last_dseq) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (conv, from_user, dev) DO UPDATE SET last_dseq = GREATEST(${s}.device_lanes.last_dseq, excluded.last_dseq)`,
+        `INSERT INTO ${s}.device_lanes AS l (conv, from_user, dev, last_dseq, min_cmid, max_cmid) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (conv, from_user, dev) DO UPDATE SET
+           last_dseq = GREATEST(l.last_dseq, excluded.last_dseq),
+           min_cmid = CASE WHEN l.min_cmid IS NULL OR excluded.min_cmid < l.min_cmid THEN coalesce(excluded.min_cmid, l.min_cmid) ELSE l.min_cmid END,
+           max_cmid = CASE WHEN l.max_cmid IS NULL OR excluded.max_cmid > l.max_cmid THEN coalesce(excluded.max_cmid, l.max_cmid) ELSE l.max_cmid END`,
         lane,
       );
     }

@@ -3,6 +3,7 @@
  * gapless-order rule every commit enforces before it writes.
  */
 import type { Entry, EntryKind } from '../protocol/index.js';
+import { isOrderableCmid } from './cmid-order.js';
 import { StoreConflictError } from './memory.js';
 import type { CommitBatch } from './types.js';
 
@@ -109,14 +110,25 @@ export function validateRowOrder(row: EntryRowValues, last: number): void {
   if (typeof mid !== 'string') throw new TypeError(`${conv}#${seq}: mid must be a decimal string`);
 }
 
-/** Each device lane's highest dseq among the rows: one device_lanes write per lane per commit. */
-export function laneHighs(rows: readonly EntryRowValues[]): [conv: string, user: string, dev: string, dseq: number][] {
-  const lanes = new Map<string, [string, string, string, number]>();
-  for (const [conv, , , , , from, dev, , dseq] of rows) {
+export type LaneHigh = [conv: string, user: string, dev: string, dseq: number, minCmid: string | null, maxCmid: string | null];
+
+/** Each device lane's highest dseq and orderable-cmid range among the rows: one device_lanes write per lane per commit. */
+export function laneHighs(rows: readonly EntryRowValues[]): LaneHigh[] {
+  const lanes = new Map<string, LaneHigh>();
+  for (const [conv, , , , , from, dev, cmid, dseq] of rows) {
     if (dseq === null) continue;
     const key = `${conv}\u0000${from}\u0000${dev}`;
-    const known = lanes.get(key);
-    if (!known || dseq > known[3]) lanes.set(key, [conv, from, dev, dseq]);
+    let lane = lanes.get(key);
+    if (!lane) {
+      lane = [conv, from, dev, dseq, null, null];
+      lanes.set(key, lane);
+    }
+    if (dseq > lane[3]) lane[3] = dseq;
+    // An encoded cmid (see encodeCmid) starts with U+0001, so it is never orderable.
+    if (cmid !== null && isOrderableCmid(cmid)) {
+      if (lane[4] === null || cmid < lane[4]) lane[4] = cmid;
+      if (lane[5] === null || cmid > lane[5]) lane[5] = cmid;
+    }
   }
   return [...lanes.values()];
 }

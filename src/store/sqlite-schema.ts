@@ -13,7 +13,7 @@ import type { CommitBatch } from './types.js';
 export type SqliteDurability = 'full' | 'process';
 
 /** Bumped when the schema changes shape; a store refuses a file written by a newer schema. */
-export const SQLITE_SCHEMA_VERSION = 3;
+export const SQLITE_SCHEMA_VERSION = 4;
 
 // STRICT tables: a value of the wrong type is an error, not a silent coercion.
 const SCHEMA = `
@@ -51,12 +51,15 @@ CREATE TABLE IF NOT EXISTS entries (
 CREATE UNIQUE INDEX IF NOT EXISTS entries_by_cmid ON entries (cmid, conv, from_user, dev) WHERE cmid IS NOT NULL;
 
 -- Each device's highest dseq per conversation, written once per group commit: cheaper than
--- an index over every entry's dseq, updated on every insert.
+-- an index over every entry's dseq, updated on every insert. min_cmid/max_cmid bound the
+-- lane's printable-ASCII cmids: a new cmid outside them needs no dedup lookup.
 CREATE TABLE IF NOT EXISTS device_lanes (
   conv      TEXT NOT NULL,
   from_user TEXT NOT NULL,
   dev       TEXT NOT NULL,
   last_dseq INTEGER NOT NULL,
+  min_cmid  TEXT,
+  max_cmid  TEXT,
   PRIMARY KEY (conv, from_user, dev)
 ) WITHOUT ROWID, STRICT;
 
@@ -82,9 +85,12 @@ function prepareWrites(db: Database.Database) {
       `INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     addMember: db.prepare<[string, string, number]>('INSERT INTO memberships (conv, member, from_seq, to_seq) VALUES (?, ?, ?, NULL)'),
-    raiseLane: db.prepare<[string, string, string, number]>(
-      `INSERT INTO device_lanes (conv, from_user, dev, last_dseq) VALUES (?, ?, ?, ?)
-       ON CONFLICT (conv, from_user, dev) DO UPDATE SET last_dseq = MAX(last_dseq, excluded.last_dseq)`,
+    raiseLane: db.prepare<[string, string, string, number, string | null, string | null]>(
+      `INSERT INTO device_lanes (conv, from_user, dev, last_dseq, min_cmid, max_cmid) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (conv, from_user, dev) DO UPDATE SET
+         last_dseq = MAX(last_dseq, excluded.last_dseq),
+         min_cmid = CASE WHEN min_cmid IS NULL OR excluded.min_cmid < min_cmid THEN coalesce(excluded.min_cmid, min_cmid) ELSE min_cmid END,
+         max_cmid = CASE WHEN max_cmid IS NULL OR excluded.max_cmid > max_cmid THEN coalesce(excluded.max_cmid, max_cmid) ELSE max_cmid END`,
     ),
     removeMember: db.prepare<[number, string, string]>('UPDATE memberships SET to_seq = ? WHERE conv = ? AND member = ? AND to_seq IS NULL'),
   };
@@ -130,6 +136,16 @@ function migrate(db: Database.Database, from: number): void {
     }
     // v2 led its cmid index with the lane; SCHEMA has just built the v3 one.
     if (from < 3) db.exec('DROP INDEX IF EXISTS entries_cmid');
+    if (from < 4) {
+      // v4 keeps each lane's range of printable-ASCII cmids (a table made by SCHEMA above has the columns already).
+      const columns = db.prepare<[], { name: string }>('PRAGMA table_info(device_lanes)').all().map((c) => c.name);
+      if (!columns.includes('min_cmid')) db.exec('ALTER TABLE device_lanes ADD COLUMN min_cmid TEXT; ALTER TABLE device_lanes ADD COLUMN max_cmid TEXT;');
+      db.exec(`UPDATE device_lanes SET
+                 min_cmid = (SELECT MIN(cmid) FROM entries e WHERE e.conv = device_lanes.conv AND e.from_user = device_lanes.from_user
+                               AND e.dev = device_lanes.dev AND e.cmid NOT GLOB '*[^ -~]*'),
+                 max_cmid = (SELECT MAX(cmid) FROM entries e WHERE e.conv = device_lanes.conv AND e.from_user = device_lanes.from_user
+                               AND e.dev = device_lanes.dev AND e.cmid NOT GLOB '*[^ -~]*')`);
+    }
   }).immediate();
 }
 

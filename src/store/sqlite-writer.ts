@@ -25,7 +25,11 @@ export interface WriterInit {
 
 /** The batch travels as row values: flat arrays of strings and numbers clone cheaply. */
 export type WriterRequest = { id: number; batch: RowBatch };
-/** The requests one transaction committed, in the order sent: all of them, or (with `error`) none. */
+/**
+ * The requests one transaction committed, in the order sent: all of them, or
+ * (with `error`) none. When a transaction of several fails, each is tried again
+ * alone and answered on its own.
+ */
 export type WriterReply = { ids: number[]; error?: { message: string; conflict: boolean } };
 
 /** WAL pages written since the last checkpoint before an idle writer runs one (SQLite's own default)… */
@@ -54,17 +58,25 @@ if (parentPort) {
   /** Estimated WAL pages since the last checkpoint. */
   let sinceCheckpoint = 0;
 
-  const commit = (requests: WriterRequest[]): void => {
+  /** One transaction for all the requests; false, having answered nothing, if it failed and there were several. */
+  const tryTogether = (requests: WriterRequest[]): boolean => {
     const ids = requests.map((request) => request.id);
-    let reply: WriterReply;
     try {
       write(requests.map((request) => request.batch));
-      reply = { ids };
+      port.postMessage({ ids } satisfies WriterReply);
+      return true;
     } catch (error) {
+      if (requests.length > 1) return false;
       const message = error instanceof Error ? error.message : String(error);
-      reply = { ids, error: { message, conflict: error instanceof StoreConflictError } };
+      port.postMessage({ ids, error: { message, conflict: error instanceof StoreConflictError } } satisfies WriterReply);
+      return true;
     }
-    port.postMessage(reply);
+  };
+
+  const commit = (requests: WriterRequest[]): void => {
+    // A batch at fault must not fail the others that shared its transaction: each is tried
+    // again alone, in order (a later batch that continued a failed one fails its order check).
+    if (!tryTogether(requests)) for (const request of requests) tryTogether([request]);
     for (const request of requests) sinceCheckpoint += walPagesOf(request.batch);
   };
 

@@ -21,7 +21,7 @@ import { StoreConflictError } from './memory.js';
 import { encodeCmid, ENTRY_COLUMNS, entryFromRow, type EntryRow } from './rows.js';
 import { batchWriter, ensureSchema, openDatabase, rowBatchOf, type RowBatch, type SqliteDurability } from './sqlite-schema.js';
 import type { WriterInit, WriterReply, WriterRequest } from './sqlite-writer.js';
-import type { CommitBatch, ConvKind, ConvListing, ConvRecord, Membership, Store } from './types.js';
+import type { CommitBatch, ConvKind, ConvListing, ConvRecord, LaneRecord, Membership, Store } from './types.js';
 
 export { SQLITE_SCHEMA_VERSION, type SqliteDurability } from './sqlite-schema.js';
 
@@ -48,8 +48,8 @@ function prepareReads(db: Database.Database) {
     findByCmid: db.prepare<[string, string, string, string], EntryRow>(
       `SELECT ${ENTRY_COLUMNS} FROM entries WHERE conv = ? AND from_user = ? AND dev = ? AND cmid = ?`,
     ),
-    lastDseq: db.prepare<[string, string, string], { d: number }>(
-      'SELECT last_dseq AS d FROM device_lanes WHERE conv = ? AND from_user = ? AND dev = ?',
+    lane: db.prepare<[string, string, string], { last_dseq: number; min_cmid: string | null; max_cmid: string | null }>(
+      'SELECT last_dseq, min_cmid, max_cmid FROM device_lanes WHERE conv = ? AND from_user = ? AND dev = ?',
     ),
     read: db.prepare<[string, number, number, number], EntryRow>(
       `SELECT ${ENTRY_COLUMNS} FROM entries WHERE conv = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
@@ -216,8 +216,9 @@ class SqliteStore implements Store {
     return row ? entryFromRow(row) : null;
   }
 
-  async lastDseq(conv: string, user: string, device: string): Promise<number> {
-    return this.ready().lastDseq.get(conv, user, device)?.d ?? 0;
+  async lane(conv: string, user: string, device: string): Promise<LaneRecord> {
+    const row = this.ready().lane.get(conv, user, device);
+    return row ? { lastDseq: row.last_dseq, minCmid: row.min_cmid, maxCmid: row.max_cmid } : { lastDseq: 0, minCmid: null, maxCmid: null };
   }
 
   async commit(batch: CommitBatch): Promise<void> {

@@ -47,6 +47,19 @@ export interface CommitBatch {
   bodyJson?: readonly (string | undefined)[];
 }
 
+/**
+ * A device's lane in one conversation as stored. `minCmid`/`maxCmid` bound every
+ * stored cmid of the lane that is orderable (isOrderableCmid): a new cmid outside
+ * that range cannot be a resend, so the server need not look it up. Null when the
+ * lane has no orderable cmid stored.
+ */
+export interface LaneRecord {
+  /** 0 when the device has sent nothing to the conversation. */
+  lastDseq: number;
+  minCmid: string | null;
+  maxCmid: string | null;
+}
+
 export interface ConvListing {
   conv: string;
   last: number;
@@ -65,8 +78,8 @@ export interface Store {
   getMemberships(conv: string): Promise<Membership[]>;
   /** The entry a (user, device) sent with this cmid into conv, if any. Dedup lasts as long as the log. */
   findByCmid(conv: string, user: string, device: string, cmid: string): Promise<Entry | null>;
-  /** The highest dseq stored for (conv, user, device); 0 when it has sent nothing. */
-  lastDseq(conv: string, user: string, device: string): Promise<number>;
+  /** What is stored of a device's lane in conv: its highest dseq, and the range its orderable cmids span. */
+  lane(conv: string, user: string, device: string): Promise<LaneRecord>;
 
   /**
    * Atomically and durably writes the batch. Rejects (writing nothing) if an entry's

@@ -219,9 +219,9 @@ export function describeStoreConformance(name: string, factory: StoreFactory, op
         expect(await store.findByCmid('g:d', 'alice', 'phone', 'x2')).toBeNull();
       });
 
-      it('lastDseq is the highest dseq per (conv, user, device), 0 when none', async () => {
+      it('a lane is the highest dseq per (conv, user, device), 0 when none, with the range of its printable-ASCII cmids', async () => {
         await store.commit(createGroup('g:q', 'alice', ['bob']));
-        expect(await store.lastDseq('g:q', 'alice', 'phone')).toBe(0);
+        expect((await store.lane('g:q', 'alice', 'phone')).lastDseq).toBe(0);
         await store.commit(
           batch({
             entries: [
@@ -229,14 +229,21 @@ export function describeStoreConformance(name: string, factory: StoreFactory, op
               msg('g:q', 3, 'alice', 'phone', 'b', 2, 0),
               msg('g:q', 4, 'alice', 'laptop', 'a', 7, 0),
               msg('g:q', 5, 'bob', 'phone', 'a', 3, 0),
+              msg('g:q', 6, 'bob', 'phone', '\u00e9t\u00e9', 4, 0),
+              msg('g:q', 7, 'bob', 'phone', '\u0000', 5, 0),
             ],
           }),
         );
-        expect(await store.lastDseq('g:q', 'alice', 'phone')).toBe(2);
-        expect(await store.lastDseq('g:q', 'alice', 'laptop')).toBe(7);
-        expect(await store.lastDseq('g:q', 'bob', 'phone')).toBe(3);
-        expect(await store.lastDseq('g:q', 'bob', 'laptop')).toBe(0);
-        expect(await store.lastDseq('g:other', 'alice', 'phone')).toBe(0);
+        expect(await store.lane('g:q', 'alice', 'phone')).toEqual({ lastDseq: 2, minCmid: 'a', maxCmid: 'b' });
+        // Cmids outside printable ASCII are left out of the range (they are always looked up).
+        expect(await store.lane('g:q', 'bob', 'phone')).toEqual({ lastDseq: 5, minCmid: 'a', maxCmid: 'a' });
+        expect(await store.lane('g:q', 'bob', 'laptop')).toEqual({ lastDseq: 0, minCmid: null, maxCmid: null });
+        await store.commit(batch({ entries: [msg('g:q', 8, 'alice', 'phone', 'Z', 3, 0), msg('g:q', 9, 'alice', 'phone', 'c', 4, 0)] }));
+        expect(await store.lane('g:q', 'alice', 'phone')).toEqual({ lastDseq: 4, minCmid: 'Z', maxCmid: 'c' });
+        expect((await store.lane('g:q', 'alice', 'phone')).lastDseq).toBe(4);
+        expect((await store.lane('g:q', 'alice', 'laptop')).lastDseq).toBe(7);
+        expect((await store.lane('g:q', 'bob', 'laptop')).lastDseq).toBe(0);
+        expect((await store.lane('g:other', 'alice', 'phone')).lastDseq).toBe(0);
       });
     });
 
@@ -401,7 +408,7 @@ export function describeStoreConformance(name: string, factory: StoreFactory, op
         expect(log).toHaveLength(perConv);
         expect(log.map((e) => e.seq)).toEqual(Array.from({ length: perConv }, (_, i) => i + 1));
         expect(log[42]).toEqual(big.entries[42 * convCount + 7]);
-        expect(await store.lastDseq('g:big7', 'alice', 'd1')).toBe(perConv);
+        expect((await store.lane('g:big7', 'alice', 'd1')).lastDseq).toBe(perConv);
       });
 
       it('keeps everything across close and reopen', async () => {
@@ -415,7 +422,7 @@ export function describeStoreConformance(name: string, factory: StoreFactory, op
         expect(await snapshot(store, ['g:p'], ['alice', 'bob'])).toEqual(before);
         expect(await store.getMeta('secret')).toBe('keep me');
         expect(await store.findByCmid('g:p', 'bob', 'web', 'k1')).toEqual(m);
-        expect(await store.lastDseq('g:p', 'bob', 'web')).toBe(4);
+        expect((await store.lane('g:p', 'bob', 'web')).lastDseq).toBe(4);
         // the reopened store still enforces the fence and the dedup
         await expect(store.commit(batch({ entries: [msg('g:p', 2, 'x', 'y', 'z', 1, 0)] }))).rejects.toMatchObject({ name: 'StoreConflictError' });
         await expect(store.commit(batch({ entries: [msg('g:p', 3, 'bob', 'web', 'k1', 5, 0)] }))).rejects.toMatchObject({ name: 'StoreConflictError' });
@@ -443,6 +450,24 @@ export function describeStoreConformance(name: string, factory: StoreFactory, op
         await Promise.all(commits);
         expect((await readAll(store, 'g:p1')).slice(1)).toEqual(sent.filter((e) => e.conv === 'g:p1'));
         expect((await readAll(store, 'g:p2')).slice(1)).toEqual(sent.filter((e) => e.conv === 'g:p2'));
+      });
+
+      it.runIf(options.pipelined)('a batch at fault fails alone: commits in flight beside it, of other conversations, are all accepted', async () => {
+        await store.commit(createGroup('g:good', 'alice', []));
+        await store.commit(createGroup('g:bad', 'alice', []));
+        await store.commit(batch({ entries: [msg('g:bad', 2, 'alice', 'd', 'dup', 1, 0)] }));
+        const good: Entry[] = [];
+        const commits: Promise<void>[] = [];
+        for (let i = 0; i < 60; i++) {
+          const entry = msg('g:good', 2 + i, 'alice', 'd', `g${i}`, 1 + i, { i });
+          good.push(entry);
+          commits.push(store.commit(batch({ entries: [entry] })));
+          // Every tenth, a batch of another conversation that reuses a stored cmid: refused.
+          if (i % 10 === 5) commits.push(store.commit(batch({ entries: [msg('g:bad', 3, 'alice', 'd', 'dup', 2 + i, i)] })));
+        }
+        const outcomes = await Promise.allSettled(commits);
+        expect(outcomes.filter((o) => o.status === 'rejected')).toHaveLength(6);
+        expect((await readAll(store, 'g:good')).slice(1)).toEqual(good);
       });
 
       it.runIf(options.pipelined)('settles every commit; the log holds exactly what the accepted ones carried, without a gap', async () => {

@@ -86,9 +86,9 @@ describe('sqlite settings', () => {
     `);
     v1.close();
     const store = openSqliteStore({ path });
-    expect(await store.lastDseq('g:a', 'ann', 'p')).toBe(5);
-    expect(await store.lastDseq('g:a', 'bob', 'q')).toBe(1);
-    expect(await store.lastDseq('g:a', 'bob', 'p')).toBe(0);
+    expect(await store.lane('g:a', 'ann', 'p')).toEqual({ lastDseq: 5, minCmid: 'x', maxCmid: 'y' });
+    expect((await store.lane('g:a', 'bob', 'q')).lastDseq).toBe(1);
+    expect((await store.lane('g:a', 'bob', 'p')).lastDseq).toBe(0);
     expect((await store.read('g:a', 0, 3, 10)).map((e) => e.cmid)).toEqual(['x', 'y', 'z']);
     expect(await store.getMeta('store.schema')).toBe(String(SQLITE_SCHEMA_VERSION));
     await store.close();
