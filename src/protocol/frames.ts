@@ -160,6 +160,8 @@ export interface ConvsReplyFrame {
   t: 'convs';
   id: number;
   convs: ConvSummary[];
+  /** Extension: present when the caller has more conversations than the server lists (maxConvs); the least recently active are left out. */
+  truncated?: true;
 }
 
 export interface ErrorFrame {

@@ -65,7 +65,7 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
   );
   const ingest = new Ingest(store, conversations, sequencer, metrics, options);
   const groups = new Groups(conversations, sequencer);
-  const reads = new Reads(store, conversations);
+  const reads = new Reads(store, conversations, options);
   const gateway = new Gateway(options, tokens, { ingest, groups, reads, fanout }, flusher, metrics, logger);
 
   try {

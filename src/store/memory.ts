@@ -5,6 +5,7 @@
  */
 import type { Entry } from '../protocol/index.js';
 import { isOrderableCmid } from './cmid-order.js';
+import { entrySize, jsonText } from './rows.js';
 import type { CommitBatch, ConvListing, ConvRecord, LaneRecord, Membership, Store } from './types.js';
 
 interface MemConv {
@@ -124,20 +125,29 @@ export class MemoryStore implements Store {
     this.convs = next;
   }
 
-  async read(conv: string, afterSeq: number, untilSeq: number, limit: number): Promise<Entry[]> {
+  async read(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes = Infinity): Promise<Entry[]> {
     const log = this.convs.get(conv)?.log ?? [];
     // seq n sits at index n - 1: the log is gapless from 1.
-    return log.slice(Math.max(0, afterSeq), Math.max(0, Math.min(untilSeq, afterSeq + limit))).map(copy);
+    const range = log.slice(Math.max(0, afterSeq), Math.max(0, Math.min(untilSeq, afterSeq + limit)));
+    const page: Entry[] = [];
+    let bytes = 0;
+    for (const entry of range) {
+      bytes += entrySize(jsonText(entry.body).length, entry.ctx === undefined ? 0 : jsonText(entry.ctx).length);
+      if (page.length > 0 && bytes > maxBytes) break;
+      page.push(copy(entry));
+    }
+    return page;
   }
 
-  async listConvs(user: string): Promise<ConvListing[]> {
+  async listConvs(user: string, limit = Number.MAX_SAFE_INTEGER): Promise<ConvListing[]> {
     const listings: ConvListing[] = [];
     for (const state of this.convs.values()) {
       const mine = state.memberships.filter((m) => m.user === user).at(-1);
       if (!mine) continue;
-      listings.push({ conv: state.record.conv, last: state.record.last, ts: state.record.lastTs, fromSeq: mine.fromSeq, toSeq: mine.toSeq });
+      const ts = mine.toSeq === null ? state.record.lastTs : (state.log[mine.toSeq - 1]?.ts ?? state.record.lastTs);
+      listings.push({ conv: state.record.conv, last: state.record.last, ts, fromSeq: mine.fromSeq, toSeq: mine.toSeq });
     }
-    return listings.sort((a, b) => b.ts - a.ts || (a.conv < b.conv ? -1 : a.conv > b.conv ? 1 : 0));
+    return listings.sort((a, b) => b.ts - a.ts || (a.conv < b.conv ? -1 : a.conv > b.conv ? 1 : 0)).slice(0, limit);
   }
 
   async getMeta(key: string): Promise<string | null> {

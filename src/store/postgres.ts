@@ -225,23 +225,32 @@ class PostgresStore implements Store {
     }
   }
 
-  async read(conv: string, afterSeq: number, untilSeq: number, limit: number): Promise<Entry[]> {
+  async read(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Entry[]> {
     if (limit <= 0 || untilSeq <= afterSeq) return [];
+    // The byte budget is applied in the database (the sizes as entrySize counts them), so rows past it never travel.
     const rows = await this.query<EntryRow>(
-      `SELECT ${ENTRY_COLUMNS} FROM ${this.s}.entries WHERE conv = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`,
-      [conv, afterSeq, untilSeq, limit],
+      `SELECT ${ENTRY_COLUMNS} FROM (
+         SELECT *, sum(128 + length(body) + coalesce(length(ctx), 0)) OVER (ORDER BY seq) AS run, row_number() OVER (ORDER BY seq) AS n
+           FROM (SELECT ${ENTRY_COLUMNS} FROM ${this.s}.entries WHERE conv = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4) limited
+       ) page
+       WHERE run <= $5 OR n = 1 ORDER BY seq`,
+      [conv, afterSeq, untilSeq, limit, Math.min(maxBytes, Number.MAX_SAFE_INTEGER)],
     );
     return rows.map(entryFromRow);
   }
 
-  async listConvs(user: string): Promise<ConvListing[]> {
+  async listConvs(user: string, limit = Number.MAX_SAFE_INTEGER): Promise<ConvListing[]> {
+    // A removed member's row shows its removal entry's time (the entry is always there: it is committed with the removal).
     const rows = await this.query<{ conv: string; last: string; last_ts: string; from_seq: string; to_seq: string | null }>(
-      `SELECT c.conv, c.last, c.last_ts, m.from_seq, m.to_seq
+      `SELECT c.conv, c.last, m.from_seq, m.to_seq,
+              CASE WHEN m.to_seq IS NULL THEN c.last_ts
+                   ELSE coalesce((SELECT e.ts FROM ${this.s}.entries e WHERE e.conv = m.conv AND e.seq = m.to_seq), c.last_ts) END AS last_ts
          FROM ${this.s}.memberships m JOIN ${this.s}.convs c ON c.conv = m.conv
         WHERE m.member = $1
           AND m.from_seq = (SELECT MAX(from_seq) FROM ${this.s}.memberships l WHERE l.member = $1 AND l.conv = m.conv)
-        ORDER BY c.last_ts DESC, c.conv COLLATE "C" ASC`,
-      [user],
+        ORDER BY 5 DESC, c.conv COLLATE "C" ASC
+        LIMIT $2`,
+      [user, limit],
     );
     return rows.map((r) => ({ conv: r.conv, last: Number(r.last), ts: Number(r.last_ts), fromSeq: Number(r.from_seq), toSeq: r.to_seq === null ? null : Number(r.to_seq) }));
   }

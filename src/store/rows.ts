@@ -55,6 +55,11 @@ export function decodeCmid(stored: string): string {
   return stored.startsWith(ENCODED) ? (JSON.parse(stored.slice(1)) as string) : stored;
 }
 
+/** What an entry counts for against a read's maxBytes: its body and ctx texts, and the rest of its fields at about 128 bytes. */
+export function entrySize(bodyLength: number, ctxLength: number): number {
+  return 128 + bodyLength + ctxLength;
+}
+
 /** cmid, dseq and ctx are absent (not null) when the row has none, as on system entries. */
 export function entryFromRow(row: EntryRow): Entry {
   const entry: Entry = {

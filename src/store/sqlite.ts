@@ -18,7 +18,7 @@ import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import type { Entry } from '../protocol/index.js';
 import { StoreConflictError } from './memory.js';
-import { encodeCmid, ENTRY_COLUMNS, entryFromRow, type EntryRow } from './rows.js';
+import { encodeCmid, ENTRY_COLUMNS, entryFromRow, entrySize, type EntryRow } from './rows.js';
 import { batchWriter, ensureSchema, openDatabase, rowBatchOf, type RowBatch, type SqliteDurability } from './sqlite-schema.js';
 import type { WriterInit, WriterReply, WriterRequest } from './sqlite-writer.js';
 import type { CommitBatch, ConvKind, ConvListing, ConvRecord, LaneRecord, Membership, Store } from './types.js';
@@ -54,12 +54,16 @@ function prepareReads(db: Database.Database) {
     read: db.prepare<[string, number, number, number], EntryRow>(
       `SELECT ${ENTRY_COLUMNS} FROM entries WHERE conv = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
     ),
-    listConvs: db.prepare<[{ user: string }], { conv: string; last: number; last_ts: number; from_seq: number; to_seq: number | null }>(
-      `SELECT c.conv, c.last, c.last_ts, m.from_seq, m.to_seq
+    // A removed member's row shows its removal entry's time (the entry is always there: it is committed with the removal).
+    listConvs: db.prepare<[{ user: string; limit: number }], { conv: string; last: number; shown_ts: number; from_seq: number; to_seq: number | null }>(
+      `SELECT c.conv, c.last, m.from_seq, m.to_seq,
+              CASE WHEN m.to_seq IS NULL THEN c.last_ts
+                   ELSE coalesce((SELECT e.ts FROM entries e WHERE e.conv = m.conv AND e.seq = m.to_seq), c.last_ts) END AS shown_ts
          FROM memberships m JOIN convs c ON c.conv = m.conv
         WHERE m.member = @user
           AND m.from_seq = (SELECT MAX(from_seq) FROM memberships l WHERE l.member = @user AND l.conv = m.conv)
-        ORDER BY c.last_ts DESC, c.conv ASC`,
+        ORDER BY shown_ts DESC, c.conv ASC
+        LIMIT @limit`,
     ),
     getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
     setMeta: db.prepare<[string, string]>('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
@@ -226,16 +230,24 @@ class SqliteStore implements Store {
     return this.writer!.commit(batch);
   }
 
-  async read(conv: string, afterSeq: number, untilSeq: number, limit: number): Promise<Entry[]> {
+  async read(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes = Infinity): Promise<Entry[]> {
     // SQLite reads a negative LIMIT as "no limit"; the contract says at most `limit`.
     if (limit <= 0 || untilSeq <= afterSeq) return [];
-    return this.ready().read.all(conv, afterSeq, untilSeq, limit).map(entryFromRow);
+    const page: Entry[] = [];
+    let bytes = 0;
+    // Row by row, so that rows past maxBytes are never read into memory.
+    for (const row of this.ready().read.iterate(conv, afterSeq, untilSeq, limit)) {
+      bytes += entrySize(row.body.length, row.ctx?.length ?? 0);
+      if (page.length > 0 && bytes > maxBytes) break;
+      page.push(entryFromRow(row));
+    }
+    return page;
   }
 
-  async listConvs(user: string): Promise<ConvListing[]> {
+  async listConvs(user: string, limit = Number.MAX_SAFE_INTEGER): Promise<ConvListing[]> {
     return this.ready()
-      .listConvs.all({ user })
-      .map((r) => ({ conv: r.conv, last: r.last, ts: r.last_ts, fromSeq: r.from_seq, toSeq: r.to_seq }));
+      .listConvs.all({ user, limit })
+      .map((r) => ({ conv: r.conv, last: r.last, ts: r.shown_ts, fromSeq: r.from_seq, toSeq: r.to_seq }));
   }
 
   async getMeta(key: string): Promise<string | null> {

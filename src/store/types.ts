@@ -97,10 +97,18 @@ export interface Store {
    */
   readonly pipelinesCommits?: boolean;
 
-  /** Entries with afterSeq < seq <= untilSeq, ascending, at most `limit`. */
-  read(conv: string, afterSeq: number, untilSeq: number, limit: number): Promise<Entry[]>;
-  /** Every conversation the user has a membership in (its latest stretch), most recent activity first. */
-  listConvs(user: string): Promise<ConvListing[]>;
+  /**
+   * Entries with afterSeq < seq <= untilSeq, ascending, at most `limit`; with
+   * `maxBytes`, only as many as fit in it by entrySize (but always the first),
+   * so that a page of large entries is never built in memory whole.
+   */
+  read(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes?: number): Promise<Entry[]>;
+  /**
+   * The conversations the user has a membership in (its latest stretch), most
+   * recent activity first, at most `limit`. A removed member's row shows the
+   * time of its removal entry: it learns nothing of what came after.
+   */
+  listConvs(user: string, limit?: number): Promise<ConvListing[]>;
 
   /** A small key/value table for server settings (the generated token secret, …). */
   getMeta(key: string): Promise<string | null>;

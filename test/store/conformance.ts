@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Entry } from '../../src/protocol/index.js';
 import type { CommitBatch, MembershipChange, Store } from '../../src/store/index.js';
+import { entrySize } from '../../src/store/rows.js';
 
 export interface StoreFixture {
   /** A fresh store on empty data; the suite calls init(). */
@@ -147,6 +148,19 @@ export function describeStoreConformance(name: string, factory: StoreFactory, op
         expect(await seqs(5, 5, 5)).toEqual([]);
         expect(await seqs(0, 10, 0)).toEqual([]);
         expect(await store.read('g:unknown', 0, 10, 10)).toEqual([]);
+      });
+
+      it('read stops short of limit rather than pass maxBytes (by entrySize), but always returns the first entry', async () => {
+        await store.commit(createGroup('g:bytes', 'alice', []));
+        // Each body is 1,000 characters of JSON text, so each entry counts 1,128 bytes.
+        const entries = Array.from({ length: 10 }, (_, i) => msg('g:bytes', i + 2, 'alice', 'd', `c${i}`, i + 1, 'x'.repeat(998)));
+        await store.commit(batch({ entries }));
+        const seqs = async (after: number, maxBytes: number) => (await store.read('g:bytes', after, 100, 100, maxBytes)).map((e) => e.seq);
+        expect(await seqs(1, 3 * 1128)).toEqual([2, 3, 4]);
+        expect(await seqs(1, 3 * 1128 - 1)).toEqual([2, 3]);
+        expect(await seqs(4, 10)).toEqual([5]);
+        expect(await seqs(1, 1_000_000)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        expect(entrySize(1000, 0)).toBe(1128);
       });
 
       it('keeps a 64-bit mid exact as a decimal string', async () => {
@@ -301,6 +315,19 @@ export function describeStoreConformance(name: string, factory: StoreFactory, op
         ]);
         expect((await store.listConvs('alice')).map((l) => l.conv)).toEqual(['dm:alice:bob', 'g:a', 'g:b', 'g:c']);
         expect(await store.listConvs('nobody')).toEqual([]);
+        expect((await store.listConvs('alice', 2)).map((l) => l.conv)).toEqual(['dm:alice:bob', 'g:a']);
+      });
+
+      it("listConvs shows a removed member its removal entry's time, never later activity", async () => {
+        await store.commit(createGroup('g:left', 'alice', ['bob'], 100));
+        await store.commit(createGroup('g:quiet', 'alice', ['bob'], 300));
+        await store.commit(batch({ entries: [system('g:left', 2, 'alice', 'rm', 200)], memberships: [remove('g:left', 'bob', 2)] }));
+        await store.commit(batch({ entries: [msg('g:left', 3, 'alice', 'd', 'later', 1, 'after bob left', 5000)] }));
+        expect(await store.listConvs('bob')).toEqual([
+          { conv: 'g:quiet', last: 1, ts: 300, fromSeq: 1, toSeq: null },
+          { conv: 'g:left', last: 3, ts: 200, fromSeq: 1, toSeq: 2 },
+        ]);
+        expect((await store.listConvs('alice')).map((l) => [l.conv, l.ts])).toEqual([['g:left', 5000], ['g:quiet', 300]]);
       });
 
       it('listConvs breaks ties in activity by conversation id', async () => {
