@@ -8,13 +8,13 @@ import { encodeAck, type AckFrame, type Entry, type SendFrame } from '../protoco
 import type { Store } from '../store/index.js';
 import type { ConvState, Conversations } from './conversations.js';
 import { DeviceLane, type HeldSend, type Sent, type Waiter } from './lanes.js';
+import { HoldBudget, type HoldLimits } from './hold-budget.js';
 import type { ServerMetrics } from './metrics.js';
 import { CommitFailed, type Sequencer } from './sequencer.js';
 import type { Session } from './session.js';
 
-export interface IngestLimits {
+export interface IngestLimits extends HoldLimits {
   holdMs: number;
-  maxHeldPerDevice: number;
 }
 
 function ackFor(entry: Entry, requestId: number): AckFrame {
@@ -32,6 +32,8 @@ function ackFor(entry: Entry, requestId: number): AckFrame {
 
 export class Ingest {
   draining = false;
+  /** Held sends' count and bytes per device and per user, over all conversations. */
+  readonly holds: HoldBudget;
 
   constructor(
     private readonly store: Store,
@@ -39,7 +41,9 @@ export class Ingest {
     private readonly sequencer: Sequencer,
     private readonly metrics: ServerMetrics,
     private readonly limits: IngestLimits,
-  ) {}
+  ) {
+    this.holds = new HoldBudget(limits);
+  }
 
   /**
    * `bodyJson` is JSON.stringify(frame.body), which the gateway has from measuring
@@ -71,7 +75,7 @@ export class Ingest {
     for (const state of states) {
       for (const lane of state.lanes.values()) {
         for (const held of [...lane.held.values()]) {
-          lane.release(held);
+          this.release(lane, held);
           for (const w of held.waiters) w.session.error(w.requestId, 'unavailable', 'server is shutting down; resend after reconnecting');
         }
       }
@@ -180,7 +184,7 @@ export class Ingest {
     for (;;) {
       const next = lane.nextDseq === undefined ? undefined : lane.held.get(lane.nextDseq);
       if (!next) return;
-      lane.release(next);
+      this.release(lane, next);
       if (!state.isMember(next.waiters[0]!.session.user)) {
         for (const w of next.waiters) w.session.error(w.requestId, 'forbidden', `not a member of ${state.conv}`);
         return;
@@ -191,13 +195,16 @@ export class Ingest {
 
   private holdBack(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter): void {
     const expected = lane.nextDseq!;
-    if (lane.held.size >= this.limits.maxHeldPerDevice) {
-      return waiter.session.error(frame.id, 'out_of_order', `dseq ${frame.dseq} is ahead of ${expected} and the hold-back buffer is full`, { expected });
+    const { user, device } = waiter.session;
+    const bytes = bodyJson.length + (frame.ctx === undefined ? 0 : JSON.stringify(frame.ctx).length);
+    if (!this.holds.reserve(user, device, bytes)) {
+      return waiter.session.error(frame.id, 'out_of_order', `dseq ${frame.dseq} is ahead of ${expected} and the device's hold-back buffer is full`, { expected });
     }
     this.metrics.heldBack.inc();
     const held: HeldSend = {
       frame,
       bodyJson,
+      bytes,
       waiters: [waiter],
       timer: setTimeout(() => void lane.run(() => this.expire(lane, held)), this.limits.holdMs),
     };
@@ -207,11 +214,18 @@ export class Ingest {
 
   private expire(lane: DeviceLane, held: HeldSend): void {
     if (lane.held.get(held.frame.dseq) !== held) return;
-    lane.release(held);
+    this.release(lane, held);
     const expected = lane.nextDseq ?? 1;
     for (const w of held.waiters) {
       w.session.error(w.requestId, 'out_of_order', `dseq ${held.frame.dseq} waited for ${expected}, which did not come`, { expected });
     }
+  }
+
+  /** The send is no longer held: its room in the device's and user's budget is free again. */
+  private release(lane: DeviceLane, held: HeldSend): void {
+    lane.release(held);
+    const { user, device } = held.waiters[0]!.session;
+    this.holds.free(user, device, held.bytes);
   }
 
   private ack(entry: Entry, waiter: Waiter): void {

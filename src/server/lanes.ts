@@ -27,6 +27,8 @@ export interface HeldSend {
   frame: SendFrame;
   /** The body's JSON text, as the gateway validated it. */
   bodyJson: string;
+  /** What it counts for in the device's hold-back budget. */
+  bytes: number;
   waiters: Waiter[];
   timer: NodeJS.Timeout;
 }
