@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { HybridClock } from '../seq/clock.js';
 import { MidGenerator } from '../seq/ids.js';
+import { privateDatabaseFile } from './data-dir.js';
 import type { Clock, MidSource } from './sequencer.js';
 
 export interface IdSources {
@@ -27,7 +28,7 @@ export async function openIdSources(dataDir: string, logger?: Logger, postgresUr
   // Loaded on demand like the embedded store: a server never loads the driver it does not use.
   const backend = postgresUrl
     ? await (await import('../seq/backends/postgres.js')).openPostgresSeqBackend(postgresUrl, { schema: 'sequent' })
-    : (await import('../seq/backends/sqlite.js')).openSqliteSeqBackend(join(dataDir, SEQ_FILE));
+    : (await import('../seq/backends/sqlite.js')).openSqliteSeqBackend(privateDatabaseFile(join(dataDir, SEQ_FILE)));
   let mids: MidGenerator;
   try {
     mids = await MidGenerator.open(backend, {

@@ -3,7 +3,6 @@
  * drains on close: refuse new work, commit and ack what is in flight, then
  * close every connection with "going away".
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
@@ -11,6 +10,7 @@ import { CLOSE_CODES } from '../protocol/index.js';
 import type { Store } from '../store/index.js';
 import { TokenAuthority, resolveSecret } from './auth.js';
 import { Conversations } from './conversations.js';
+import { prepareDataDir, privateDatabaseFile } from './data-dir.js';
 import { Fanout } from './fanout.js';
 import { FrameFlusher } from './turn-frames.js';
 import { Gateway, WS_PATH } from './gateway.js';
@@ -38,6 +38,7 @@ const DRAIN_TIMEOUT_MS = 10_000;
 
 /** Loaded on demand, so a server on another store never loads the native SQLite module. */
 async function openEmbeddedStore(path: string, durability: 'full' | 'process'): Promise<Store> {
+  privateDatabaseFile(path);
   const { openSqliteStore } = await import('../store/sqlite.js');
   return openSqliteStore({ path, durability });
 }
@@ -45,7 +46,7 @@ async function openEmbeddedStore(path: string, durability: 'full' | 'process'): 
 export async function startServer(input: ServerOptions): Promise<RunningServer> {
   const options = resolveOptions(input);
   const logger: Logger = input.logger ?? pino({ level: 'silent' });
-  mkdirSync(options.dataDir, { recursive: true });
+  prepareDataDir(options.dataDir, logger);
   const tokens = new TokenAuthority(resolveSecret(options.dataDir, options.secret));
   const store: Store =
     input.store ??
