@@ -1,8 +1,9 @@
 /** `sequent serve`: this process is the server (no wrapper), so signals reach it directly. */
 import { pino } from 'pino';
 import { OptionError, startServer } from '../server/index.js';
-import { DEFAULT_HOST, DEFAULT_PORT } from '../server/options.js';
-import { DEFAULT_HOLD_MS } from '../protocol/index.js';
+import * as defaults from '../server/options.js';
+import { DEFAULT_HOST, DEFAULT_PORT, type ServerOptions } from '../server/options.js';
+import { DEFAULT_HOLD_MS, DEFAULT_MAX_BODY, DEFAULT_MAX_FRAME } from '../protocol/index.js';
 import { parseFlags, usage, UsageError, type FlagSpec } from './args.js';
 
 const FLAGS: Record<string, FlagSpec> = {
@@ -16,6 +17,34 @@ const FLAGS: Record<string, FlagSpec> = {
   help: { kind: 'bool', default: false, help: 'print this help' },
 };
 
+type LimitOption = { [K in keyof ServerOptions]-?: ServerOptions[K] extends number | undefined ? K : never }[keyof ServerOptions];
+
+/** Limits an operator may tune, each a flag named after its option; docs/operations.md lists them. */
+const LIMIT_FLAGS: Record<string, { option: LimitOption; default: number; help: string }> = {
+  'max-frame': { option: 'maxFrame', default: DEFAULT_MAX_FRAME, help: 'largest client frame, bytes' },
+  'max-body': { option: 'maxBody', default: DEFAULT_MAX_BODY, help: "largest send body (with its ctx), bytes" },
+  'max-buffered': { option: 'maxBuffered', default: defaults.DEFAULT_MAX_BUFFERED, help: 'bytes waiting for a client before it is cut as slow (4429)' },
+  rate: { option: 'ratePerSecond', default: defaults.DEFAULT_RATE_PER_SECOND, help: 'frames per second per connection' },
+  'rate-burst': { option: 'rateBurst', default: defaults.DEFAULT_RATE_BURST, help: 'frames a connection may send at once' },
+  'max-bad-frames': { option: 'maxBadFrames', default: defaults.DEFAULT_MAX_BAD_FRAMES, help: 'refused frames before the connection is closed (4400)' },
+  'max-held-per-device': { option: 'maxHeldPerDevice', default: defaults.DEFAULT_MAX_HELD_PER_DEVICE, help: 'sends a device may have held back for a missing dseq' },
+  'max-held-bytes-per-device': { option: 'maxHeldBytesPerDevice', default: defaults.DEFAULT_MAX_HELD_BYTES_PER_DEVICE, help: 'bytes of held-back sends per device' },
+  'max-held-bytes-per-user': { option: 'maxHeldBytesPerUser', default: defaults.DEFAULT_MAX_HELD_BYTES_PER_USER, help: 'bytes of held-back sends per user' },
+  'max-connections-per-user': { option: 'maxConnectionsPerUser', default: defaults.DEFAULT_MAX_CONNECTIONS_PER_USER, help: 'open connections per user (4430 past it)' },
+  'max-connections-per-address': {
+    option: 'maxConnectionsPerAddress',
+    default: defaults.DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+    help: 'open connections per remote address (0: no cap, behind a proxy)',
+  },
+  'max-sync-bytes': { option: 'maxSyncBytes', default: defaults.DEFAULT_MAX_SYNC_BYTES, help: 'bytes of entries in one sync reply' },
+  'max-pending-reads': { option: 'maxPendingReads', default: defaults.DEFAULT_MAX_PENDING_READS, help: 'reads one connection may have waiting' },
+  'max-convs': { option: 'maxConvs', default: defaults.DEFAULT_MAX_CONVS, help: 'rows in one convs reply' },
+};
+for (const [flag, limit] of Object.entries(LIMIT_FLAGS)) {
+  // No default of the flag's own: an unset limit is left to the server, whose defaults depend on one another.
+  FLAGS[flag] = { kind: 'int', min: 0, help: `${limit.help} (default ${limit.default})` };
+}
+
 /** The flag that sets each server option, so that a refused value is reported by the name the operator typed. */
 const FLAG_OF_OPTION: Record<string, string> = {
   host: 'host',
@@ -24,6 +53,7 @@ const FLAG_OF_OPTION: Record<string, string> = {
   holdMs: 'hold-ms',
   durability: 'durability',
   postgresUrl: 'postgres',
+  ...Object.fromEntries(Object.entries(LIMIT_FLAGS).map(([flag, { option }]) => [option, flag])),
 };
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -53,6 +83,7 @@ export async function runServe(argv: string[]): Promise<number> {
       holdMs: Number(flags['hold-ms']),
       durability: flags['durability'] as 'full' | 'process',
       ...(flags['postgres'] === undefined ? {} : { postgresUrl: String(flags['postgres']) }),
+      ...Object.fromEntries(Object.entries(LIMIT_FLAGS).flatMap(([flag, { option }]) => (flags[flag] === undefined ? [] : [[option, Number(flags[flag])]]))),
       logger,
     });
   } catch (error) {
