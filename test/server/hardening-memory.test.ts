@@ -14,7 +14,8 @@ import { connectAs, expectBystanderServed, rssMiB, startHostileServer, stopReadi
 let server: HostileServer;
 beforeAll(async () => {
   // Held sends wait 10 s, longer than the hold-back test takes to send them all: what it holds at once is what it holds.
-  server = await startHostileServer(['--max-convs', '50', '--hold-ms', '10000']);
+  // A 4 MiB send budget: the stalled readers below may make the server hold at most 10 × 4 MiB for them.
+  server = await startHostileServer(['--max-convs', '50', '--hold-ms', '10000', '--max-buffered', String(4 * 1024 * 1024)]);
 });
 afterAll(async () => {
   await server.stop();
@@ -26,7 +27,7 @@ async function sendAll(client: Awaited<ReturnType<typeof connectAs>>, frames: Re
 }
 
 describe('one client cannot make the server hold unbounded memory', () => {
-  it('10 connections that never read, each syncing 1000 entries of 60 kB: replies are paged by bytes, RSS grows < 100 MiB', async () => {
+  it('10 connections that never read, each syncing 1000 entries of 60 kB: replies are paged by bytes, RSS grows < 100 MiB (10 send budgets of 4 MiB, and garbage)', async () => {
     const writer = await connectAs(server, 'loader');
     await writer.request({ t: 'create', conv: 'g:big', members: ['reader'] });
     const body = 'x'.repeat(60_000);
