@@ -1,4 +1,5 @@
 /** `sequent <command>`: the command-line entry point. Returns the exit code. */
+import { runBackup } from './backup.js';
 import { runChaosCommand } from './chaos.js';
 import { runServe } from './serve.js';
 import { runToken } from './token.js';
@@ -7,6 +8,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help:
   serve: { run: runServe, help: 'run the server' },
   token: { run: runToken, help: 'print a token for a user and device' },
   chaos: { run: runChaosCommand, help: 'run a reproducible fault run and check every promise' },
+  backup: { run: runBackup, help: 'copy the embedded store while the server serves' },
 };
 
 export async function main(argv: string[]): Promise<number> {
