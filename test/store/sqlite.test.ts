@@ -1,5 +1,5 @@
 /** The SQLite adapter against the conformance suite, on a fresh file per test; plus its own settings. */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -95,6 +95,36 @@ describe('sqlite settings', () => {
     const check = new Database(path, { readonly: true });
     const indexes = check.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'entries' AND sql IS NOT NULL ORDER BY name").all();
     // v2 dropped the dseq index; v3 leads the cmid index with the cmid.
+    expect(indexes.map((i) => i.name)).toEqual(['entries_by_cmid']);
+    check.close();
+  });
+
+  it.each([2, 3])('migrates a schema %i file: lanes get their cmid range, dedup and new commits work', async (version) => {
+    const path = join(root, `m${++n}.db`);
+    const old = new Database(path);
+    old.exec(readFileSync(new URL(`./fixtures/sqlite-schema-v${version}.sql`, import.meta.url), 'utf8'));
+    old.exec(`
+      INSERT INTO meta VALUES ('store.schema', '${version}');
+      INSERT INTO convs VALUES ('g:a', 'group', 4, 104);
+      INSERT INTO entries VALUES ('g:a', 1, 'system', '1', 101, 'ann', 'server', NULL, NULL, '{}', NULL),
+                                 ('g:a', 2, 'msg', '2', 102, 'ann', 'p', 'k-2', 1, '1', NULL),
+                                 ('g:a', 3, 'msg', '3', 103, 'ann', 'p', 'k-9', 2, '2', NULL),
+                                 ('g:a', 4, 'msg', '4', 104, 'ann', 'p', 'k-é', 3, '3', NULL);
+      INSERT INTO device_lanes VALUES ('g:a', 'ann', 'p', 3);
+      INSERT INTO memberships VALUES ('g:a', 'ann', 1, NULL);
+    `);
+    old.close();
+    const store = openSqliteStore({ path });
+    // Only printable-ASCII cmids are ranged; 'k-é' is always looked up instead.
+    expect(await store.lane('g:a', 'ann', 'p')).toEqual({ lastDseq: 3, minCmid: 'k-2', maxCmid: 'k-9' });
+    expect((await store.findByCmid('g:a', 'ann', 'p', 'k-é'))?.seq).toBe(4);
+    await store.commit({ newConvs: [], entries: [msg('g:a', 5, 'ann', 'p', 'k-5', 4, 5)], memberships: [] });
+    expect(await store.lane('g:a', 'ann', 'p')).toEqual({ lastDseq: 4, minCmid: 'k-2', maxCmid: 'k-9' });
+    await expect(store.commit({ newConvs: [], entries: [msg('g:a', 6, 'ann', 'p', 'k-2', 5, 6)], memberships: [] })).rejects.toThrow();
+    expect(await store.getMeta('store.schema')).toBe(String(SQLITE_SCHEMA_VERSION));
+    await store.close();
+    const check = new Database(path, { readonly: true });
+    const indexes = check.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'entries' AND sql IS NOT NULL ORDER BY name").all();
     expect(indexes.map((i) => i.name)).toEqual(['entries_by_cmid']);
     check.close();
   });
