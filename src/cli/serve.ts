@@ -92,12 +92,17 @@ export async function runServe(argv: string[]): Promise<number> {
   );
   const running = server;
   await new Promise<void>((resolve) => {
+    let draining = false;
+    // Under `npm start` the signal often comes twice (from the supervisor to the whole
+    // group, and forwarded by npm): the second must not kill the drain the first began.
     const stop = (signal: string) => {
+      if (draining) return logger.info({ signal }, 'already draining');
+      draining = true;
       logger.info({ signal }, 'draining');
       void running.close().then(resolve);
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
   logger.info('stopped');
   return 0;
