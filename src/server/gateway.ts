@@ -100,7 +100,11 @@ export class Gateway {
     });
     ws.on('message', (data, isBinary) => this.onFrame(session, data, isBinary, helloTimer));
     ws.on('error', (error) => this.logger.debug({ err: error, session: session.id }, 'socket error'));
-    ws.on('close', () => {
+    ws.on('close', (peerCode) => {
+      const code = session.closedWith ?? peerCode;
+      const who = { session: session.id, user: session.user || undefined, device: session.device || undefined, code };
+      if (code === CLOSE_CODES.slow_consumer.code) this.logger.warn(who, 'slow consumer cut');
+      this.logger.debug(who, 'connection closed');
       clearTimeout(helloTimer);
       session.closed = true;
       this.sessions.delete(session);
@@ -187,12 +191,15 @@ export class Gateway {
       session.user = identity.user;
       session.device = identity.device;
     } catch (error) {
-      session.error(frame.id, 'unauthorized', error instanceof TokenError ? error.message : 'token is not valid');
+      const reason = error instanceof TokenError ? error.message : 'token is not valid';
+      this.logger.info({ session: session.id, reason }, 'token refused');
+      session.error(frame.id, 'unauthorized', reason);
       session.close(CLOSE_CODES.not_authenticated.code, 'authentication failed');
       return;
     }
     if (session.closed) return;
     session.authenticated = true;
+    this.logger.debug({ session: session.id, user: session.user, device: session.device }, 'connection opened');
     this.handlers.fanout.join(session);
     session.send({
       t: 'welcome',

@@ -48,6 +48,8 @@ export class Session {
   badFrames = 0;
   alive = true;
   closed = false;
+  /** The code this side closed with (the peer's echo may differ, or never come), for the close log line. */
+  closedWith: number | undefined;
 
   private readonly frames: TurnFrames;
 
@@ -94,6 +96,7 @@ export class Session {
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.closedWith = code;
     // The close frame must follow the data frames sent before it.
     this.frames.flush();
     this.socket.close(code, reason);
