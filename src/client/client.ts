@@ -14,7 +14,7 @@ import type { ClientEvents, MembershipResult, SendOptions } from './events.js';
 import { SequentClientError } from './errors.js';
 import { newDeviceId } from './ids.js';
 import { resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options.js';
-import { Outbox } from './outbox.js';
+import { Outbox, type BlockedConversation } from './outbox.js';
 import { ReorderBuffer } from './reorder.js';
 import type { SendHandle } from './send-handle.js';
 import { MemoryClientStore, type ClientIdentity, type ClientSnapshot, type ClientStore } from './store.js';
@@ -64,9 +64,11 @@ export class SequentClient {
       request: (frame, onReply) => this.connection.request(frame, onReply),
       changed: (handle, previous) => {
         if (previous === undefined) this.viewOf(handle.conv).addPending(handle);
+        if (handle.state === 'discarded') this.viewOf(handle.conv).takePending(handle.cmid);
         this.emit('send', { handle, state: handle.state, previous });
       },
       acked: (handle, ack) => this.onAck(handle, ack),
+      blocked: (info) => this.emit('blocked', info),
       error: (error) => this.emit('error', error),
     });
     this.syncer = new Syncer(this.options, {
@@ -120,15 +122,21 @@ export class SequentClient {
     return this.starting;
   }
 
-  /** Resolves when the client is connected and caught up; rejects if it stops first or after timeoutMs. */
-  ready(timeoutMs = Number.POSITIVE_INFINITY): Promise<void> {
+  /**
+   * Resolves when the client is connected and caught up; rejects if it stops
+   * first or after `timeoutMs` (default: never), naming why the connection is
+   * not up when an attempt failed. `ready(ms)` is `ready({ timeoutMs: ms })`.
+   */
+  ready(options: number | { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = (typeof options === 'number' ? options : options.timeoutMs) ?? Number.POSITIVE_INFINITY;
     if (this.state === 'ready') return Promise.resolve();
     if (this.state === 'stopped') return Promise.reject(new SequentClientError('stopped', 'the client is stopped'));
     return new Promise((resolve, reject) => {
       const timer = Number.isFinite(timeoutMs)
         ? setTimeout(() => {
             off();
-            reject(new SequentClientError('timeout', `not ready within ${timeoutMs} ms`));
+            const why = this.connection.lastFailure;
+            reject(new SequentClientError('timeout', `not ready within ${timeoutMs} ms${why === undefined ? '' : `: ${why}`}`));
           }, timeoutMs)
         : undefined;
       const off = this.on('state', ({ to }) => {
@@ -205,6 +213,23 @@ export class SequentClient {
   /** Unacked sends (sending or failed), per conversation in send order. */
   pending(conv?: string): SendHandle[] {
     return this.outbox.handles(conv);
+  }
+
+  /** Conversations whose sends are stuck behind a failed one (see the `blocked` event), or just that one's. */
+  blocked(conv?: string): BlockedConversation[] {
+    const all = this.outbox.blocked();
+    return conv === undefined ? all : all.filter((info) => info.conv === conv);
+  }
+
+  /**
+   * Unblocks a conversation the server refused for good (`discardable`): drops
+   * every failed send of it from the outbox and the store. Resolves with the
+   * dropped handles (now `discarded`); rejects with `cannot_discard` when the
+   * server may have them (retry() those).
+   */
+  discard(conv: string): Promise<SendHandle[]> {
+    this.assertRunning();
+    return this.outbox.discard(conv);
   }
 
   /** Everything up to this seq has been delivered (or is not readable for this user). */

@@ -2,6 +2,7 @@
 import type { Entry } from '../protocol/frames.js';
 import type { StateChange } from './connection.js';
 import type { ConversationInfo } from './conversations.js';
+import type { BlockedConversation } from './outbox.js';
 import type { SequentClientError } from './errors.js';
 import type { SendHandle, SendState } from './send-handle.js';
 
@@ -26,6 +27,8 @@ export interface ClientEvents {
   message: MessageEvent;
   send: SendEvent;
   conversations: ConversationInfo[];
+  /** A conversation's oldest unacked send failed; later ones wait. `discardable`: only discard() unblocks it. */
+  blocked: BlockedConversation;
   error: SequentClientError;
 }
 

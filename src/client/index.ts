@@ -6,6 +6,7 @@ export { CLIENT_STATES } from './connection.js';
 export type { ClientState, StateChange } from './connection.js';
 export { SendHandle } from './send-handle.js';
 export type { SendState, SentInfo } from './send-handle.js';
+export type { BlockedConversation } from './outbox.js';
 export type { ViewItem } from './view.js';
 export type { ConversationInfo } from './conversations.js';
 export { SequentClientError, CLIENT_ERROR_CODES } from './errors.js';
