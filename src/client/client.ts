@@ -10,7 +10,7 @@ import { Connection, type ClientState } from './connection.js';
 import { ConversationList, type ConversationInfo } from './conversations.js';
 import { CursorWriter } from './cursor-writer.js';
 import { Emitter, type Listener } from './emitter.js';
-import type { ClientEvents, MembershipResult, SendOptions } from './events.js';
+import type { ClientEvents, MembershipResult, SendOptions, TypedEntry } from './events.js';
 import { SequentClientError } from './errors.js';
 import { newDeviceId } from './ids.js';
 import { resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options.js';
@@ -28,7 +28,8 @@ function utf8Length(text: string): number {
   return encoder.encode(text).length;
 }
 
-export class SequentClient {
+/** `Body`: the type of the app's message bodies (see TypedEntry); unknown unless given. */
+export class SequentClient<Body = unknown> {
   private readonly options: ResolvedClientOptions;
   private readonly store: ClientStore;
   private readonly events = new Emitter<ClientEvents>();
@@ -87,12 +88,12 @@ export class SequentClient {
     });
   }
 
-  on<K extends keyof ClientEvents>(event: K, listener: Listener<ClientEvents[K]>): () => void {
-    return this.events.on(event, listener);
+  on<K extends keyof ClientEvents>(event: K, listener: Listener<ClientEvents<Body>[K]>): () => void {
+    return this.events.on(event, listener as Listener<ClientEvents[K]>);
   }
 
-  off<K extends keyof ClientEvents>(event: K, listener: Listener<ClientEvents[K]>): void {
-    this.events.off(event, listener);
+  off<K extends keyof ClientEvents>(event: K, listener: Listener<ClientEvents<Body>[K]>): void {
+    this.events.off(event, listener as Listener<ClientEvents[K]>);
   }
 
   get state(): ClientState {
@@ -163,7 +164,7 @@ export class SequentClient {
    * same cmid and dseq until acked, and shown after the last delivered entry
    * until it takes its place at its seq.
    */
-  send(conv: string, body: unknown, options: SendOptions = {}): SendHandle {
+  send(conv: string, body: Body, options: SendOptions = {}): SendHandle<Body> {
     this.assertRunning();
     if (!parseConvId(conv)) throw new SequentClientError('invalid_argument', `not a conversation id: ${String(conv)}`);
     const text = JSON.stringify(body);
@@ -172,7 +173,7 @@ export class SequentClient {
     if (bytes > this.maxBody) throw new SequentClientError('too_large', `the body is ${bytes} bytes, more than maxBody (${this.maxBody})`);
     const seen = options.seen ?? Math.max(this.viewOf(conv).highestSeq, this.cursor(conv));
     // A copy: what is sent (and resent) must not change if the app mutates its object.
-    return this.outbox.enqueue(conv, JSON.parse(text) as unknown, seen > 0 ? seen : undefined);
+    return this.outbox.enqueue(conv, JSON.parse(text) as unknown, seen > 0 ? seen : undefined) as SendHandle<Body>;
   }
 
   /** Creates a group (`g:<name>`); the caller is a member too. Resolves with the seq of its creation entry. */
@@ -206,13 +207,13 @@ export class SequentClient {
   }
 
   /** Entries delivered in this session, ascending seq. */
-  entries(conv: string): readonly Entry[] {
-    return this.viewOf(conv).entries;
+  entries(conv: string): readonly TypedEntry<Body>[] {
+    return this.viewOf(conv).entries as readonly TypedEntry<Body>[];
   }
 
   /** Unacked sends (sending or failed), per conversation in send order. */
-  pending(conv?: string): SendHandle[] {
-    return this.outbox.handles(conv);
+  pending(conv?: string): SendHandle<Body>[] {
+    return this.outbox.handles(conv) as SendHandle<Body>[];
   }
 
   /** Conversations whose sends are stuck behind a failed one (see the `blocked` event), or just that one's. */
@@ -227,9 +228,9 @@ export class SequentClient {
    * dropped handles (now `discarded`); rejects with `cannot_discard` when the
    * server may have them (retry() those).
    */
-  discard(conv: string): Promise<SendHandle[]> {
+  discard(conv: string): Promise<SendHandle<Body>[]> {
     this.assertRunning();
-    return this.outbox.discard(conv);
+    return this.outbox.discard(conv) as Promise<SendHandle<Body>[]>;
   }
 
   /** Everything up to this seq has been delivered (or is not readable for this user). */
@@ -369,7 +370,7 @@ export class SequentClient {
     const view = this.viewOf(entry.conv);
     if (own && entry.cmid !== undefined) view.takePending(entry.cmid);
     const index = view.insert(entry);
-    this.emit('message', { conv: entry.conv, entry, index, own });
+    this.emit('message', { conv: entry.conv, entry: entry as TypedEntry, index, own });
   }
 
   private fillGap(conv: string): void {
