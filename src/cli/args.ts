@@ -9,6 +9,8 @@ export interface FlagSpec {
   default?: string | number | boolean;
   min?: number;
   max?: number;
+  /** How the default reads in the help, when its value does not (a duration in ms). */
+  shown?: string;
   help: string;
 }
 
@@ -32,7 +34,7 @@ export function parseFlags(argv: readonly string[], specs: Readonly<Record<strin
   const out: ParsedFlags = {};
   for (const [name, spec] of Object.entries(specs)) out[name] = spec.default;
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
+    const arg = argv[i] === '-h' && specs['help'] ? '--help' : argv[i]!;
     if (!arg.startsWith('--')) throw new UsageError(`unexpected argument ${JSON.stringify(arg)}`);
     const eq = arg.indexOf('=');
     const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
@@ -77,10 +79,40 @@ function checkRange(name: string, spec: FlagSpec, value: number): void {
   if (spec.max !== undefined && value > spec.max) throw new UsageError(`flag --${name} must be at most ${spec.max}, got ${value}`);
 }
 
-export function usage(command: string, specs: Readonly<Record<string, FlagSpec>>): string {
+export function usage(command: string, specs: Readonly<Record<string, FlagSpec>>, summary?: string): string {
   const lines = Object.entries(specs).map(([name, spec]) => {
-    const dflt = spec.default === undefined ? '' : ` (default ${String(spec.default)})`;
+    const dflt = spec.default === undefined || spec.default === false ? '' : ` (default ${spec.shown ?? String(spec.default)})`;
     return `  --${name.padEnd(10)} ${spec.help}${dflt}`;
   });
-  return `usage: sequent ${command} [options]\n${lines.join('\n')}\n`;
+  return `usage: sequent ${command} [options]\n${summary === undefined ? '' : `${summary}\n`}${lines.join('\n')}\n`;
+}
+
+/** The `--help` flag every command takes (`-h` too). */
+export const HELP_FLAG: FlagSpec = { kind: 'bool', default: false, help: 'print this help' };
+
+/**
+ * Parses a command's flags, printing its help (exit 0) or the usage error
+ * (exit 2) itself: the flags, or the exit code to return.
+ */
+export function parseCommand(
+  command: string,
+  argv: readonly string[],
+  specs: Readonly<Record<string, FlagSpec>>,
+  summary: string,
+  check: (flags: ParsedFlags) => void = () => undefined,
+): ParsedFlags | number {
+  let flags: ParsedFlags;
+  try {
+    flags = parseFlags(argv, specs);
+    if (flags['help']) {
+      process.stdout.write(usage(command, specs, summary));
+      return 0;
+    }
+    check(flags);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`sequent ${command}: ${error.message}\n${usage(command, specs)}`);
+    return 2;
+  }
+  return flags;
 }

@@ -1,10 +1,13 @@
 /** `sequent serve`: this process is the server (no wrapper), so signals reach it directly. */
 import { pino } from 'pino';
-import { OptionError, startServer } from '../server/index.js';
+import { OptionError, startServer, type RunningServer } from '../server/index.js';
 import * as defaults from '../server/options.js';
 import { DEFAULT_HOST, DEFAULT_PORT, type ServerOptions } from '../server/options.js';
 import { DEFAULT_HOLD_MS, DEFAULT_MAX_BODY, DEFAULT_MAX_FRAME } from '../protocol/index.js';
-import { parseFlags, usage, UsageError, type FlagSpec } from './args.js';
+import { HELP_FLAG, parseCommand, UsageError, type FlagSpec } from './args.js';
+import { DataDirError, describeDataDirError, prepareDataDir } from './data-dir.js';
+import { isPostgresFailure, withDefaultUser } from './postgres-url.js';
+import { loadSecret, SecretError, type Secret } from './secret.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   host: { kind: 'string', default: DEFAULT_HOST, help: 'address to listen on' },
@@ -14,7 +17,7 @@ const FLAGS: Record<string, FlagSpec> = {
   postgres: { kind: 'string', help: 'keep the log in this PostgreSQL database (postgres://…) instead of the embedded SQLite file' },
   durability: { kind: 'string', default: 'full', help: 'full (fsync every commit) or process (survives a process crash only)' },
   'log-level': { kind: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
-  help: { kind: 'bool', default: false, help: 'print this help' },
+  help: HELP_FLAG,
 };
 
 type LimitOption = { [K in keyof ServerOptions]-?: ServerOptions[K] extends number | undefined ? K : never }[keyof ServerOptions];
@@ -45,6 +48,8 @@ for (const [flag, limit] of Object.entries(LIMIT_FLAGS)) {
   FLAGS[flag] = { kind: 'int', min: 0, help: `${limit.help} (default ${limit.default})` };
 }
 
+const SUMMARY = 'Runs the server until SIGTERM or SIGINT, then drains. Secret: SEQUENT_SECRET, else <data>/secret (created on first start).';
+
 /** The flag that sets each server option, so that a refused value is reported by the name the operator typed. */
 const FLAG_OF_OPTION: Record<string, string> = {
   host: 'host',
@@ -59,59 +64,76 @@ const FLAG_OF_OPTION: Record<string, string> = {
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export async function runServe(argv: string[]): Promise<number> {
-  let flags;
+  const flags = parseCommand('serve', argv, FLAGS, SUMMARY, (parsed) => {
+    if (!LOG_LEVELS.has(String(parsed['log-level']))) throw new UsageError(`flag --log-level takes one of ${[...LOG_LEVELS].join(', ')}`);
+    if (parsed['durability'] !== 'full' && parsed['durability'] !== 'process') throw new UsageError('flag --durability takes full or process');
+  });
+  if (typeof flags === 'number') return flags;
+  const fail = (message: string, code = 1): number => {
+    process.stderr.write(`sequent serve: ${message}\n`);
+    return code;
+  };
+
+  let dataDir: string;
+  let secret: Secret;
   try {
-    flags = parseFlags(argv, FLAGS);
-    if (!LOG_LEVELS.has(String(flags['log-level']))) throw new UsageError(`flag --log-level takes one of ${[...LOG_LEVELS].join(', ')}`);
-    if (flags['durability'] !== 'full' && flags['durability'] !== 'process') throw new UsageError('flag --durability takes full or process');
+    dataDir = prepareDataDir(String(flags['data']));
+    secret = loadSecret(dataDir, process.env['SEQUENT_SECRET'], true);
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`sequent serve: ${error.message}\n${usage('serve', FLAGS)}`);
-    return 2;
+    if (error instanceof DataDirError || error instanceof SecretError) return fail(error.message);
+    const described = describeDataDirError(String(flags['data']), error);
+    if (described !== undefined) return fail(described);
+    throw error;
   }
-  if (flags['help']) {
-    process.stdout.write(usage('serve', FLAGS));
-    return 0;
-  }
-  const logger = pino({ level: String(flags['log-level']), base: { pid: process.pid } });
-  let server;
+
+  const logger = pino({ level: String(flags['log-level']), base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
+  const postgresUrl = flags['postgres'] === undefined ? undefined : withDefaultUser(String(flags['postgres']));
+  let server: RunningServer;
   try {
     server = await startServer({
       host: String(flags['host']),
       port: Number(flags['port']),
-      dataDir: String(flags['data']),
+      dataDir,
+      secret: secret.secret,
       holdMs: Number(flags['hold-ms']),
       durability: flags['durability'] as 'full' | 'process',
-      ...(flags['postgres'] === undefined ? {} : { postgresUrl: String(flags['postgres']) }),
+      ...(postgresUrl === undefined ? {} : { postgresUrl }),
       ...Object.fromEntries(Object.entries(LIMIT_FLAGS).flatMap(([flag, { option }]) => (flags[flag] === undefined ? [] : [[option, Number(flags[flag])]]))),
       logger,
     });
   } catch (error) {
     if (error instanceof OptionError) {
       const flag = FLAG_OF_OPTION[error.option];
-      process.stderr.write(`sequent serve: ${flag ? `invalid flag --${flag}: ${error.problem}` : error.message}\n`);
-      return 2;
+      return fail(flag ? `invalid flag --${flag}: ${error.problem}` : error.message, 2);
     }
     const code = (error as NodeJS.ErrnoException).code;
-    if (flags['postgres'] !== undefined && (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === '28P01' || code === '3D000')) {
-      process.stderr.write(`sequent serve: cannot use the database given by --postgres (${code}: ${(error as Error).message})\n`);
-      return 1;
-    }
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-      process.stderr.write(`sequent serve: cannot listen on ${String(flags['host'])}:${String(flags['port'])} (${code}); check --host and --port\n`);
-      return 1;
+      return fail(`cannot listen on ${String(flags['host'])}:${String(flags['port'])} (${code}); check --host and --port`);
     }
+    if (postgresUrl !== undefined && isPostgresFailure(error)) {
+      return fail(`cannot use the database given by --postgres (${code === undefined ? '' : `${code}: `}${error.message})`);
+    }
+    const described = describeDataDirError(dataDir, error);
+    if (described !== undefined) return fail(described);
     throw error;
   }
-  logger.info({ port: server.port, url: server.url, http: server.httpUrl, data: flags['data'] }, 'listening');
+  logger.info(
+    { port: server.port, url: server.url, http: server.httpUrl, data: dataDir, secret: secret.source, store: postgresUrl === undefined ? 'sqlite' : 'postgres' },
+    'listening',
+  );
   const running = server;
   await new Promise<void>((resolve) => {
+    let draining = false;
+    // Under `npm start` the signal often comes twice (from the supervisor to the whole
+    // group, and forwarded by npm): the second must not kill the drain the first began.
     const stop = (signal: string) => {
+      if (draining) return logger.info({ signal }, 'already draining');
+      draining = true;
       logger.info({ signal }, 'draining');
       void running.close().then(resolve);
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
   logger.info('stopped');
   return 0;

@@ -10,11 +10,11 @@ import { Connection, type ClientState } from './connection.js';
 import { ConversationList, type ConversationInfo } from './conversations.js';
 import { CursorWriter } from './cursor-writer.js';
 import { Emitter, type Listener } from './emitter.js';
-import type { ClientEvents, MembershipResult, SendOptions } from './events.js';
+import type { ClientEvents, MembershipResult, SendOptions, TypedEntry } from './events.js';
 import { SequentClientError } from './errors.js';
 import { newDeviceId } from './ids.js';
 import { resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options.js';
-import { Outbox } from './outbox.js';
+import { Outbox, type BlockedConversation } from './outbox.js';
 import { ReorderBuffer } from './reorder.js';
 import type { SendHandle } from './send-handle.js';
 import { MemoryClientStore, type ClientIdentity, type ClientSnapshot, type ClientStore } from './store.js';
@@ -28,7 +28,8 @@ function utf8Length(text: string): number {
   return encoder.encode(text).length;
 }
 
-export class SequentClient {
+/** `Body`: the type of the app's message bodies (see TypedEntry); unknown unless given. */
+export class SequentClient<Body = unknown> {
   private readonly options: ResolvedClientOptions;
   private readonly store: ClientStore;
   private readonly events = new Emitter<ClientEvents>();
@@ -64,9 +65,11 @@ export class SequentClient {
       request: (frame, onReply) => this.connection.request(frame, onReply),
       changed: (handle, previous) => {
         if (previous === undefined) this.viewOf(handle.conv).addPending(handle);
+        if (handle.state === 'discarded') this.viewOf(handle.conv).takePending(handle.cmid);
         this.emit('send', { handle, state: handle.state, previous });
       },
       acked: (handle, ack) => this.onAck(handle, ack),
+      blocked: (info) => this.emit('blocked', info),
       error: (error) => this.emit('error', error),
     });
     this.syncer = new Syncer(this.options, {
@@ -85,12 +88,12 @@ export class SequentClient {
     });
   }
 
-  on<K extends keyof ClientEvents>(event: K, listener: Listener<ClientEvents[K]>): () => void {
-    return this.events.on(event, listener);
+  on<K extends keyof ClientEvents>(event: K, listener: Listener<ClientEvents<Body>[K]>): () => void {
+    return this.events.on(event, listener as Listener<ClientEvents[K]>);
   }
 
-  off<K extends keyof ClientEvents>(event: K, listener: Listener<ClientEvents[K]>): void {
-    this.events.off(event, listener);
+  off<K extends keyof ClientEvents>(event: K, listener: Listener<ClientEvents<Body>[K]>): void {
+    this.events.off(event, listener as Listener<ClientEvents[K]>);
   }
 
   get state(): ClientState {
@@ -120,15 +123,21 @@ export class SequentClient {
     return this.starting;
   }
 
-  /** Resolves when the client is connected and caught up; rejects if it stops first or after timeoutMs. */
-  ready(timeoutMs = Number.POSITIVE_INFINITY): Promise<void> {
+  /**
+   * Resolves when the client is connected and caught up; rejects if it stops
+   * first or after `timeoutMs` (default: never), naming why the connection is
+   * not up when an attempt failed. `ready(ms)` is `ready({ timeoutMs: ms })`.
+   */
+  ready(options: number | { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = (typeof options === 'number' ? options : options.timeoutMs) ?? Number.POSITIVE_INFINITY;
     if (this.state === 'ready') return Promise.resolve();
     if (this.state === 'stopped') return Promise.reject(new SequentClientError('stopped', 'the client is stopped'));
     return new Promise((resolve, reject) => {
       const timer = Number.isFinite(timeoutMs)
         ? setTimeout(() => {
             off();
-            reject(new SequentClientError('timeout', `not ready within ${timeoutMs} ms`));
+            const why = this.connection.lastFailure;
+            reject(new SequentClientError('timeout', `not ready within ${timeoutMs} ms${why === undefined ? '' : `: ${why}`}`));
           }, timeoutMs)
         : undefined;
       const off = this.on('state', ({ to }) => {
@@ -155,7 +164,7 @@ export class SequentClient {
    * same cmid and dseq until acked, and shown after the last delivered entry
    * until it takes its place at its seq.
    */
-  send(conv: string, body: unknown, options: SendOptions = {}): SendHandle {
+  send(conv: string, body: Body, options: SendOptions = {}): SendHandle<Body> {
     this.assertRunning();
     if (!parseConvId(conv)) throw new SequentClientError('invalid_argument', `not a conversation id: ${String(conv)}`);
     const text = JSON.stringify(body);
@@ -164,7 +173,7 @@ export class SequentClient {
     if (bytes > this.maxBody) throw new SequentClientError('too_large', `the body is ${bytes} bytes, more than maxBody (${this.maxBody})`);
     const seen = options.seen ?? Math.max(this.viewOf(conv).highestSeq, this.cursor(conv));
     // A copy: what is sent (and resent) must not change if the app mutates its object.
-    return this.outbox.enqueue(conv, JSON.parse(text) as unknown, seen > 0 ? seen : undefined);
+    return this.outbox.enqueue(conv, JSON.parse(text) as unknown, seen > 0 ? seen : undefined) as SendHandle<Body>;
   }
 
   /** Creates a group (`g:<name>`); the caller is a member too. Resolves with the seq of its creation entry. */
@@ -198,13 +207,30 @@ export class SequentClient {
   }
 
   /** Entries delivered in this session, ascending seq. */
-  entries(conv: string): readonly Entry[] {
-    return this.viewOf(conv).entries;
+  entries(conv: string): readonly TypedEntry<Body>[] {
+    return this.viewOf(conv).entries as readonly TypedEntry<Body>[];
   }
 
   /** Unacked sends (sending or failed), per conversation in send order. */
-  pending(conv?: string): SendHandle[] {
-    return this.outbox.handles(conv);
+  pending(conv?: string): SendHandle<Body>[] {
+    return this.outbox.handles(conv) as SendHandle<Body>[];
+  }
+
+  /** Conversations whose sends are stuck behind a failed one (see the `blocked` event), or just that one's. */
+  blocked(conv?: string): BlockedConversation[] {
+    const all = this.outbox.blocked();
+    return conv === undefined ? all : all.filter((info) => info.conv === conv);
+  }
+
+  /**
+   * Unblocks a conversation the server refused for good (`discardable`): drops
+   * every failed send of it from the outbox and the store. Resolves with the
+   * dropped handles (now `discarded`); rejects with `cannot_discard` when the
+   * server may have them (retry() those).
+   */
+  discard(conv: string): Promise<SendHandle<Body>[]> {
+    this.assertRunning();
+    return this.outbox.discard(conv) as Promise<SendHandle<Body>[]>;
   }
 
   /** Everything up to this seq has been delivered (or is not readable for this user). */
@@ -344,7 +370,7 @@ export class SequentClient {
     const view = this.viewOf(entry.conv);
     if (own && entry.cmid !== undefined) view.takePending(entry.cmid);
     const index = view.insert(entry);
-    this.emit('message', { conv: entry.conv, entry, index, own });
+    this.emit('message', { conv: entry.conv, entry: entry as TypedEntry, index, own });
   }
 
   private fillGap(conv: string): void {

@@ -64,6 +64,8 @@ export class Connection {
   private lastFrameAt = 0;
   private pingSentAt: number | undefined;
   private authenticatedWaiters: (() => void)[] = [];
+  /** Why the last attempt failed, until one gets a welcome: what ready() names when it gives up. */
+  private failure: string | undefined;
 
   constructor(
     private readonly options: ResolvedClientOptions,
@@ -74,6 +76,11 @@ export class Connection {
 
   get state(): ClientState {
     return this.current;
+  }
+
+  /** Why the connection is not up, if an attempt failed (the transport's reason, a refused hello, a timeout). */
+  get lastFailure(): string | undefined {
+    return this.failure;
   }
 
   get epoch(): number {
@@ -217,10 +224,17 @@ export class Connection {
     socket.onmessage = (text) => {
       if (epoch === this.epochCounter) this.onMessage(text);
     };
+    let openError: string | undefined;
     socket.onerror = (error) => {
-      if (epoch === this.epochCounter) this.options.logger?.debug({ error: String(error) }, 'transport error');
+      if (epoch !== this.epochCounter) return;
+      this.options.logger?.debug({ error: String(error) }, 'transport error');
+      // Once open, the close that follows says enough; before, this is the only word on a wrong URL or port.
+      if (this.current !== 'connecting' || openError !== undefined) return;
+      openError = `could not connect to ${this.options.url}: ${describeError(error)}`;
+      this.failure = openError;
+      this.hooks.error(new SequentClientError('connect_failed', openError, error));
     };
-    socket.onclose = (code, reason) => this.onClose(epoch, code, reason);
+    socket.onclose = (code, reason) => this.onClose(epoch, code, reason || openError || '');
   }
 
   private onHelloReply(epoch: number, reply: ServerFrame | null): void {
@@ -228,6 +242,7 @@ export class Connection {
     if (reply.t === 'welcome') {
       clearTimeout(this.connectTimer);
       this.attempt = 0;
+      this.failure = undefined;
       this.setState('syncing');
       this.startHeartbeat(epoch);
       this.hooks.welcome(reply, epoch);
@@ -236,6 +251,7 @@ export class Connection {
     // The server closes right after a refused hello (4401, 4426); the close decides what next.
     const code = reply.t === 'error' ? reply.code : 'protocol';
     const message = reply.t === 'error' ? reply.message : `unexpected reply to hello: ${reply.t}`;
+    this.failure = `hello refused (${code}): ${message}`;
     this.hooks.error(new SequentClientError(code, message));
   }
 
@@ -277,6 +293,7 @@ export class Connection {
 
   private scheduleReconnect(reason: string, code?: number): void {
     if (this.current === 'stopped') return;
+    if (!this.authenticated) this.failure ??= reason;
     this.clearConnection();
     this.setState('waiting', reason, code);
     const delay = fullJitter(this.attempt++, this.options.backoff, this.options.random);
@@ -345,4 +362,13 @@ export class Connection {
     };
     this.heartbeatTimer = startTimer(check, this.options.pingIntervalMs);
   }
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return typeof code === 'string' && !error.message.includes(code) ? `${error.message} (${code})` : error.message;
+  }
+  // A browser's error event carries no reason; the close code that follows is all there is.
+  return 'the transport reported an error without a reason';
 }

@@ -1,31 +1,43 @@
 /** The SDK's typed events and the small types of its public calls. */
-import type { Entry } from '../protocol/frames.js';
+import type { Entry, SystemBody } from '../protocol/frames.js';
 import type { StateChange } from './connection.js';
 import type { ConversationInfo } from './conversations.js';
+import type { BlockedConversation } from './outbox.js';
 import type { SequentClientError } from './errors.js';
 import type { SendHandle, SendState } from './send-handle.js';
 
-export interface MessageEvent {
+/**
+ * An entry whose message body has the app's type: `new SequentClient<Chat>(…)`
+ * types `entry.body` as `Chat` where `kind` is `'msg'`. The SDK does not check
+ * bodies; the type is the app's promise about what its clients send.
+ */
+export type TypedEntry<Body = unknown> =
+  | (Omit<Entry, 'kind' | 'body'> & { kind: 'msg'; body: Body })
+  | (Omit<Entry, 'kind' | 'body'> & { kind: 'system'; body: SystemBody });
+
+export interface MessageEvent<Body = unknown> {
   conv: string;
-  entry: Entry;
+  entry: TypedEntry<Body>;
   /** Where the entry belongs in entries(conv) (ascending seq); in ordered mode always the end. */
   index: number;
   /** Sent from this device (this store). */
   own: boolean;
 }
 
-export interface SendEvent {
-  handle: SendHandle;
+export interface SendEvent<Body = unknown> {
+  handle: SendHandle<Body>;
   state: SendState;
   /** undefined when the handle was just created (by send() or restored from the store). */
   previous: SendState | undefined;
 }
 
-export interface ClientEvents {
+export interface ClientEvents<Body = unknown> {
   state: StateChange;
-  message: MessageEvent;
-  send: SendEvent;
+  message: MessageEvent<Body>;
+  send: SendEvent<Body>;
   conversations: ConversationInfo[];
+  /** A conversation's oldest unacked send failed; later ones wait. `discardable`: only discard() unblocks it. */
+  blocked: BlockedConversation;
   error: SequentClientError;
 }
 

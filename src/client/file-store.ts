@@ -14,6 +14,7 @@ import { dirname } from 'node:path';
 import {
   applyCursor,
   applyEnqueue,
+  applyReplace,
   copyJson,
   outboxKey,
   type ClientIdentity,
@@ -79,6 +80,12 @@ export class FileClientStore implements ClientStore {
   async removeOutbox(conv: string, cmid: string): Promise<void> {
     await this.ensureLoaded();
     if (!this.outbox.delete(outboxKey(conv, cmid))) return;
+    await this.persist();
+  }
+
+  async replaceOutbox(conv: string, entries: readonly OutboxEntry[], nextDseq: number): Promise<void> {
+    await this.ensureLoaded();
+    applyReplace(this.convs, this.outbox, conv, copyJson([...entries]), nextDseq);
     await this.persist();
   }
 

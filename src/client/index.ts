@@ -1,11 +1,12 @@
 // The Sequent client SDK (`sequent/client`). Browser-safe: nothing here may
 // import a Node built-in; the Node file store is `sequent/client/file-store`.
 export { SequentClient } from './client.js';
-export type { ClientEvents, MessageEvent, SendEvent, SendOptions, MembershipResult } from './events.js';
+export type { ClientEvents, MessageEvent, SendEvent, SendOptions, MembershipResult, TypedEntry } from './events.js';
 export { CLIENT_STATES } from './connection.js';
 export type { ClientState, StateChange } from './connection.js';
 export { SendHandle } from './send-handle.js';
 export type { SendState, SentInfo } from './send-handle.js';
+export type { BlockedConversation } from './outbox.js';
 export type { ViewItem } from './view.js';
 export type { ConversationInfo } from './conversations.js';
 export { SequentClientError, CLIENT_ERROR_CODES } from './errors.js';

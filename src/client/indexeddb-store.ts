@@ -84,6 +84,25 @@ export class IndexedDbClientStore implements ClientStore {
     await this.write(['outbox'], (t) => t.objectStore('outbox').delete([conv, cmid]));
   }
 
+  async replaceOutbox(conv: string, entries: readonly OutboxEntry[], nextDseq: number): Promise<void> {
+    await this.write(['convs', 'outbox'], (t) => {
+      const outbox = t.objectStore('outbox');
+      // By key, not by IDBKeyRange: the factory may be passed in, without that global.
+      const keys = outbox.getAllKeys();
+      keys.onsuccess = () => {
+        for (const key of keys.result) if (Array.isArray(key) && key[0] === conv) outbox.delete(key);
+        for (const entry of entries) outbox.put(entry);
+      };
+      const convs = t.objectStore('convs');
+      const read = convs.get(conv);
+      read.onsuccess = () => {
+        const record = (read.result as ConvRecord | undefined) ?? { conv, nextDseq, cursor: 0 };
+        record.nextDseq = nextDseq;
+        convs.put(record);
+      };
+    });
+  }
+
   async setCursor(conv: string, cursor: number): Promise<void> {
     await this.write(['convs'], (t) => {
       const convs = t.objectStore('convs');

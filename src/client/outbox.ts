@@ -15,6 +15,12 @@
  * one of its conversation (`blocked`): a dseq cannot be skipped, so they could
  * never be accepted before it. retry() — or a new send() into that
  * conversation — puts them all back to `sending`, oldest first.
+ *
+ * A refusal the server would repeat (REFUSED) blocks the conversation for
+ * good, across restarts, until the app discards: the refused message (the
+ * ones behind it take its dseq and go out) or all of them. Only then is
+ * discarding safe: the server has none of the conversation's unacked
+ * messages, since it takes dseqs in order and refused the oldest.
  */
 import type { AckFrame, ServerFrame } from '../protocol/frames.js';
 import { fullJitter, startTimer, type TimerHandle } from './backoff.js';
@@ -32,7 +38,20 @@ export interface OutboxHooks {
   changed(handle: SendHandle, previous: SendState | undefined): void;
   /** An ack settled a handle (the client then delivers the entry it stands for). */
   acked(handle: SendHandle, ack: AckFrame): void;
+  /** The conversation's oldest unacked message failed: nothing of it goes out until retry() or discard(). */
+  blocked(conv: BlockedConversation): void;
   error(error: SequentClientError): void;
+}
+
+/** A conversation whose sends are stuck behind its oldest unacked one, which failed. */
+export interface BlockedConversation {
+  conv: string;
+  /** Why the oldest failed. */
+  error: SendError;
+  /** Every unacked message of the conversation, oldest (the failed one) first. */
+  handles: SendHandle[];
+  /** True when the refusal is one the server would repeat: discard() works, retry() would fail again. */
+  discardable: boolean;
 }
 
 interface Item {
@@ -48,6 +67,8 @@ interface Item {
 }
 
 const RETRYABLE = new Set(['unavailable', 'internal', 'rate_limited']);
+/** Refusals the server repeats for the same message: the send never took its dseq. */
+export const REFUSED = new Set(['forbidden', 'not_found', 'too_large', 'bad_request']);
 
 export class Outbox {
   private readonly queues = new Map<string, Item[]>();
@@ -75,6 +96,10 @@ export class Outbox {
       this.queue(entry.conv).push(item);
       this.hooks.changed(item.handle, undefined);
       if (item.handle.state === 'sending') this.armDeadline(item);
+    }
+    for (const conv of this.queues.keys()) {
+      const blocked = this.blockedInfo(conv);
+      if (blocked) this.hooks.blocked(blocked);
     }
   }
 
@@ -145,6 +170,65 @@ export class Outbox {
     for (const item of this.queues.get(handle.conv) ?? []) this.transmit(item);
   }
 
+  /** The conversations whose oldest unacked message failed. */
+  blocked(): BlockedConversation[] {
+    return [...this.queues.keys()].flatMap((conv) => this.blockedInfo(conv) ?? []);
+  }
+
+  /**
+   * Drops `only` (or every failed message of conv) for good; the rest move down
+   * to close the dseq gap, and go out again if the oldest was among the dropped.
+   */
+  async discard(conv: string, only?: SendHandle): Promise<SendHandle[]> {
+    const items = this.queues.get(conv) ?? [];
+    if (only && !items.some((item) => item.handle === only)) return [];
+    const blocked = this.blockedInfo(conv);
+    if (!blocked) {
+      if (!only && items.length === 0) return [];
+      throw new SequentClientError('cannot_discard', `${conv} is not blocked: only a failed send can be discarded`);
+    }
+    if (!blocked.discardable) {
+      throw new SequentClientError(
+        'cannot_discard',
+        `${conv} failed with ${blocked.error.code}: the server may have that message already; retry() instead`,
+      );
+    }
+    const replace = this.store.replaceOutbox?.bind(this.store);
+    if (!replace) throw new SequentClientError('store', 'this client store has no replaceOutbox, so sends cannot be discarded');
+    const head = items[0] as Item;
+    const gone = items.filter((item) => (only ? item.handle === only : item.handle.state === 'failed'));
+    const kept = items.filter((item) => !gone.includes(item));
+    const first = head.entry.dseq;
+    // In memory first and at once, so a send() meanwhile takes the right dseq and waits behind this write.
+    for (const item of gone) {
+      this.cancelAttempt(item);
+      clearTimeout(item.deadlineTimer);
+    }
+    kept.forEach((item, index) => {
+      this.cancelAttempt(item);
+      item.entry.dseq = first + index;
+      item.handle.renumber(first + index);
+      item.persisted = false;
+    });
+    if (kept.length === 0) this.queues.delete(conv);
+    else this.queues.set(conv, kept);
+    this.nextDseqs.set(conv, first + kept.length);
+    const write = this.persist(conv, () => replace(conv, kept.map((item) => ({ ...item.entry })), first + kept.length));
+    for (const item of gone) {
+      item.handle.markDiscarded();
+      this.hooks.changed(item.handle, 'failed');
+    }
+    const resume = gone.includes(head) ? this.resumeFailed(conv) : [];
+    try {
+      await write;
+    } finally {
+      // Renumbered messages may go out only once the new numbers are stored (or, if that failed, from memory).
+      for (const item of kept) item.persisted = true;
+      for (const item of resume) this.transmit(item);
+    }
+    return gone.map((item) => item.handle);
+  }
+
   /** Unsettled handles, per conversation in dseq order. */
   handles(conv?: string): SendHandle[] {
     const lists = conv === undefined ? [...this.queues.values()] : [this.queues.get(conv) ?? []];
@@ -177,7 +261,7 @@ export class Outbox {
         tries: entry.tries,
         failed: entry.failed,
       },
-      (h) => this.retry(h),
+      { retry: (h) => this.retry(h), discard: async (h) => void (await this.discard(h.conv, h)) },
     );
     return { entry, handle, persisted: false, inFlight: undefined, backoffAttempt: 0, ackTimer: undefined, retryTimer: undefined, deadlineTimer: undefined };
   }
@@ -280,7 +364,9 @@ export class Outbox {
   }
 
   private failFrom(from: Item, error: SendError): void {
-    for (const item of this.queues.get(from.entry.conv) ?? []) {
+    const items = this.queues.get(from.entry.conv) ?? [];
+    const wasBlocked = items[0]?.handle.state === 'failed';
+    for (const item of items) {
       if (item.entry.dseq < from.entry.dseq || item.handle.state !== 'sending') continue;
       const reason =
         item === from ? error : { code: 'blocked', message: `waits for dseq ${from.entry.dseq}, which failed (${error.code})` };
@@ -291,6 +377,16 @@ export class Outbox {
       this.hooks.changed(item.handle, 'sending');
       this.saveState(item);
     }
+    const blocked = wasBlocked ? undefined : this.blockedInfo(from.entry.conv);
+    if (blocked) this.hooks.blocked(blocked);
+  }
+
+  private blockedInfo(conv: string): BlockedConversation | undefined {
+    const items = this.queues.get(conv) ?? [];
+    const head = items[0];
+    if (!head || head.handle.state !== 'failed' || !head.entry.failed) return undefined;
+    const error = head.entry.failed;
+    return { conv, error: { ...error }, handles: items.map((item) => item.handle), discardable: REFUSED.has(error.code) };
   }
 
   /** Puts the conversation's failed messages back to sending; returns them. */

@@ -62,6 +62,13 @@ export interface ClientStore {
   /** Replaces an existing entry (tries, failed); does nothing if it is gone. */
   updateOutbox(entry: OutboxEntry): Promise<void>;
   removeOutbox(conv: string, cmid: string): Promise<void>;
+  /**
+   * Atomically replaces every outbox entry of `conv` with `entries` and sets its
+   * nextDseq (which may go down): discarding a refused send renumbers the ones
+   * behind it, and a crash must leave either the old outbox or the new one.
+   * Optional for stores written before it; without it, discard() is refused.
+   */
+  replaceOutbox?(conv: string, entries: readonly OutboxEntry[], nextDseq: number): Promise<void>;
   /** Raises the conversation's cursor; never lowers it. */
   setCursor(conv: string, cursor: number): Promise<void>;
   close(): Promise<void>;
@@ -111,6 +118,10 @@ export class MemoryClientStore implements ClientStore {
     this.outbox.delete(outboxKey(conv, cmid));
   }
 
+  async replaceOutbox(conv: string, entries: readonly OutboxEntry[], nextDseq: number): Promise<void> {
+    applyReplace(this.convs, this.outbox, conv, copyJson([...entries]), nextDseq);
+  }
+
   async setCursor(conv: string, cursor: number): Promise<void> {
     applyCursor(this.convs, conv, cursor);
   }
@@ -124,6 +135,20 @@ export function applyEnqueue(convs: Map<string, ConvRecord>, outbox: Map<string,
   record.nextDseq = Math.max(record.nextDseq, entry.dseq + 1);
   convs.set(entry.conv, record);
   outbox.set(outboxKey(entry.conv, entry.cmid), entry);
+}
+
+export function applyReplace(
+  convs: Map<string, ConvRecord>,
+  outbox: Map<string, OutboxEntry>,
+  conv: string,
+  entries: OutboxEntry[],
+  nextDseq: number,
+): void {
+  for (const [key, entry] of outbox) if (entry.conv === conv) outbox.delete(key);
+  for (const entry of entries) outbox.set(outboxKey(conv, entry.cmid), entry);
+  const record = convs.get(conv) ?? { conv, nextDseq, cursor: 0 };
+  record.nextDseq = nextDseq;
+  convs.set(conv, record);
 }
 
 export function applyCursor(convs: Map<string, ConvRecord>, conv: string, cursor: number): void {

@@ -25,18 +25,43 @@ export interface Transport {
   open(url: string): TransportConnection;
 }
 
-/** The part of the WHATWG WebSocket the SDK uses (the browser's, Node 22's, or `ws`'s). */
+/**
+ * The part of the WHATWG WebSocket the SDK uses (the browser's, Node 22's, or
+ * `ws`'s). The handlers are typed `unknown` on purpose: each implementation
+ * types its events its own way, and the SDK only ever sets them (see
+ * `Handlers`), so any of those classes fits without a cast.
+ */
 export interface WebSocketLike {
   readonly readyState: number;
   send(data: string): void;
   close(code?: number, reason?: string): void;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
+  onopen: unknown;
+  onmessage: unknown;
+  onclose: unknown;
+  onerror: unknown;
 }
 
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+/** What the SDK assigns to a WebSocketLike's handlers. */
+interface Handlers {
+  onopen: (event: unknown) => void;
+  onmessage: (event: { data: unknown }) => void;
+  onclose: (event: { code: number; reason: string }) => void;
+  onerror: (event: unknown) => void;
+}
+
+/**
+ * Why a connection failed, from an error event: `ws` gives an Error (with
+ * ECONNREFUSED, ENOTFOUND, a bad status…), a browser gives no reason at all.
+ */
+export function errorReason(event: unknown): unknown {
+  if (typeof event !== 'object' || event === null) return event;
+  const { error, message } = event as { error?: unknown; message?: unknown };
+  if (error instanceof Error) return error;
+  if (typeof message === 'string' && message !== '') return new Error(message);
+  return event;
+}
 
 const OPEN = 1;
 
@@ -70,13 +95,14 @@ export function webSocketTransport(WebSocketClass?: WebSocketConstructor): Trans
         onclose: null,
         onerror: null,
       };
-      socket.onopen = () => connection.onopen?.();
-      socket.onmessage = (event) => {
+      const handlers = socket as unknown as Handlers;
+      handlers.onopen = () => connection.onopen?.();
+      handlers.onmessage = (event) => {
         // Binary frames are not part of the protocol; ignore them.
         if (typeof event.data === 'string') connection.onmessage?.(event.data);
       };
-      socket.onerror = (event) => connection.onerror?.(event);
-      socket.onclose = (event) => {
+      handlers.onerror = (event) => connection.onerror?.(errorReason(event));
+      handlers.onclose = (event) => {
         if (closed) return;
         closed = true;
         connection.onclose?.(event.code, event.reason);

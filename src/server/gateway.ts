@@ -106,7 +106,11 @@ export class Gateway {
     ws.on('message', (data, isBinary) => this.onFrame(session, data, isBinary, helloTimer));
     this.answerOversizedFrames(ws, session);
     ws.on('error', (error) => this.logger.debug({ err: error, session: session.id }, 'socket error'));
-    ws.on('close', () => {
+    ws.on('close', (peerCode) => {
+      const code = session.closedWith ?? peerCode;
+      const who = { session: session.id, user: session.user || undefined, device: session.device || undefined, code };
+      if (code === CLOSE_CODES.slow_consumer.code) this.logger.warn(who, 'slow consumer cut');
+      this.logger.debug(who, 'connection closed');
       clearTimeout(helloTimer);
       session.ended();
       this.sessions.delete(session);
@@ -231,7 +235,9 @@ export class Gateway {
     try {
       identity = await this.tokens.verify(frame.token);
     } catch (error) {
-      session.error(frame.id, 'unauthorized', error instanceof TokenError ? error.message : 'token is not valid');
+      const reason = error instanceof TokenError ? error.message : 'token is not valid';
+      this.logger.info({ session: session.id, reason }, 'token refused');
+      session.error(frame.id, 'unauthorized', reason);
       session.close(CLOSE_CODES.not_authenticated.code, 'authentication failed');
       return;
     }
@@ -244,6 +250,7 @@ export class Gateway {
     session.device = identity.device;
     session.authenticated = true;
     session.expireAt(identity.expiresAt);
+    this.logger.debug({ session: session.id, user: session.user, device: session.device }, 'connection opened');
     this.handlers.fanout.join(session);
     session.send({
       t: 'welcome',

@@ -52,6 +52,8 @@ export class Session {
   closed = false;
   /** Closes the connection when its token expires. */
   private expiry: NodeJS.Timeout | undefined;
+  /** The code this side closed with (the peer's echo may differ, or never come), for the close log line. */
+  closedWith: number | undefined;
 
   private readonly frames: TurnFrames;
 
@@ -123,6 +125,7 @@ export class Session {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.expiry);
+    this.closedWith = code;
     // The close frame must follow the data frames sent before it.
     this.frames.flush();
     this.socket.close(code, reason);

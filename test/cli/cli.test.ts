@@ -1,20 +1,15 @@
 /** The `sequent` command as an operator runs it: flags validated at start, errors that name the flag. */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TokenAuthority } from '../../src/server/index.js';
-import { BIN, spawnServer, TEST_SECRET } from '../support/cli-server.js';
+import { spawnServer, TEST_SECRET } from '../support/cli-server.js';
 import { WireClient } from '../support/wire.js';
+import { run } from './run.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'sequent-cli-'));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
-
-function run(args: string[], env: Record<string, string> = {}) {
-  const result = spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 15_000 });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
 
 describe('sequent serve', () => {
   it.each([
@@ -63,13 +58,53 @@ describe('sequent token', () => {
     }
   });
 
-  it('generates one secret in the data dir when SEQUENT_SECRET is unset or empty, and keeps using it', async () => {
+  it('uses the secret serve generated in the data dir when SEQUENT_SECRET is unset or empty', async () => {
     const dir = join(dataDir, 'gen');
-    const a = run(['token', '--user', 'u', '--device', 'd', '--data', dir], { SEQUENT_SECRET: '' });
-    const b = run(['token', '--user', 'u', '--device', 'd', '--data', dir], { SEQUENT_SECRET: '' });
-    expect(a.code).toBe(0);
+    const server = await spawnServer(dir, [], 0, '');
+    server.child.kill('SIGTERM');
+    await server.exited;
+    const printed = run(['token', '--user', 'u', '--device', 'd', '--data', dir], { SEQUENT_SECRET: '' });
+    expect(printed.code).toBe(0);
     const kept = new TokenAuthority(readFileSync(join(dir, 'secret'), 'utf8').trim());
-    for (const printed of [a.stdout, b.stdout]) expect(await kept.verify(printed.trim())).toEqual({ user: 'u', device: 'd' });
+    expect(await kept.verify(printed.stdout.trim())).toEqual({ user: 'u', device: 'd' });
+  });
+
+  it('never creates a secret: a mistyped --data is an error, not a token no server accepts', () => {
+    const typo = join(dataDir, 'dta');
+    const result = run(['token', '--user', 'u', '--device', 'd', '--data', typo]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(/^sequent token: no secret at .*dta\/secret: is --data the server's data directory\?/);
+    expect(() => readFileSync(join(typo, 'secret'))).toThrow(/ENOENT/);
+  });
+
+  it.each([
+    ['SEQUENT_SECRET', { SEQUENT_SECRET: 'x'.repeat(31) }, /SEQUENT_SECRET is 31 bytes; at least 32 are needed/],
+    ['a secret file', {}, /the secret in .*short\/secret is 5 bytes; at least 32 are needed/],
+  ])('refuses %s shorter than 32 bytes, in token and serve, and leaves the file alone', (_what, env, message) => {
+    const dir = join(dataDir, 'short');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'secret'), 'short\n');
+    for (const args of [['token', '--user', 'u', '--device', 'd'], ['serve', '--port', '0']]) {
+      const result = run([...args, '--data', dir], env);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(message);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    }
+    expect(readFileSync(join(dir, 'secret'), 'utf8')).toBe('short\n');
+  });
+
+  it('gives tokens a 24 h expiry by default, another with --ttl, none with --ttl 0', () => {
+    const claims = (args: string[]) => {
+      const result = run(['token', '--user', 'u', '--device', 'd', ...args], { SEQUENT_SECRET: TEST_SECRET });
+      expect(result.code).toBe(0);
+      const payload = JSON.parse(Buffer.from(result.stdout.trim().split('.')[1]!, 'base64url').toString()) as { iat: number; exp?: number };
+      return payload.exp === undefined ? undefined : payload.exp - payload.iat;
+    };
+    expect(claims([])).toBe(24 * 3600);
+    expect(claims(['--ttl', '90m'])).toBe(90 * 60);
+    expect(claims(['--ttl', '60'])).toBe(60);
+    expect(claims(['--ttl', '0'])).toBeUndefined();
   });
 
   it('requires --user and --device and validates them', () => {

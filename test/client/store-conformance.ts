@@ -71,6 +71,22 @@ export function clientStoreConformance(name: string, factory: StoreFactory): voi
       expect((await store.load()).outbox).toEqual([entry('g:a', 1, { tries: 3, failed: { code: 'deadline', message: 'late' } })]);
     });
 
+    it('replaceOutbox swaps one conversation\'s entries and sets its next dseq, lower too, keeping its cursor and other conversations', async () => {
+      const store = await create();
+      for (const dseq of [1, 2, 3]) await store.enqueue(entry('g:a', dseq));
+      await store.enqueue(entry('g:b', 1));
+      await store.setCursor('g:a', 9);
+      // dseq 1 discarded: the ones behind it move down by one, same cmids.
+      await store.replaceOutbox!('g:a', [entry('g:a', 1, { cmid: 'c2' }), entry('g:a', 2, { cmid: 'c3' })], 3);
+      const snapshot = await store.load();
+      const ofA = snapshot.outbox.filter((e) => e.conv === 'g:a').sort((a, b) => a.dseq - b.dseq);
+      expect(ofA).toEqual([entry('g:a', 1, { cmid: 'c2' }), entry('g:a', 2, { cmid: 'c3' })]);
+      expect(snapshot.outbox.filter((e) => e.conv === 'g:b')).toEqual([entry('g:b', 1)]);
+      expect(snapshot.convs.find((c) => c.conv === 'g:a')).toEqual({ conv: 'g:a', nextDseq: 3, cursor: 9 });
+      await store.replaceOutbox!('g:a', [], 1);
+      expect((await store.load()).outbox.filter((e) => e.conv === 'g:a')).toEqual([]);
+    });
+
     it('raises cursors and never lowers them', async () => {
       const store = await create();
       await store.setCursor('g:a', 5);
@@ -116,6 +132,10 @@ export function clientStoreConformance(name: string, factory: StoreFactory): voi
           convs: [{ conv: 'g:a', nextDseq: 3, cursor: 11 }],
           outbox: [entry('g:a', 2)],
         });
+        await again.replaceOutbox!('g:a', [entry('g:a', 1, { cmid: 'c2' })], 2);
+        const third = await reopen(again);
+        opened.push(third);
+        expect(await third.load()).toMatchObject({ convs: [{ conv: 'g:a', nextDseq: 2 }], outbox: [entry('g:a', 1, { cmid: 'c2' })] });
       });
     }
   });

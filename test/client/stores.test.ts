@@ -31,6 +31,8 @@ clientStoreConformance('IndexedDB (fake-indexeddb)', {
   reopen: async (store) => {
     await store.close();
     const indexedDB = factories.get(store) as IDBFactory;
-    return new IndexedDbClientStore({ name: (store as IndexedDbClientStore).name, indexedDB });
+    const again = new IndexedDbClientStore({ name: (store as IndexedDbClientStore).name, indexedDB });
+    factories.set(again, indexedDB);
+    return again;
   },
 });

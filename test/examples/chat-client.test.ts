@@ -37,3 +37,33 @@ it('sends typed lines in order and prints the conversation', async () => {
     [3, 'alice', 'second'],
   ]);
 }, 20_000);
+
+it('creates a group with /create, sends into it, and prints a refused send instead of crashing', async () => {
+  t = await startTestServer();
+  const bob = await t.connect('bob', 'phone');
+  await bob.request({ t: 'create', conv: 'g:private', members: [] });
+  const child = spawn(process.execPath, [EXAMPLE, t.server.url, await t.server.mintToken('alice', 'laptop'), 'g:private', join(dir, 'alice2.json')], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  child.stdin.write('not a member here\n/create g:team bob\nhello team\n');
+  const lines = async (check: () => boolean) => {
+    for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 25));
+  };
+  await lines(() => /hello team/.test(out) || err.includes('forbidden'));
+  await lines(() => err.includes('forbidden') && err.includes('created g:team'));
+  child.stdin.end();
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  expect(err).toMatch(/error forbidden: /);
+  expect(err).toMatch(/created g:team at #1/);
+  expect(code).toBe(0);
+  const { msgs } = await bob.syncAll('g:team');
+  expect(msgs.map((m) => [m.seq, m.kind, m.from])).toEqual([
+    [1, 'system', 'alice'],
+    [2, 'msg', 'alice'],
+  ]);
+  expect((msgs[1]!.body as { text: string }).text).toBe('hello team');
+}, 20_000);

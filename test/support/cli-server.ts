@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { SEQUENT_BIN, spawnServerProcess, type ServerExit } from '../../src/chaos/server-process.js';
 
 export const BIN = SEQUENT_BIN;
-export const TEST_SECRET = 'cli-test-secret-0123456789';
+export const TEST_SECRET = 'cli-test-secret-0123456789abcdefghijklmnop';
 
 export interface ServerProcess {
   child: ChildProcess;
@@ -15,7 +15,8 @@ export interface ServerProcess {
   logs: string[];
 }
 
-export async function spawnServer(dataDir: string, extraArgs: string[] = [], port = 0): Promise<ServerProcess> {
-  const server = await spawnServerProcess({ dataDir, port, secret: TEST_SECRET, args: extraArgs });
+/** `secret: ''` leaves SEQUENT_SECRET empty, so the server uses (or creates) the one in dataDir. */
+export async function spawnServer(dataDir: string, extraArgs: string[] = [], port = 0, secret = TEST_SECRET): Promise<ServerProcess> {
+  const server = await spawnServerProcess({ dataDir, port, secret, args: extraArgs });
   return { child: server.child, port: server.port, url: server.url, httpUrl: server.httpUrl, exited: server.exited, logs: server.output };
 }
