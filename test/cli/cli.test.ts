@@ -66,7 +66,7 @@ describe('sequent token', () => {
     const printed = run(['token', '--user', 'u', '--device', 'd', '--data', dir], { SEQUENT_SECRET: '' });
     expect(printed.code).toBe(0);
     const kept = new TokenAuthority(readFileSync(join(dir, 'secret'), 'utf8').trim());
-    expect(await kept.verify(printed.stdout.trim())).toEqual({ user: 'u', device: 'd' });
+    expect(await kept.verify(printed.stdout.trim())).toMatchObject({ user: 'u', device: 'd' });
   });
 
   it('never creates a secret: a mistyped --data is an error, not a token no server accepts', () => {
