@@ -13,7 +13,9 @@ export function resolveSecret(dataDir: string, explicit: string | undefined): st
   const path = join(dataDir, SECRET_FILE);
   try {
     const kept = readFileSync(path, 'utf8').trim();
-    if (kept.length >= 16) return kept;
+    // A short secret is somebody's mistake to fix, never to overwrite: tokens minted with it would all stop working.
+    if (kept.length < 32) throw new Error(`the secret in ${path} is shorter than 32 characters; replace it (openssl rand -base64 32)`);
+    return kept;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }

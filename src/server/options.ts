@@ -136,8 +136,8 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     throw new OptionError('durability', `expected "full" or "process", got ${String(durability)}`);
   }
   const secret = options.secret ?? (process.env['SEQUENT_SECRET'] || undefined);
-  if (secret !== undefined && secret.length < 16) {
-    throw new OptionError('secret', 'must be at least 16 characters');
+  if (secret !== undefined && secret.length < 32) {
+    throw new OptionError('secret', 'must be at least 32 characters');
   }
   const maxFrame = integer('maxFrame', options.maxFrame, DEFAULT_MAX_FRAME, 1024, 64 * 1024 * 1024);
   const maxBuffered = integer('maxBuffered', options.maxBuffered, DEFAULT_MAX_BUFFERED, 1024);

@@ -33,7 +33,7 @@ describe('hello and authentication', () => {
 
   it('refuses a token signed with another secret and an expired token', async () => {
     const s = await serve();
-    const other = await startTestServer({ secret: 'another-secret-0123456789' });
+    const other = await startTestServer({ secret: 'another-secret-0123456789-0123456789' });
     try {
       const foreign = await other.server.mintToken('alice', 'd1');
       const client = await WireClient.open(s.server.url);

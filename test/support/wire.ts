@@ -121,7 +121,7 @@ export interface TestServer {
 export async function startTestServer(options: Partial<ServerOptions> = {}): Promise<TestServer> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'sequent-test-'));
   const store = process.env['SEQUENT_TEST_MEMORY_STORE'] ? { store: new MemoryStore() } : {};
-  const server = await startServer({ port: 0, secret: 'test-secret-0123456789', ...store, ...options, dataDir });
+  const server = await startServer({ port: 0, secret: 'test-secret-0123456789-0123456789', ...store, ...options, dataDir });
   const clients: WireClient[] = [];
   return {
     server,
