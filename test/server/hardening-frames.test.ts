@@ -145,7 +145,6 @@ describe('connection caps', () => {
   it('10,000 connection attempts from one address: past the cap each is closed with 4430, while /healthz and a connected client stay responsive', async () => {
     const steady = await connectAs(server, 'steady');
     const codes = new Map<number | string, number>();
-    const started = Date.now();
     let healthy = 0;
     const probe = setInterval(() => {
       void fetch(`${server.httpUrl}/healthz`).then((r) => {
@@ -154,7 +153,7 @@ describe('connection caps', () => {
     }, 200);
     const opened: WireClient[] = [];
     try {
-      for (let wave = 0; wave < 20 && Date.now() - started < 60_000; wave++) {
+      for (let wave = 0; wave < 20; wave++) {
         const attempts = Array.from({ length: 500 }, async () => {
           try {
             const client = await WireClient.open(server.url);
@@ -180,5 +179,5 @@ describe('connection caps', () => {
     await Promise.all(stillOpen.map((client) => (client.close(), client.closed)));
     await expectBystanderServed(server);
     steady.close();
-  }, 120_000);
+  }, 240_000);
 });
