@@ -1,4 +1,7 @@
 /** `sequent serve`: this process is the server (no wrapper), so signals reach it directly. */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { pino } from 'pino';
 import { OptionError, startServer, type RunningServer } from '../server/index.js';
 import * as defaults from '../server/options.js';
@@ -17,6 +20,8 @@ const FLAGS: Record<string, FlagSpec> = {
   postgres: { kind: 'string', help: 'keep the log in this PostgreSQL database (postgres://…) instead of the embedded SQLite file' },
   durability: { kind: 'string', default: 'full', help: 'full (fsync every commit) or process (survives a process crash only)' },
   'log-level': { kind: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
+  'tls-cert': { kind: 'string', help: 'serve wss:// and https:// with this PEM certificate chain (with --tls-key)' },
+  'tls-key': { kind: 'string', help: 'the PEM private key of --tls-cert' },
   help: HELP_FLAG,
 };
 
@@ -61,18 +66,46 @@ const FLAG_OF_OPTION: Record<string, string> = {
   ...Object.fromEntries(Object.entries(LIMIT_FLAGS).map(([flag, { option }]) => [option, flag])),
 };
 
+/** The certificate and key, read and checked now, so that a wrong file is one line at start naming its flag. */
+function readTls(certPath: unknown, keyPath: unknown): { cert: Buffer; key: Buffer } | undefined {
+  if (certPath === undefined || keyPath === undefined) return undefined;
+  const read = (flag: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new Error(`cannot read --${flag} ${resolve(path)} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+  };
+  const cert = read('tls-cert', String(certPath));
+  const key = read('tls-key', String(keyPath));
+  try {
+    createSecureContext({ cert, key });
+  } catch (error) {
+    throw new Error(`--tls-cert and --tls-key are not a PEM certificate and its key (${(error as Error).message})`);
+  }
+  return { cert, key };
+}
+
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export async function runServe(argv: string[]): Promise<number> {
   const flags = parseCommand('serve', argv, FLAGS, SUMMARY, (parsed) => {
     if (!LOG_LEVELS.has(String(parsed['log-level']))) throw new UsageError(`flag --log-level takes one of ${[...LOG_LEVELS].join(', ')}`);
     if (parsed['durability'] !== 'full' && parsed['durability'] !== 'process') throw new UsageError('flag --durability takes full or process');
+    if ((parsed['tls-cert'] === undefined) !== (parsed['tls-key'] === undefined)) throw new UsageError('flags --tls-cert and --tls-key go together');
   });
   if (typeof flags === 'number') return flags;
   const fail = (message: string, code = 1): number => {
     process.stderr.write(`sequent serve: ${message}\n`);
     return code;
   };
+
+  let tls: { cert: Buffer; key: Buffer } | undefined;
+  try {
+    tls = readTls(flags['tls-cert'], flags['tls-key']);
+  } catch (error) {
+    return fail((error as Error).message);
+  }
 
   let dataDir: string;
   let secret: Secret;
@@ -98,6 +131,7 @@ export async function runServe(argv: string[]): Promise<number> {
       holdMs: Number(flags['hold-ms']),
       durability: flags['durability'] as 'full' | 'process',
       ...(postgresUrl === undefined ? {} : { postgresUrl }),
+      ...(tls === undefined ? {} : { tls }),
       ...Object.fromEntries(Object.entries(LIMIT_FLAGS).flatMap(([flag, { option }]) => (flags[flag] === undefined ? [] : [[option, Number(flags[flag])]]))),
       logger,
     });

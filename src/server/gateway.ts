@@ -5,6 +5,7 @@
  * here decides order; that is the sequencer's job.
  */
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -49,7 +50,9 @@ export class Gateway {
     private readonly logger: Logger,
   ) {
     this.admission = new Admission(options);
-    this.http = createServer((req, res) => void this.serveHttp(req, res));
+    const serve = (req: IncomingMessage, res: ServerResponse) => void this.serveHttp(req, res);
+    // An https server is an http server over TLS: the same handlers serve wss:// and https://.
+    this.http = options.tls ? createTlsServer({ cert: options.tls.cert, key: options.tls.key }, serve) : createServer(serve);
     // ws refuses frames above maxPayload by closing the socket; the protocol wants an
     // error frame for a frame over maxFrame, so ws lets through a margin and we judge.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrame * 4 + 1024 });

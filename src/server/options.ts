@@ -62,6 +62,8 @@ export interface ServerOptions {
   maxBatch?: number;
   /** SQLite durability: 'full' fsyncs every commit (survives power loss), 'process' survives a process crash. */
   durability?: 'full' | 'process';
+  /** Serve wss:// and https:// with this certificate chain and private key (PEM), instead of ws:// and http://. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
   /** Use this store instead of the embedded SQLite one (the server closes it on close()). */
   store?: Store;
   /** Keep the log (and the id leases) in this PostgreSQL database instead of the embedded SQLite file. */
@@ -96,6 +98,7 @@ export interface ResolvedOptions {
   readonly maxBatch: number;
   readonly durability: 'full' | 'process';
   readonly postgresUrl: string | undefined;
+  readonly tls: { readonly cert: string | Buffer; readonly key: string | Buffer } | undefined;
 }
 
 export class OptionError extends Error {
@@ -123,6 +126,13 @@ function postgresUrl(value: string | undefined): string | undefined {
     throw new OptionError('postgresUrl', `expected a postgres:// URL, got ${JSON.stringify(value)}`);
   }
   return value;
+}
+
+function tlsOption(value: ServerOptions['tls']): ResolvedOptions['tls'] {
+  if (value === undefined) return undefined;
+  const pem = (part: unknown) => (typeof part === 'string' || Buffer.isBuffer(part)) && part.length > 0;
+  if (!pem(value.cert) || !pem(value.key)) throw new OptionError('tls', 'expected { cert, key }, each a PEM string or Buffer');
+  return Object.freeze({ cert: value.cert, key: value.key });
 }
 
 export function resolveOptions(options: ServerOptions): ResolvedOptions {
@@ -167,5 +177,6 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     maxConvs: integer('maxConvs', options.maxConvs, DEFAULT_MAX_CONVS, 1),
     maxBatch: integer('maxBatch', options.maxBatch, DEFAULT_MAX_BATCH, 1),
     durability,
+    tls: tlsOption(options.tls),
   });
 }

@@ -24,9 +24,9 @@ import { Sequencer } from './sequencer.js';
 
 export interface RunningServer {
   readonly port: number;
-  /** ws://host:port/v1/ws */
+  /** ws://host:port/v1/ws (wss:// with TLS) */
   readonly url: string;
-  /** http://host:port (/healthz, /metrics) */
+  /** http://host:port (https:// with TLS): /healthz, /metrics */
   readonly httpUrl: string;
   mintToken(user: string, device: string, ttlSeconds?: number): Promise<string>;
   /** Drains and stops; resolves when every connection is closed and the store is closed. */
@@ -86,6 +86,7 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
   }
   const port = (gateway.http.address() as AddressInfo).port;
   const hostForUrl = options.host.includes(':') ? `[${options.host}]` : options.host;
+  const [ws, http] = options.tls ? ['wss', 'https'] : ['ws', 'http'];
 
   let closing: Promise<void> | undefined;
   const close = async (): Promise<void> => {
@@ -109,8 +110,8 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
 
   return {
     port,
-    url: `ws://${hostForUrl}:${port}${WS_PATH}`,
-    httpUrl: `http://${hostForUrl}:${port}`,
+    url: `${ws}://${hostForUrl}:${port}${WS_PATH}`,
+    httpUrl: `${http}://${hostForUrl}:${port}`,
     mintToken: (user, device, ttlSeconds) => tokens.mint(user, device, ttlSeconds),
     close: () => (closing ??= close()),
   };
