@@ -153,7 +153,6 @@ export const FAULT_KINDS = [
   'dup-to-server',
   'dup-to-client',
   'reorder-to-client',
-  'burst',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
