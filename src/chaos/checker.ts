@@ -58,7 +58,7 @@ export const VIOLATION_KINDS = [
   'future-read',
   /** a message first sent after another one's ack took a lower seq than it */
   'realtime-order',
-  /** a send that was neither acked, refused with a final code, nor listed as pending with a reason */
+  /** a send that was neither acked (or read back by its own device), refused with a final code, nor listed as pending with a reason */
   'unaccounted',
 ] as const;
 
@@ -202,6 +202,7 @@ export class HistoryChecker {
   private readonly futureCandidates = new Map<string, number>();
   private readonly refusedCode = new Map<string, { code: string; index: number }>();
   private readonly pendingReason = new Map<string, string>();
+  private readonly ownSeen = new Set<string>();
   private readonly devices = new Map<string, { user: string; device: string; index: number }>();
   private readonly finalRefusals: { user: string; device: string; conv: string | undefined; index: number }[] = [];
 
@@ -236,7 +237,7 @@ export class HistoryChecker {
         return;
       case 'push':
         this.counts.pushes++;
-        this.observe(e.conv, e.user, e.entry, index);
+        this.observe(e.conv, e.user, e.entry, index, e.device);
         if (e.injected === undefined) this.pushOrder(e.conn, e.conv, e.entry.seq, index);
         return;
       case 'sync-start':
@@ -244,7 +245,7 @@ export class HistoryChecker {
         return;
       case 'sync-result':
         this.counts.syncs++;
-        for (const entry of e.entries) this.observe(e.conv, e.user, entry, index);
+        for (const entry of e.entries) this.observe(e.conv, e.user, entry, index, e.device);
         return this.onSyncResult(e, index);
       case 'final-log':
         this.counts.finalLogs++;
@@ -293,7 +294,7 @@ export class HistoryChecker {
   }
 
   /** One observation of one seq: merged into the conversation's view, and noted as read by that user. */
-  private observe(conv: string, user: string, entry: HistoryEntry, index: number): void {
+  private observe(conv: string, user: string, entry: HistoryEntry, index: number, device?: string): void {
     let log = this.merged.get(conv);
     if (!log) this.merged.set(conv, (log = new Map()));
     const known = log.get(entry.seq);
@@ -313,6 +314,8 @@ export class HistoryChecker {
       this.perRule['future-read']++;
       const key = msgKey(entry.from, entry.dev, conv, entry.cmid);
       if (!this.sent.has(key) && !this.futureCandidates.has(key)) this.futureCandidates.set(key, index);
+      // The sender's own device read it in the log: as good as an ack (the SDK settles it so).
+      if (entry.from === user && entry.dev === device) this.ownSeen.add(key);
     }
   }
 
@@ -653,7 +656,7 @@ export class HistoryChecker {
   private checkSettled(cmidAt: Map<string, number>): void {
     for (const [key, s] of this.sent) {
       this.perRule['unaccounted']++;
-      if (this.firstAck.has(key) || this.refusedCode.has(key) || this.pendingReason.has(key)) continue;
+      if (this.firstAck.has(key) || this.ownSeen.has(key) || this.refusedCode.has(key) || this.pendingReason.has(key)) continue;
       const conv = key.split('/')[2]!;
       const seq = cmidAt.get(key);
       this.report('unaccounted', `${key.split('/').slice(0, 2).join('/')} sent cmid ${key.split('/').slice(3).join('/')} to ${conv}: never acked, never refused, not listed as pending${seq === undefined ? '' : ` (yet at seq ${seq})`}`, conv, seq === undefined ? [] : [seq], [s.index]);

@@ -335,6 +335,19 @@ describe('checker: every send accounted for', () => {
     expect(check(withSend((at) => [{ type: 'error', at, user: 'bob', device: 'd1', conv: TEAM, cmid: 'b3', dseq: 3, code: 'forbidden' }]))).toEqual([]);
     expect(check(withSend((at) => [{ type: 'pending', at, user: 'bob', device: 'd1', conv: TEAM, cmid: 'b3', dseq: 3, state: 'sending', reason: 'settle timeout' }]))).toEqual([]);
   });
+  it('takes its own device reading it back from the log for its ack (the ack was lost)', () => {
+    const history = withSend(() => []);
+    const end = history.findIndex((e) => e.type === 'final-log');
+    const own = { ...msg(9, 'bob', 'b3', 3), ts: 1100 };
+    history.splice(end, 0, { type: 'sync-result', at: history[end]!.at, sync: 's7', user: 'bob', device: 'd1', conv: TEAM, after: 8, limit: 100, entries: [own], last: 9 });
+    for (const user of ['alice', 'bob', 'dave']) finalOf(history, user).entries.push(structuredClone(own));
+    expect(check(history)).toEqual([]);
+    // read by another device only, it stays unaccounted
+    const other = history.find((e): e is SyncResultEvent => e.type === 'sync-result' && e.sync === 's7')!;
+    other.user = 'alice';
+    expect(check(history).map((v) => v.kind)).toEqual(['unaccounted']);
+  });
+
   it('does not take "try again" for an answer', () => {
     const history = withSend((at) => [{ type: 'error', at, user: 'bob', device: 'd1', conv: TEAM, cmid: 'b3', dseq: 3, code: 'out_of_order', expected: 2 }]);
     expect(check(history).map((v) => v.kind)).toEqual(['unaccounted']);
