@@ -26,6 +26,8 @@ export interface ReportCounts {
   sendErrors: number;
   /** sends still unacked at the end, each listed with its reason */
   pending: number;
+  /** resends on the connection of the attempt before (after an ack timeout, not a reconnect) */
+  sameConnectionResends: number;
   /** entries a client learned by sync that no push had brought (runner's count) */
   gapsFilled: number;
   pushes: number;
@@ -57,6 +59,8 @@ export interface ChaosReport {
   /** Faults that fired, by kind (FAULT_KINDS), and per minute of the run. */
   faults: Record<string, number>;
   faultsPerMinute: Record<string, number>;
+  /** Sends in flight when the server was killed: fewest, median, most over the kills. */
+  inFlightAtKill: { min: number; median: number; max: number };
   latency: LatencyStats;
   checked?: CheckResult['checked'];
   /** Operations each checker rule judged. */
@@ -105,6 +109,9 @@ export class ReportBuilder {
   readonly marks: Mark[] = [];
   private readonly killed = new Set<string>();
   private readonly faultCounts = new Map<string, number>();
+  private readonly lastConn = new Map<string, string | undefined>();
+  private sameConnectionResends = 0;
+  private readonly inFlight: number[] = [];
   private outOfOrder = 0;
   private sendErrors = 0;
   private pending = 0;
@@ -131,6 +138,8 @@ export class ReportBuilder {
         const key = keyOf(e);
         this.sends.set(key, (this.sends.get(key) ?? 0) + 1);
         if (!this.firstSend.has(key)) this.firstSend.set(key, e.at);
+        else if (e.conn !== undefined && this.lastConn.get(key) === e.conn) this.sameConnectionResends++;
+        this.lastConn.set(key, e.conn);
         return;
       }
       case 'ack': {
@@ -172,9 +181,12 @@ export class ReportBuilder {
           this.marks.push({ at: e.at, type: 'client-start', user: e.user, device: e.device });
         }
         return;
-      case 'fault':
+      case 'fault': {
         this.faultCounts.set(e.kind, (this.faultCounts.get(e.kind) ?? 0) + 1);
+        const inFlight = e.kind === 'server-kill' ? /^(\d+) sends in flight/.exec(e.detail ?? '') : null;
+        if (inFlight) this.inFlight.push(Number(inFlight[1]));
         return;
+      }
       default:
         return;
     }
@@ -191,6 +203,7 @@ export class ReportBuilder {
       outOfOrder: this.outOfOrder,
       sendErrors: this.sendErrors,
       pending: this.pending,
+      sameConnectionResends: this.sameConnectionResends,
       gapsFilled: this.gapsFilled,
       pushes: this.pushes,
       syncs: this.syncs,
@@ -215,6 +228,10 @@ export class ReportBuilder {
       counts: this.counts(input.counters),
       faults,
       faultsPerMinute: Object.fromEntries(Object.entries(faults).map(([k, n]) => [k, minutes > 0 ? Math.round((n / minutes) * 10) / 10 : 0])),
+      inFlightAtKill: (() => {
+        const sorted = [...this.inFlight].sort((a, b) => a - b);
+        return { min: sorted[0] ?? 0, median: percentile(sorted, 50), max: sorted.at(-1) ?? 0 };
+      })(),
       latency: latencyStats(this.samples.map((s) => s.ms)),
       ...(input.check ? { checked: input.check.checked, perRule: input.check.perRule } : {}),
       violations: (input.check?.violations.length ?? 0) + (input.check?.notListed ?? 0),
@@ -262,6 +279,7 @@ export function renderSummary(report: ChaosReport, violations: readonly Violatio
     `sent ${c.sent} (resent ${c.resent}), acked ${c.acked}, unacked ${c.unacked}, dedup hits ${c.dedupHits}, out_of_order ${c.outOfOrder}, other send errors ${c.sendErrors}`,
     `pushes ${c.pushes}, syncs ${c.syncs}, gaps filled ${c.gapsFilled}`,
     `server kills ${c.serverKills}, client restarts ${c.clientRestarts}, connections cut ${c.connectionsCut}, pending at the end ${c.pending}`,
+    `sends in flight at a server kill: min ${report.inFlightAtKill.min}, median ${report.inFlightAtKill.median}, max ${report.inFlightAtKill.max}; resends on the same connection ${c.sameConnectionResends}`,
     `faults fired: ${Object.entries(report.faults).map(([k, n]) => `${k} ${n} (${report.faultsPerMinute[k] ?? 0}/min)`).join(', ')}`,
     `ack latency ms: p50 ${fmt(l.p50)} · p90 ${fmt(l.p90)} · p99 ${fmt(l.p99)} · max ${fmt(l.max)} (${l.count} acks)`,
   ];
