@@ -16,7 +16,7 @@ interface Outstanding {
 }
 
 /** Answered requests are kept this long per connection, so that a second answer (a duplicate) is still recognised. */
-const KEEP_ANSWERED = 2000;
+const KEEP_ANSWERED = 256;
 
 /** The fault proxy marks a frame it duplicated or held back (see proxy.ts): not the server's doing. */
 function injectedMark(frame: Frame): InjectedMark | undefined {
