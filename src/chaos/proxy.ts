@@ -397,7 +397,12 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     // A close travels behind the frames sent before it.
     let openSides = 2;
     const sideClosed = (): void => {
-      if (--openSides === 0) cutters.delete(cutNow);
+      if (--openSides > 0) return;
+      // Forget the link, or every reconnect of a long run would keep its sockets and queues alive.
+      cutters.delete(cutNow);
+      injectors.delete(id);
+      clearTimeout(held?.timer);
+      held = undefined;
     };
     client.on('close', (code, reason) => {
       if (!cut) toServer.push({ kind: 'close', due: 0, code, reason }, 0);

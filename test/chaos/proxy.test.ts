@@ -228,6 +228,15 @@ describe('fault proxy: faults aimed at one connection', () => {
     expect(frames.slice(3, 5).map((f) => [f['seq'], f['_chaos']])).toEqual([[4, undefined], [3, 'reorder']]);
   });
 
+  it('forgets a connection once both sides closed (a long run reconnects thousands of times)', async () => {
+    const { s, proxy } = await setup();
+    const alice = await connect(s, proxy, 'alice');
+    expect(proxy.open()).toHaveLength(1);
+    alice.close();
+    await until(() => proxy.open().length === 0, 'the link to be forgotten');
+    expect(proxy.inject(1, { kind: 'cut' })).toBe(false);
+  });
+
   it('stalls a connection: frames vanish without a close, then flow again', async () => {
     const { s, proxy } = await setup();
     const alice = await connect(s, proxy, 'alice');
