@@ -89,8 +89,11 @@ class MemoryWatch {
     this.timer.unref();
   }
 
+  peakHeap = 0;
+
   sample(): void {
     this.peakRss = Math.max(this.peakRss, process.memoryUsage.rss());
+    this.peakHeap = Math.max(this.peakHeap, process.memoryUsage().heapUsed);
     try {
       const status = readFileSync(`/proc/${this.serverPid()}/status`, 'utf8');
       const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -377,6 +380,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       events: history.count,
       historyMB: Math.round(file.bytes / 2 ** 20),
       peakRssMB: Math.round((memory?.peakRss ?? 0) / 2 ** 20),
+      peakHeapMB: Math.round((memory?.peakHeap ?? 0) / 2 ** 20),
       peakServerRssMB: Math.round((memory?.peakServerRss ?? 0) / 2 ** 20),
       checkerPeakRssMB: Math.round(process.memoryUsage.rss() / 2 ** 20),
     },
