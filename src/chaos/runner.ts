@@ -274,7 +274,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           memberOps = memberOps.then(() => changeMembership(fault));
           return memberOps;
         default: {
-          const open = theProxy.open();
+          // While the server is down no connection is open: wait a little for one (bounded) rather than lose the fault.
+          let open = theProxy.open();
+          for (let i = 0; open.length === 0 && i < 30; i++) {
+            await sleep(100);
+            open = theProxy.open();
+          }
           if (open.length === 0) return;
           const target = faultRng.pick(open);
           const injected =
