@@ -64,6 +64,9 @@ export class ChaosDevice {
       backoff: { baseMs: 100, maxMs: 1500 },
       connectTimeoutMs: 3000,
       requestTimeoutMs: 5000,
+      // A half-open connection (frames vanish, no close) must be given up within seconds, not minutes.
+      pingIntervalMs: 2000,
+      pingTimeoutMs: 2000,
     });
     this.kill = switched.kill;
     this.client = client;
@@ -92,6 +95,19 @@ export class ChaosDevice {
   /** Sends still on their way (a `failed` one, e.g. refused as forbidden after a removal, is settled). */
   pending(): number {
     return this.client?.pending().filter((handle) => handle.state === 'sending').length ?? 0;
+  }
+
+  /** Every send not acked yet, with why: still on its way, or failed (refused, or blocked behind a refused one). */
+  unsettled(): { conv: string; cmid: string; dseq: number; state: 'sending' | 'failed'; reason: string }[] {
+    return (this.client?.pending() ?? [])
+      .filter((h) => h.state === 'sending' || h.state === 'failed')
+      .map((h) => ({
+        conv: h.conv,
+        cmid: h.cmid,
+        dseq: h.dseq,
+        state: h.state as 'sending' | 'failed',
+        reason: h.state === 'failed' ? `${h.error?.code ?? 'failed'}: ${h.error?.message ?? ''}` : 'not acked when the settle time ran out',
+      }));
   }
 
   async stop(): Promise<void> {

@@ -7,6 +7,16 @@
  * may rely on it); different connections interleave differently, which is the
  * reordering a real network produces.
  *
+ * Besides these per-frame faults, the runner fires targeted ones at planned
+ * times, on one connection: a cut; a stall (every frame in both directions
+ * vanishes for a while, no close: a silent drop; for ever: a half-open
+ * connection); a duplicate of the next client frame; a duplicate or a reorder
+ * of the next server frames; and a lost reply (the next matching request
+ * reaches the server, its answers vanish, then the connection is cut). A
+ * server frame the proxy duplicated or held back is marked `"_chaos":"dup"` or
+ * `"_chaos":"reorder"`, so the history can tell the proxy's doing from the
+ * server's (clients ignore fields they do not know).
+ *
  * Decisions come from a seeded PRNG forked per connection (by accept order)
  * and per direction, and every frame draws the same numbers whatever the
  * current fault settings, so one seed gives one schedule of faults.
@@ -72,9 +82,20 @@ export interface FaultStats {
   delayed: number;
   /** Connections cut by a fault. */
   cutByFault: number;
-  /** Connections cut by `cutAll`. */
+  /** Connections cut by `cutAll` or `cut`. */
   cutByCall: number;
+  /** Frames that vanished in a stall. */
+  dropped: number;
 }
+
+/** A targeted fault on one connection, fired by the runner. */
+export type TargetedFault =
+  | { kind: 'cut' }
+  | { kind: 'stall'; ms: number }
+  | { kind: 'dup-to-server' }
+  | { kind: 'dup-to-client' }
+  | { kind: 'reorder-to-client' }
+  | { kind: 'lost-reply'; match: (frame: Record<string, unknown>) => boolean; cutAfterMs: number };
 
 export interface FaultProxy {
   /** ws url of the proxy, with the target's path and query. */
@@ -87,6 +108,10 @@ export interface FaultProxy {
   faults(): FaultOptions;
   /** Drops every open connection abruptly on both sides (no close frames); frames in flight are lost. */
   cutAll(): void;
+  /** Ids of the connections now linked, in accept order. */
+  open(): number[];
+  /** Arms a fault on one connection; false when it is gone. */
+  inject(connection: number, fault: TargetedFault): boolean;
   /** Cuts every connection and stops listening. */
   close(): Promise<void>;
 }
@@ -175,8 +200,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     delayed: 0,
     cutByFault: 0,
     cutByCall: 0,
+    dropped: 0,
   };
   const cutters = new Set<(reason: 'fault' | 'cutAll') => void>();
+  const injectors = new Map<number, (fault: TargetedFault) => void>();
   let accepted = 0;
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD, perMessageDeflate: false });
@@ -254,6 +281,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       if (cut) return;
       cut = true;
       cutters.delete(cutNow);
+      injectors.delete(id);
+      clearTimeout(held?.timer);
       toServer.drop();
       toClient.drop();
       client.terminate();
@@ -282,10 +311,71 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     const toServer = new Lane(deliverTo(upstream, 'toServer'), () => upstream.readyState !== WebSocket.CONNECTING);
     const toClient = new Lane(deliverTo(client, 'toClient'), () => client.readyState !== WebSocket.CONNECTING);
 
+    // Targeted faults armed on this connection.
+    let stalledUntil = 0;
+    let dupNextToServer = false;
+    let dupNextToClient = false;
+    let reorderNext = false;
+    let held: { data: RawData; binary: boolean; timer: NodeJS.Timeout } | undefined;
+    let loseReply: Extract<TargetedFault, { kind: 'lost-reply' }> | undefined;
+    injectors.set(id, (fault) => {
+      if (fault.kind === 'cut') cutNow('cutAll');
+      else if (fault.kind === 'stall') stalledUntil = Date.now() + fault.ms;
+      else if (fault.kind === 'dup-to-server') dupNextToServer = true;
+      else if (fault.kind === 'dup-to-client') dupNextToClient = true;
+      else if (fault.kind === 'reorder-to-client') reorderNext = true;
+      else loseReply = fault;
+    });
+    const releaseHeld = (): void => {
+      if (!held) return;
+      clearTimeout(held.timer);
+      const { data, binary } = held;
+      held = undefined;
+      toClient.push({ kind: 'frame', due: 0, data: marked(data, binary, 'reorder'), binary }, 0);
+    };
+
     // Every frame draws delay, (duplicate,) cut numbers whatever the settings, so streams stay aligned.
     // Settings are read at each frame, so setFaults applies to open connections too.
     const onFrame = (lane: Lane, prng: Prng, direction: 'toServer' | 'toClient') => (data: RawData, binary: boolean) => {
       if (cut) return;
+      if (Date.now() < stalledUntil) {
+        // A silent drop: the frame vanishes and nobody is told.
+        stats.dropped++;
+        return;
+      }
+      if (direction === 'toServer' && loseReply !== undefined && !binary && loseReply.match(parseFrame(data))) {
+        const fault = loseReply;
+        loseReply = undefined;
+        lane.push({ kind: 'frame', due: 0, data, binary }, 0);
+        // The request reaches the server; whatever comes back vanishes, then the connection drops.
+        stalledUntil = Infinity;
+        setTimeout(() => cutNow('cutAll'), fault.cutAfterMs);
+        return;
+      }
+      if (direction === 'toServer' && dupNextToServer) {
+        dupNextToServer = false;
+        stats.duplicated++;
+        lane.push({ kind: 'frame', due: 0, data, binary }, 0);
+      }
+      if (direction === 'toClient' && !binary) {
+        if (dupNextToClient) {
+          dupNextToClient = false;
+          lane.push({ kind: 'frame', due: 0, data, binary }, 0);
+          lane.push({ kind: 'frame', due: 0, data: marked(data, binary, 'dup'), binary }, 0);
+          return;
+        }
+        if (reorderNext && held === undefined) {
+          // Held back until the next server frame has passed it (or a moment, if none comes).
+          reorderNext = false;
+          held = { data, binary, timer: setTimeout(releaseHeld, 200) };
+          return;
+        }
+        if (held) {
+          lane.push({ kind: 'frame', due: 0, data, binary }, 0);
+          releaseHeld();
+          return;
+        }
+      }
       const delay = drawDelay(prng, direction === 'toServer' ? current.toServerDelayMs : current.toClientDelayMs);
       const duplicate = direction === 'toServer' && prng.chance(current.duplicateToServer);
       if (prng.chance(current.cutPerFrame)) {
@@ -307,7 +397,12 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     // A close travels behind the frames sent before it.
     let openSides = 2;
     const sideClosed = (): void => {
-      if (--openSides === 0) cutters.delete(cutNow);
+      if (--openSides > 0) return;
+      // Forget the link, or every reconnect of a long run would keep its sockets and queues alive.
+      cutters.delete(cutNow);
+      injectors.delete(id);
+      clearTimeout(held?.timer);
+      held = undefined;
     };
     client.on('close', (code, reason) => {
       if (!cut) toServer.push({ kind: 'close', due: 0, code, reason }, 0);
@@ -342,6 +437,12 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const cutAll = (): void => {
     for (const cutter of [...cutters]) cutter('cutAll');
   };
+  const inject = (connection: number, fault: TargetedFault): boolean => {
+    const to = injectors.get(connection);
+    if (!to) return false;
+    to(fault);
+    return true;
+  };
 
   return {
     url: `ws://${hostForUrl}:${port}${target.pathname}${target.search}`,
@@ -354,6 +455,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     },
     faults: () => ({ ...current }),
     cutAll,
+    open: () => [...injectors.keys()],
+    inject,
     async close() {
       cutAll();
       http.off('upgrade', onUpgrade);
@@ -364,6 +467,28 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       });
     },
   };
+}
+
+function parseFrame(data: RawData): Record<string, unknown> {
+  try {
+    const value = JSON.parse(rawText(data)) as unknown;
+    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+function rawText(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data as ArrayBuffer).toString('utf8');
+}
+
+/** The frame with `"_chaos": mark` added, so the history knows the proxy made this copy or this order. */
+function marked(data: RawData, binary: boolean, mark: 'dup' | 'reorder'): RawData {
+  if (binary) return data;
+  const frame = parseFrame(data);
+  if (Object.keys(frame).length === 0) return data;
+  return Buffer.from(JSON.stringify({ ...frame, _chaos: mark }));
 }
 
 function drawDelay(prng: Prng, range: DelayRange): number {

@@ -5,13 +5,23 @@
  */
 import type { TransportTap } from '../client/transport.js';
 import type { Entry } from '../protocol/frames.js';
-import { bodyDigest, toHistoryEntry, type HistoryRecorder } from './history.js';
+import { bodyDigest, toHistoryEntry, type HistoryRecorder, type InjectedMark } from './history.js';
 
 type Frame = Record<string, unknown> & { t?: unknown; id?: unknown };
 
 interface Outstanding {
   frame: Frame;
   sync?: string;
+  answered?: boolean;
+}
+
+/** Answered requests are kept this long per connection, so that a second answer (a duplicate) is still recognised. */
+const KEEP_ANSWERED = 256;
+
+/** The fault proxy marks a frame it duplicated or held back (see proxy.ts): not the server's doing. */
+function injectedMark(frame: Frame): InjectedMark | undefined {
+  const mark = frame['_chaos'];
+  return mark === 'dup' || mark === 'reorder' ? mark : undefined;
 }
 
 function parse(text: string): Frame | undefined {
@@ -34,6 +44,14 @@ export interface RunCounters {
 export class DeviceRecorder {
   /** Send attempts per (conv, cmid), across restarts of this device's client. */
   private readonly attempts = new Map<string, number>();
+  /** Per connection, request ids in the order they were first answered. */
+  private readonly answered = new Map<number, number[]>();
+
+  private answeredOrder(n: number): number[] {
+    let list = this.answered.get(n);
+    if (!list) this.answered.set(n, (list = []));
+    return list;
+  }
 
   constructor(
     private readonly history: HistoryRecorder,
@@ -79,35 +97,44 @@ export class DeviceRecorder {
         const frame = parse(text);
         if (!frame) return;
         const conn = nameOf(n);
+        const injected = injectedMark(frame);
         if (frame.t === 'msg') {
-          const { t: _t, ...entry } = frame;
-          this.history.record({ type: 'push', ...who, conn, conv: String(frame['conv']), entry: toHistoryEntry(entry as unknown as Entry) });
+          const { t: _t, _chaos: _mark, ...entry } = frame;
+          this.history.record({ type: 'push', ...who, conn, conv: String(frame['conv']), entry: toHistoryEntry(entry as unknown as Entry), ...(injected ? { injected } : {}) });
           return;
         }
         if (typeof frame.id !== 'number') return;
         const waiting = outstanding.get(n);
         const request = waiting?.get(frame.id);
-        if (!request) return;
-        waiting!.delete(frame.id);
-        this.answer(request, frame, conn);
+        if (!request || !waiting) return;
+        // Every answer is recorded, a second one too: a dedup answer must say what the first said.
+        const first = !request.answered;
+        request.answered = true;
+        this.answer(request, frame, conn, injected, first);
+        if (first) {
+          this.answeredOrder(n).push(frame.id);
+          const old = this.answeredOrder(n);
+          if (old.length > KEEP_ANSWERED) waiting.delete(old.shift()!);
+        }
       },
       closed: (n, code, reason) => {
         const conn = nameOf(n);
         // create/members never answered: the change may or may not have happened.
-        for (const request of outstanding.get(n)?.values() ?? []) this.membership(request.frame, undefined);
+        for (const request of outstanding.get(n)?.values() ?? []) if (!request.answered) this.membership(request.frame, undefined);
+        this.answered.delete(n);
         outstanding.delete(n);
         this.history.record({ type: 'disconnect', ...who, conn, code, reason });
       },
     };
   }
 
-  private answer(request: Outstanding, reply: Frame, conn: string): void {
+  private answer(request: Outstanding, reply: Frame, conn: string, injected: InjectedMark | undefined, first: boolean): void {
     const who = { user: this.user, device: this.device };
     const asked = request.frame;
     if (asked.t === 'send') {
       const base = { ...who, conv: String(asked['conv']), cmid: String(asked['cmid']), dseq: Number(asked['dseq']), conn };
       if (reply.t === 'ack') {
-        this.history.record({ type: 'ack', ...base, seq: Number(reply['seq']), mid: String(reply['mid']), ts: Number(reply['ts']) });
+        this.history.record({ type: 'ack', ...base, seq: Number(reply['seq']), mid: String(reply['mid']), ts: Number(reply['ts']), ...(injected ? { injected } : {}) });
       } else if (reply.t === 'error') {
         const expected = typeof reply['expected'] === 'number' ? { expected: reply['expected'] } : {};
         this.history.record({ type: 'error', ...base, code: String(reply['code']), ...expected });
@@ -117,12 +144,12 @@ export class DeviceRecorder {
       this.history.record({
         type: 'sync-result', ...who, sync: request.sync, conv: String(asked['conv']), after: Number(asked['after'] ?? 0), limit: Number(asked['limit'] ?? 100), entries, last: Number(reply['last']),
       });
-    } else if (asked.t === 'create' || asked.t === 'members') {
-      this.membership(asked, reply.t === 'ok' ? Number(reply['seq']) : undefined);
+    } else if ((asked.t === 'create' || asked.t === 'members') && first) {
+      this.membership(asked, reply.t === 'ok' ? Number(reply['seq']) : undefined, reply.t === 'error' ? String(reply['code']) : undefined);
     }
   }
 
-  private membership(asked: Frame, seq: number | undefined): void {
+  private membership(asked: Frame, seq: number | undefined, code?: string): void {
     if (asked.t !== 'create' && asked.t !== 'members') return;
     this.history.record({
       type: 'membership',
@@ -132,6 +159,7 @@ export class DeviceRecorder {
       add: asked.t === 'create' ? strings(asked['members']) : strings(asked['add']),
       remove: strings(asked['remove']),
       ...(seq === undefined ? {} : { seq }),
+      ...(code === undefined ? {} : { code }),
     });
   }
 }

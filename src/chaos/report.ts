@@ -7,7 +7,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CheckResult, Violation } from './checker.js';
-import type { History, HistoryEvent } from './history.js';
+import { FAULT_KINDS, type HistoryEvent } from './history.js';
+import { SeqRanges } from './seq-ranges.js';
 
 export interface ReportCounts {
   /** distinct messages sent (device, conv, cmid) */
@@ -23,6 +24,10 @@ export interface ReportCounts {
   outOfOrder: number;
   /** other errors answering sends */
   sendErrors: number;
+  /** sends still unacked at the end, each listed with its reason */
+  pending: number;
+  /** resends on the connection of the attempt before (after an ack timeout, not a reconnect) */
+  sameConnectionResends: number;
   /** entries a client learned by sync that no push had brought (runner's count) */
   gapsFilled: number;
   pushes: number;
@@ -51,9 +56,18 @@ export interface ChaosReport {
   seed?: number;
   durationMs: number;
   counts: ReportCounts;
+  /** Faults that fired, by kind (FAULT_KINDS), and per minute of the run. */
+  faults: Record<string, number>;
+  faultsPerMinute: Record<string, number>;
+  /** Sends in flight when the server was killed: fewest, median, most over the kills. */
+  inFlightAtKill: { min: number; median: number; max: number };
   latency: LatencyStats;
   checked?: CheckResult['checked'];
+  /** Operations each checker rule judged. */
+  perRule?: CheckResult['perRule'];
   violations: number;
+  /** What the runner measured about itself (peak memory, history size). */
+  run?: Record<string, number | string>;
 }
 
 export interface ReportInput {
@@ -61,6 +75,9 @@ export interface ReportInput {
   /** What the runner counted itself; each given count replaces the one read from the history. */
   counters?: Partial<ReportCounts>;
   check?: CheckResult;
+  run?: Record<string, number | string>;
+  /** The time faults were fired over (the run without its settling end); default: the whole history. */
+  faultWindowMs?: number;
 }
 
 const keyOf = (e: { user: string; device: string; conv: string; cmid: string }): string => `${e.user}/${e.device}/${e.conv}/${e.cmid}`;
@@ -77,74 +94,172 @@ export function latencyStats(values: readonly number[]): LatencyStats {
   return { count: sorted.length, p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: sorted.at(-1) ?? 0 };
 }
 
-export function latencySamples(history: History): LatencySample[] {
-  const firstSend = new Map<string, number>();
-  const out: LatencySample[] = [];
-  const acked = new Set<string>();
-  for (const event of history) {
-    if (event.type === 'send' && !firstSend.has(keyOf(event))) firstSend.set(keyOf(event), event.at);
-    if (event.type !== 'ack') continue;
-    const key = keyOf(event);
-    const sentAt = firstSend.get(key);
-    if (sentAt === undefined || acked.has(key)) continue;
-    acked.add(key);
-    out.push({ at: sentAt, ms: event.at - sentAt });
-  }
-  return out;
-}
+type Mark = { at: number; type: 'server-kill' } | { at: number; type: 'client-start'; user: string; device: string };
 
-export function countHistory(history: History, counters: Partial<ReportCounts> = {}): ReportCounts {
-  const sends = new Map<string, number>();
-  const acks = new Map<string, number>();
-  let outOfOrder = 0;
-  let sendErrors = 0;
-  let pushes = 0;
-  let syncs = 0;
-  let serverKills = 0;
-  let clientRestarts = 0;
-  const killed = new Set<string>();
-  for (const e of history) {
-    if (e.type === 'send') sends.set(keyOf(e), (sends.get(keyOf(e)) ?? 0) + 1);
-    else if (e.type === 'ack') acks.set(keyOf(e), (acks.get(keyOf(e)) ?? 0) + 1);
-    else if (e.type === 'error') {
-      if (e.code === 'out_of_order') outOfOrder++;
-      else sendErrors++;
+/**
+ * Everything the report needs, gathered one event at a time (the history of a
+ * long run is read from disk as a stream): per message its sends and acks, one
+ * latency sample each, the kill and restart marks, fault counts.
+ */
+export class ReportBuilder {
+  private readonly sends = new Map<string, number>();
+  private readonly firstSend = new Map<string, number>();
+  private readonly acks = new Map<string, number>();
+  readonly samples: LatencySample[] = [];
+  readonly marks: Mark[] = [];
+  private readonly killed = new Set<string>();
+  private readonly faultCounts = new Map<string, number>();
+  private readonly lastConn = new Map<string, string | undefined>();
+  private sameConnectionResends = 0;
+  private readonly inFlight: number[] = [];
+  private outOfOrder = 0;
+  private sendErrors = 0;
+  private pending = 0;
+  private pushes = 0;
+  private syncs = 0;
+  private serverKills = 0;
+  private clientRestarts = 0;
+  /** Per device and conversation, the seqs a push or an ack brought: a sync entry outside them filled a gap. */
+  private readonly seen = new Map<string, SeqRanges>();
+  private gapsFilled = 0;
+  endMs = 0;
+
+  private seenBy(device: string, conv: string): SeqRanges {
+    const key = `${device}\n${conv}`;
+    let seqs = this.seen.get(key);
+    if (!seqs) this.seen.set(key, (seqs = new SeqRanges()));
+    return seqs;
+  }
+
+  add(e: HistoryEvent): void {
+    this.endMs = Math.max(this.endMs, e.at);
+    switch (e.type) {
+      case 'send': {
+        const key = keyOf(e);
+        this.sends.set(key, (this.sends.get(key) ?? 0) + 1);
+        if (!this.firstSend.has(key)) this.firstSend.set(key, e.at);
+        else if (e.conn !== undefined && this.lastConn.get(key) === e.conn) this.sameConnectionResends++;
+        this.lastConn.set(key, e.conn);
+        return;
+      }
+      case 'ack': {
+        const key = keyOf(e);
+        const n = this.acks.get(key) ?? 0;
+        this.acks.set(key, n + 1);
+        const sentAt = this.firstSend.get(key);
+        if (n === 0 && sentAt !== undefined) this.samples.push({ at: sentAt, ms: e.at - sentAt });
+        this.seenBy(e.device, e.conv).add(e.seq);
+        return;
+      }
+      case 'error':
+        if (e.code === 'out_of_order') this.outOfOrder++;
+        else this.sendErrors++;
+        return;
+      case 'pending':
+        this.pending++;
+        return;
+      case 'push':
+        this.pushes++;
+        this.seenBy(e.device, e.conv).add(e.entry.seq);
+        return;
+      case 'sync-result': {
+        this.syncs++;
+        const seen = this.seenBy(e.device, e.conv);
+        for (const entry of e.entries) if (seen.add(entry.seq)) this.gapsFilled++;
+        return;
+      }
+      case 'server-kill':
+        this.serverKills++;
+        this.marks.push({ at: e.at, type: 'server-kill' });
+        return;
+      case 'client-kill':
+        this.killed.add(`${e.user}/${e.device}`);
+        return;
+      case 'client-start':
+        if (this.killed.delete(`${e.user}/${e.device}`)) {
+          this.clientRestarts++;
+          this.marks.push({ at: e.at, type: 'client-start', user: e.user, device: e.device });
+        }
+        return;
+      case 'fault': {
+        this.faultCounts.set(e.kind, (this.faultCounts.get(e.kind) ?? 0) + 1);
+        const inFlight = e.kind === 'server-kill' ? /^(\d+) sends in flight/.exec(e.detail ?? '') : null;
+        if (inFlight) this.inFlight.push(Number(inFlight[1]));
+        return;
+      }
+      default:
+        return;
     }
-    else if (e.type === 'push') pushes++;
-    else if (e.type === 'sync-result') syncs++;
-    else if (e.type === 'server-kill') serverKills++;
-    else if (e.type === 'client-kill') killed.add(`${e.user}/${e.device}`);
-    else if (e.type === 'client-start' && killed.delete(`${e.user}/${e.device}`)) clientRestarts++;
   }
-  const sum = (m: Map<string, number>): number => [...m.values()].reduce((n, v) => n + v, 0);
-  const fromHistory: ReportCounts = {
-    sent: sends.size,
-    resent: sum(sends) - sends.size,
-    acked: acks.size,
-    unacked: [...sends.keys()].filter((k) => !acks.has(k)).length,
-    dedupHits: sum(acks) - acks.size,
-    outOfOrder,
-    sendErrors,
-    gapsFilled: 0,
-    pushes,
-    syncs,
-    serverKills,
-    clientRestarts,
-    connectionsCut: 0,
-  };
-  const given = Object.fromEntries(Object.entries(counters).filter(([, v]) => typeof v === 'number'));
-  return { ...fromHistory, ...given };
+
+  counts(counters: Partial<ReportCounts> = {}): ReportCounts {
+    const sum = (m: Map<string, number>): number => [...m.values()].reduce((n, v) => n + v, 0);
+    const fromHistory: ReportCounts = {
+      sent: this.sends.size,
+      resent: sum(this.sends) - this.sends.size,
+      acked: this.acks.size,
+      unacked: [...this.sends.keys()].filter((k) => !this.acks.has(k)).length,
+      dedupHits: sum(this.acks) - this.acks.size,
+      outOfOrder: this.outOfOrder,
+      sendErrors: this.sendErrors,
+      pending: this.pending,
+      sameConnectionResends: this.sameConnectionResends,
+      gapsFilled: this.gapsFilled,
+      pushes: this.pushes,
+      syncs: this.syncs,
+      serverKills: this.serverKills,
+      clientRestarts: this.clientRestarts,
+      connectionsCut: 0,
+    };
+    const given = Object.fromEntries(Object.entries(counters).filter(([, v]) => typeof v === 'number'));
+    return { ...fromHistory, ...given };
+  }
+
+  faults(): Record<string, number> {
+    return Object.fromEntries(FAULT_KINDS.map((k) => [k, this.faultCounts.get(k) ?? 0]));
+  }
+
+  report(input: ReportInput = {}): ChaosReport {
+    const faults = this.faults();
+    const minutes = (input.faultWindowMs ?? this.endMs) / 60_000;
+    return {
+      ...(input.seed === undefined ? {} : { seed: input.seed }),
+      durationMs: this.endMs,
+      counts: this.counts(input.counters),
+      faults,
+      faultsPerMinute: Object.fromEntries(Object.entries(faults).map(([k, n]) => [k, minutes > 0 ? Math.round((n / minutes) * 10) / 10 : 0])),
+      inFlightAtKill: (() => {
+        const sorted = [...this.inFlight].sort((a, b) => a - b);
+        return { min: sorted[0] ?? 0, median: percentile(sorted, 50), max: sorted.at(-1) ?? 0 };
+      })(),
+      latency: latencyStats(this.samples.map((s) => s.ms)),
+      ...(input.check ? { checked: input.check.checked, perRule: input.check.perRule } : {}),
+      violations: (input.check?.violations.length ?? 0) + (input.check?.notListed ?? 0),
+      ...(input.run ? { run: input.run } : {}),
+    };
+  }
+
+  svg(title?: string): string {
+    return renderSvgFrom(this.samples, this.marks, this.endMs, title);
+  }
 }
 
-export function buildReport(history: History, input: ReportInput = {}): ChaosReport {
-  return {
-    ...(input.seed === undefined ? {} : { seed: input.seed }),
-    durationMs: history.at(-1)?.at ?? 0,
-    counts: countHistory(history, input.counters),
-    latency: latencyStats(latencySamples(history).map((s) => s.ms)),
-    ...(input.check ? { checked: input.check.checked } : {}),
-    violations: input.check?.violations.length ?? 0,
-  };
+function built(history: Iterable<HistoryEvent>): ReportBuilder {
+  const builder = new ReportBuilder();
+  for (const e of history) builder.add(e);
+  return builder;
+}
+
+export function latencySamples(history: Iterable<HistoryEvent>): LatencySample[] {
+  return built(history).samples;
+}
+
+export function countHistory(history: Iterable<HistoryEvent>, counters: Partial<ReportCounts> = {}): ReportCounts {
+  return built(history).counts(counters);
+}
+
+export function buildReport(history: Iterable<HistoryEvent>, input: ReportInput = {}): ChaosReport {
+  return built(history).report(input);
 }
 
 /** One violation for a terminal: kind and message, then each evidence event on its own line. */
@@ -163,11 +278,15 @@ export function renderSummary(report: ChaosReport, violations: readonly Violatio
     `sequent chaos${report.seed === undefined ? '' : ` — seed ${report.seed}`}, ${(report.durationMs / 1000).toFixed(1)} s`,
     `sent ${c.sent} (resent ${c.resent}), acked ${c.acked}, unacked ${c.unacked}, dedup hits ${c.dedupHits}, out_of_order ${c.outOfOrder}, other send errors ${c.sendErrors}`,
     `pushes ${c.pushes}, syncs ${c.syncs}, gaps filled ${c.gapsFilled}`,
-    `server kills ${c.serverKills}, client restarts ${c.clientRestarts}, connections cut ${c.connectionsCut}`,
+    `server kills ${c.serverKills}, client restarts ${c.clientRestarts}, connections cut ${c.connectionsCut}, pending at the end ${c.pending}`,
+    `sends in flight at a server kill: min ${report.inFlightAtKill.min}, median ${report.inFlightAtKill.median}, max ${report.inFlightAtKill.max}; resends on the same connection ${c.sameConnectionResends}`,
+    `faults fired: ${Object.entries(report.faults).map(([k, n]) => `${k} ${n} (${report.faultsPerMinute[k] ?? 0}/min)`).join(', ')}`,
     `ack latency ms: p50 ${fmt(l.p50)} · p90 ${fmt(l.p90)} · p99 ${fmt(l.p99)} · max ${fmt(l.max)} (${l.count} acks)`,
   ];
   const k = report.checked;
   if (k) lines.push(`checked: ${k.conversations} conversations, ${k.entries} entries, ${k.acks} acks, ${k.pushes} pushes, ${k.syncs} syncs, ${k.finalLogs} final logs`);
+  if (report.perRule) lines.push(`operations judged per rule: ${Object.entries(report.perRule).map(([rule, n]) => `${rule} ${n}`).join(', ')}`);
+  if (report.run) lines.push(`run: ${Object.entries(report.run).map(([name, v]) => `${name} ${v}`).join(', ')}`);
   if (report.violations === 0) lines.push('result: OK — no violation');
   else {
     lines.push(`result: FAILED — ${report.violations} violation(s)`);
@@ -196,13 +315,13 @@ const HEIGHT = 420;
 const PAD = { left: 70, right: 20, top: 40, bottom: 50 };
 
 /** Ack latency over the run: one point per message (thinned per pixel column), kills and restarts as vertical marks. */
-export function renderSvg(history: History, title = 'sequent chaos: ack latency'): string {
-  const samples = latencySamples(history);
-  const marks = history.filter((e): e is Extract<HistoryEvent, { type: 'server-kill' | 'client-start' }> =>
-    e.type === 'server-kill' || (e.type === 'client-start' && history.some((k) => k.type === 'client-kill' && k.at <= e.at && k.user === e.user && k.device === e.device)),
-  );
-  const endMs = Math.max(1, history.at(-1)?.at ?? 0);
-  const maxLatency = Math.max(1, ...samples.map((s) => s.ms));
+export function renderSvg(history: Iterable<HistoryEvent>, title = 'sequent chaos: ack latency'): string {
+  return built(history).svg(title);
+}
+
+function renderSvgFrom(samples: readonly LatencySample[], marks: readonly Mark[], end: number, title = 'sequent chaos: ack latency'): string {
+  const endMs = Math.max(1, end);
+  const maxLatency = samples.reduce((m, s) => Math.max(m, s.ms), 1);
   const plotW = WIDTH - PAD.left - PAD.right;
   const plotH = HEIGHT - PAD.top - PAD.bottom;
   const x = (ms: number): number => PAD.left + (ms / endMs) * plotW;
@@ -286,15 +405,16 @@ export interface WrittenReport {
 }
 
 /** Writes latency.svg, summary.txt and report.json into dir (created if needed). */
-export async function writeReport(dir: string, history: History, input: ReportInput = {}): Promise<WrittenReport> {
+export async function writeReport(dir: string, history: Iterable<HistoryEvent> | ReportBuilder, input: ReportInput = {}): Promise<WrittenReport> {
   await mkdir(dir, { recursive: true });
-  const report = buildReport(history, input);
+  const builder = history instanceof ReportBuilder ? history : built(history);
+  const report = builder.report(input);
   const violations = input.check?.violations ?? [];
   const summary = renderSummary(report, violations);
   const svgPath = join(dir, 'latency.svg');
   const summaryPath = join(dir, 'summary.txt');
   const jsonPath = join(dir, 'report.json');
-  await writeFile(svgPath, renderSvg(history, `sequent chaos${input.seed === undefined ? '' : ` (seed ${input.seed})`}: ack latency`));
+  await writeFile(svgPath, builder.svg(`sequent chaos${input.seed === undefined ? '' : ` (seed ${input.seed})`}: ack latency`));
   await writeFile(summaryPath, summary);
   await writeFile(jsonPath, JSON.stringify({ ...report, violationList: violations }, null, 2) + '\n');
   return { report, summary, svgPath, summaryPath, jsonPath };

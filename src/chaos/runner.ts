@@ -1,23 +1,26 @@
 /**
  * `sequent chaos`: the real server as a child process behind a fault proxy,
  * SDK clients on file stores sending into groups and DMs, membership changes,
- * server SIGKILLs and client crashes on a seeded schedule — then every device
- * reads its whole history and the checker judges the recorded run.
+ * and faults at planned per-minute rates (server kills, pauses and clock steps,
+ * client crashes, and faults on single connections) — then every device reads
+ * its whole history, and the checker judges the recorded run. The history goes
+ * to disk as it is recorded and is judged in one streaming pass.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import WebSocket from 'ws';
-import type { Entry } from '../protocol/frames.js';
 import { TokenAuthority } from '../server/auth.js';
-import { checkHistory, type Violation } from './checker.js';
+import { checkHistoryStream, type CheckOptions, type Violation } from './checker.js';
 import { ChaosDevice } from './device.js';
-import { HistoryRecorder, toHistoryEntry, toJsonLines, type History, type HistoryEntry } from './history.js';
-import { dmsOf, planRun, type ChaosPlan, type PlanOptions } from './plan.js';
+import { applySystemEntries, DirectSession } from './direct.js';
+import { HistoryFile, readHistoryFile } from './history-file.js';
+import { HistoryRecorder } from './history.js';
+import { dmsOf, planRun, type ChaosPlan, type PlannedFault, type PlanOptions } from './plan.js';
+import { CHAOS_POSTGRES_URL, createChaosDatabase, type ChaosDatabase } from './postgres.js';
 import { Prng } from './prng.js';
-import { startFaultProxy, type FaultOptions } from './proxy.js';
-import { writeReport, type ChaosReport } from './report.js';
-import { killServer, spawnServerProcess, stopServer, type ServerChild } from './server-process.js';
+import { startFaultProxy, type FaultOptions, type FaultProxy } from './proxy.js';
+import { ReportBuilder, writeReport, type ChaosReport } from './report.js';
+import { killServer, pauseServer, spawnServerProcess, stepClock, stopServer, type ServerChild } from './server-process.js';
 
 export interface ChaosOptions extends Omit<PlanOptions, 'devicesPerUser'> {
   devicesPerUser?: number;
@@ -25,9 +28,14 @@ export interface ChaosOptions extends Omit<PlanOptions, 'devicesPerUser'> {
   outDir: string;
   /** Mean gap between two sends of one device. */
   sendEveryMs?: number;
+  /** Per-frame proxy settings (delays); the counted faults come from the plan's rates. */
   faults?: Partial<FaultOptions>;
   /** How long the end of the run may wait for every unacked send to be acked. */
   settleTimeoutMs?: number;
+  /** Run against PostgreSQL: true for the admin URL from the environment, or an admin URL. A fresh database is made and dropped. */
+  postgres?: boolean | string;
+  /** The checker's floor; by default a quarter of the sends the run should make. */
+  floor?: CheckOptions['floor'];
   log?: (line: string) => void;
 }
 
@@ -38,16 +46,20 @@ export interface ChaosResult {
   summary: string;
 }
 
+/** Per-frame delays only: duplicates and cuts are counted faults from the plan, so they scale with the run. */
 export const DEFAULT_FAULTS: FaultOptions = {
   toServerDelayMs: { min: 0, max: 25 },
   toClientDelayMs: { min: 0, max: 25 },
-  duplicateToServer: 0.03,
-  cutPerFrame: 0.002,
+  duplicateToServer: 0,
+  cutPerFrame: 0,
 };
+
+/** Answers to a membership change that retrying will not change. */
+const FINAL_CODES = new Set(['forbidden', 'bad_request', 'not_found', 'conflict', 'invalid_argument']);
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Which conversations a user may send to now, by the plan's membership as it is being applied. */
+/** Which conversations a user may send to now: the groups' membership as the server's log last said it was. */
 class Audience {
   private readonly members: Map<string, Set<string>>;
 
@@ -55,14 +67,44 @@ class Audience {
     this.members = new Map(plan.groups.map((g) => [g.conv, new Set(g.members)]));
   }
 
-  apply(conv: string, op: 'add' | 'remove', user: string): void {
-    if (op === 'add') this.members.get(conv)?.add(user);
-    else this.members.get(conv)?.delete(user);
+  set(conv: string, members: Iterable<string>): void {
+    this.members.set(conv, new Set(members));
   }
 
   convsOf(user: string): string[] {
     const groups = [...this.members].filter(([, m]) => m.has(user)).map(([conv]) => conv);
     return [...groups, ...dmsOf(this.plan, user)];
+  }
+}
+
+/** Peak resident memory of this process and of the server, sampled once a second. */
+class MemoryWatch {
+  peakRss = 0;
+  peakServerRss = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly serverPid: () => number) {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), 1000);
+    this.timer.unref();
+  }
+
+  peakHeap = 0;
+
+  sample(): void {
+    this.peakRss = Math.max(this.peakRss, process.memoryUsage.rss());
+    this.peakHeap = Math.max(this.peakHeap, process.memoryUsage().heapUsed);
+    try {
+      const status = readFileSync(`/proc/${this.serverPid()}/status`, 'utf8');
+      const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      this.peakServerRss = Math.max(this.peakServerRss, kb * 1024);
+    } catch {
+      // not Linux, or the server is between a kill and its restart
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
   }
 }
 
@@ -72,139 +114,286 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const rng = new Prng(options.seed, 'run');
   const dataDir = join(options.outDir, 'server-data');
   const storesDir = join(options.outDir, 'client-stores');
+  const clockFile = join(options.outDir, 'server-clock-offset');
   rmSync(dataDir, { recursive: true, force: true });
   rmSync(storesDir, { recursive: true, force: true });
   mkdirSync(storesDir, { recursive: true });
+  stepClock(undefined, clockFile, 0);
 
   const secret = randomBytes(24).toString('base64url');
   const tokens = new TokenAuthority(secret);
-  const history = new HistoryRecorder();
+  const historyPath = join(options.outDir, 'history.jsonl');
+  const file = new HistoryFile(historyPath);
+  const history = new HistoryRecorder(undefined, file);
   const counters = { connections: 0, syncs: 0 };
+  const sendEveryMs = options.sendEveryMs ?? 120;
 
-  let server: ServerChild = await spawnServerProcess({ dataDir, secret });
-  history.record({ type: 'server-start' });
-  const port = server.port;
-  const proxy = await startFaultProxy({ target: server.url, seed: options.seed, faults: { ...DEFAULT_FAULTS, ...options.faults } });
-  log(`server pid ${server.pid} on port ${port}; fault proxy at ${proxy.url}`);
+  let database: ChaosDatabase | undefined;
+  if (options.postgres) {
+    database = await createChaosDatabase(typeof options.postgres === 'string' ? options.postgres : CHAOS_POSTGRES_URL);
+    log(`PostgreSQL database ${database.name}`);
+  }
+  const spawn = (port?: number) =>
+    spawnServerProcess({ dataDir, secret, clockFile, ...(port === undefined ? {} : { port }), ...(database ? { postgresUrl: database.url } : {}) });
 
-  const devices = plan.devices.map(
-    (d) =>
-      new ChaosDevice({
-        user: d.user,
-        label: d.device,
-        storePath: join(storesDir, `${d.user}-${d.device}.json`),
-        url: () => proxy.url,
-        token: (user, device) => tokens.mint(user, device),
-        history,
-        counters,
-      }),
-  );
-  const deviceOf = (user: string, label: string) => devices[plan.devices.findIndex((d) => d.user === user && d.device === label)]!;
-  let serverKills = 0;
-  // The server counts its dedup hits; read them before each kill (a kill loses them) and at the end.
-  let dedupHits = 0;
-  const collectDedupHits = async () => {
-    dedupHits += await scrapeCounter(server.httpUrl, 'sequent_dedup_hits_total');
-  };
-  let clientRestarts = 0;
+  let server: ServerChild | undefined;
+  let proxy: FaultProxy | undefined;
+  let memory: MemoryWatch | undefined;
+  const devices: ChaosDevice[] = [];
   const timers = new Set<NodeJS.Timeout>();
-  const later = (ms: number, run: () => Promise<void> | void) => {
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      void Promise.resolve(run()).catch((error: unknown) => log(`scheduled step failed: ${String(error)}`));
-    }, ms);
-    timers.add(timer);
-  };
-
+  let dedupHits = 0;
   try {
+    server = await spawn();
+    history.record({ type: 'server-start' });
+    const port = server.port;
+    const current = (): ServerChild => server!;
+    memory = new MemoryWatch(() => current().pid);
+    proxy = await startFaultProxy({ target: server.url, seed: options.seed, faults: { ...DEFAULT_FAULTS, ...options.faults } });
+    const theProxy = proxy;
+    log(`server pid ${server.pid} on port ${port}; fault proxy at ${proxy.url}`);
+
+    for (const d of plan.devices) {
+      devices.push(
+        new ChaosDevice({
+          user: d.user,
+          label: d.device,
+          storePath: join(storesDir, `${d.user}-${d.device}.json`),
+          url: () => theProxy.url,
+          token: (user, device) => tokens.mint(user, device),
+          history,
+          counters,
+        }),
+      );
+    }
+    const deviceOf = (user: string, label: string) => devices[plan.devices.findIndex((d) => d.user === user && d.device === label)]!;
+    const aliveOf = (user: string) => [deviceOf(user, 'd1'), ...devices.filter((d) => d.user === user)].find((d) => d.alive);
+    // The server counts its dedup hits; read them before each kill (a kill loses them) and at the end.
+    const collectDedupHits = async () => {
+      dedupHits += await scrapeCounter(current().httpUrl, 'sequent_dedup_hits_total');
+    };
+    const later = (ms: number, run: () => Promise<void> | void) => {
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        void Promise.resolve(run()).catch((error: unknown) => log(`scheduled step failed: ${String(error)}`));
+      }, ms);
+      timers.add(timer);
+    };
+
+    // What the server's log says each group's members are: the observer is a device of the owner, outside the history.
+    const observed = new Map<string, { after: number; members: Set<string> }>();
+    const truthOf = async (conv: string, owner: string): Promise<Set<string> | undefined> => {
+      const state = observed.get(conv) ?? { after: 0, members: new Set<string>() };
+      for (let attempt = 0; attempt < 20; attempt++) {
+        try {
+          const session = await DirectSession.open(current().url, await tokens.mint(owner, 'chaos-observer'), 3000);
+          try {
+            const read = await session.readLog(conv, state.after);
+            if ('error' in read) throw new Error(read.error);
+            applySystemEntries(state.members, read.entries);
+            state.after = Math.max(state.after, read.entries.at(-1)?.seq ?? state.after);
+            observed.set(conv, state);
+            return state.members;
+          } finally {
+            session.close();
+          }
+        } catch {
+          await sleep(250);
+        }
+      }
+      return undefined;
+    };
+
     await Promise.all(devices.map((d) => d.start()));
     // Groups exist before the run; their owners' first devices create them (resending through faults).
+    const audience = new Audience(plan);
     for (const group of plan.groups) {
       const owner = deviceOf(group.owner, 'd1');
       await retry(() => owner.client!.create(group.conv, group.members.filter((m) => m !== group.owner)), ['conflict'], log);
+      const truth = await truthOf(group.conv, group.owner);
+      if (truth) audience.set(group.conv, truth);
     }
 
-    const audience = new Audience(plan);
     const runStart = Date.now();
     const sending = devices.map(async (device, i) => {
       const own = rng.fork(`sender-${i}`);
-      const every = options.sendEveryMs ?? 120;
       while (Date.now() - runStart < options.durationMs) {
-        await sleep(own.int(Math.round(every / 2), Math.round(every * 1.5)));
+        await sleep(own.int(Math.round(sendEveryMs / 2), Math.round(sendEveryMs * 1.5)));
         const convs = audience.convsOf(device.user);
         if (convs.length > 0 && device.alive) device.send(own.pick(convs));
       }
     });
 
-    for (const fault of plan.faults) {
-      later(fault.at, async () => {
-        if (fault.kind === 'server-kill') {
-          history.record({ type: 'server-kill' });
-          serverKills++;
-          await collectDedupHits();
-          log(`${fault.at} ms: SIGKILL server pid ${server.pid}`);
-          await killServer(server);
-          await sleep(fault.downMs);
-          server = await spawnServerProcess({ dataDir, secret, port });
-          history.record({ type: 'server-start' });
-        } else if (fault.kind === 'client-kill') {
+    // Server kills and pauses one at a time; membership changes one at a time (each waits for the truth).
+    let serverOps: Promise<void> = Promise.resolve();
+    let memberOps: Promise<void> = Promise.resolve();
+    const faultRng = rng.fork('targets');
+    const fire = async (fault: PlannedFault): Promise<void> => {
+      switch (fault.kind) {
+        case 'server-kill':
+          serverOps = serverOps.then(async () => {
+            // A burst first, so that the kill lands while many sends are in flight.
+            for (const d of devices) {
+              const convs = audience.convsOf(d.user);
+              if (!d.alive || convs.length === 0) continue;
+              for (let k = 0; k < 3; k++) d.send(faultRng.pick(convs));
+            }
+            await sleep(15);
+            const inFlight = devices.reduce((n, d) => n + d.pending(), 0);
+            await collectDedupHits();
+            history.record({ type: 'fault', kind: 'server-kill', detail: `${inFlight} sends in flight` });
+            history.record({ type: 'server-kill' });
+            log(`${fault.at} ms: SIGKILL server pid ${current().pid} with ${inFlight} sends in flight`);
+            await killServer(current());
+            await sleep(fault.downMs);
+            server = await spawn(port);
+            history.record({ type: 'server-start' });
+          });
+          return serverOps;
+        case 'server-pause':
+          serverOps = serverOps.then(async () => {
+            history.record({ type: 'fault', kind: 'server-pause', detail: `${fault.ms} ms` });
+            log(`${fault.at} ms: SIGSTOP server for ${fault.ms} ms`);
+            await pauseServer(current(), fault.ms);
+          });
+          return serverOps;
+        case 'clock-step':
+          history.record({ type: 'fault', kind: 'clock-step', detail: `offset ${fault.offsetMs} ms` });
+          stepClock(current(), clockFile, fault.offsetMs);
+          return;
+        case 'client-kill': {
           const device = deviceOf(fault.user, fault.device);
           if (!device.alive) return;
           log(`${fault.at} ms: kill client ${fault.user}/${fault.device}`);
+          history.record({ type: 'fault', kind: 'client-kill', user: device.user, device: device.deviceId });
           device.crash();
           await sleep(fault.downMs);
           await device.start();
-          clientRestarts++;
-        } else {
-          const owner = [deviceOf(fault.by, 'd1'), ...devices.filter((d) => d.user === fault.by)].find((d) => d.alive);
-          if (!owner) return;
-          audience.apply(fault.conv, fault.op, fault.user);
-          log(`${fault.at} ms: ${fault.by} ${fault.op}s ${fault.user} in ${fault.conv}`);
-          const change = fault.op === 'add' ? { add: [fault.user] } : { remove: [fault.user] };
-          await owner.client?.members(fault.conv, change).catch((error: unknown) => log(`membership change failed: ${String(error)}`));
+          return;
         }
-      });
-    }
+        case 'membership':
+          memberOps = memberOps.then(() => changeMembership(fault));
+          return memberOps;
+        default: {
+          // While the server is down no connection is open: wait a little for one (bounded) rather than lose the fault.
+          let open = theProxy.open();
+          for (let i = 0; open.length === 0 && i < 30; i++) {
+            await sleep(100);
+            open = theProxy.open();
+          }
+          if (open.length === 0) return;
+          const target = faultRng.pick(open);
+          const injected =
+            fault.kind === 'stall'
+              ? { kind: 'stall' as const, ms: fault.ms }
+              : fault.kind === 'half-open'
+                ? { kind: 'stall' as const, ms: Number.POSITIVE_INFINITY }
+                : fault.kind === 'lost-reply'
+                  ? { kind: 'lost-reply' as const, match: (f: Record<string, unknown>) => f['t'] === 'send', cutAfterMs: fault.ms }
+                  : { kind: fault.kind };
+          if (theProxy.inject(target, injected)) history.record({ type: 'fault', kind: fault.kind, detail: `proxy connection ${target}` });
+        }
+      }
+    };
+
+    /** Applies a planned change, retrying while the answer is lost or "try again"; then asks the log what really happened. */
+    const changeMembership = async (fault: Extract<PlannedFault, { kind: 'membership' }>): Promise<void> => {
+      const change = fault.op === 'add' ? { add: [fault.user] } : { remove: [fault.user] };
+      let loseReply = fault.loseReply;
+      // Changes run one at a time; on a starved machine they fall behind, and must not hold the run's end.
+      const over = () => Date.now() - runStart > options.durationMs;
+      if (over()) {
+        log(`${fault.at} ms: change of ${fault.conv} skipped, the run is over`);
+        return;
+      }
+      for (let attempt = 1; attempt <= 8 && !over(); attempt++) {
+        const owner = aliveOf(fault.by);
+        if (!owner?.client) {
+          await sleep(300);
+          continue;
+        }
+        if (loseReply) {
+          // The request reaches the server, its answer vanishes: the SDK sees "connection closed before the reply".
+          loseReply = false;
+          let armed = true;
+          const match = (f: Record<string, unknown>): boolean => {
+            if (!armed || f['t'] !== 'members' || f['conv'] !== fault.conv) return false;
+            armed = false;
+            return true;
+          };
+          for (const id of theProxy.open()) theProxy.inject(id, { kind: 'lost-reply', match, cutAfterMs: 200 });
+          history.record({ type: 'fault', kind: 'lost-reply', detail: `members ${fault.conv}` });
+        }
+        log(`${fault.at} ms: ${fault.by} ${fault.op}s ${fault.user} in ${fault.conv} (try ${attempt})`);
+        try {
+          await owner.client.members(fault.conv, change);
+          break;
+        } catch (error) {
+          const code = (error as { code?: string }).code ?? '';
+          log(`membership change failed: ${String(error)}`);
+          if (FINAL_CODES.has(code)) break;
+          await sleep(300);
+        }
+      }
+      const truth = await truthOf(fault.conv, fault.by);
+      if (truth) audience.set(fault.conv, truth);
+      else log(`could not re-read the members of ${fault.conv}`);
+    };
+
+    for (const fault of plan.faults) later(fault.at, () => fire(fault));
     await Promise.all(sending);
-    while (timers.size > 0) await sleep(50);
+    // Bounded: every timer fires within the run, and each step has its own bounds.
+    for (let i = 0; timers.size > 0 && i < 1200; i++) await sleep(50);
+    await serverOps;
+    await memberOps;
 
     // Faults stop; everything sent must now get through.
     proxy.setFaults({ toServerDelayMs: { min: 0, max: 0 }, toClientDelayMs: { min: 0, max: 0 }, duplicateToServer: 0, cutPerFrame: 0 });
+    stepClock(current(), clockFile, 0);
     for (const device of devices) if (!device.alive) await device.start();
     const settleBy = Date.now() + (options.settleTimeoutMs ?? 30_000);
     while (devices.some((d) => d.pending() > 0) && Date.now() < settleBy) await sleep(100);
-    const unsettled = devices.reduce((n, d) => n + d.pending(), 0);
-    if (unsettled > 0) log(`${unsettled} sends still unacked after the settle timeout`);
+    // Every send not acked by now is listed with its reason: the checker accepts nothing else.
+    let unsettled = 0;
+    for (const device of devices) {
+      for (const u of device.unsettled()) {
+        unsettled++;
+        history.record({ type: 'pending', user: device.user, device: device.deviceId, ...u });
+      }
+    }
+    if (unsettled > 0) log(`${unsettled} sends not acked at the end (listed as pending)`);
     await Promise.all(devices.map((d) => d.stop()));
     await collectDedupHits();
 
     // Every device reads its whole history directly from the server.
-    for (const device of devices) {
-      const user = device.user;
-      const convs = [...plan.groups.map((g) => g.conv), ...dmsOf(plan, user)];
-      const logs = await readAll(server.url, await tokens.mint(user, device.deviceId), convs);
-      for (const [conv, { entries, last }] of logs) history.record({ type: 'final-log', user, device: device.deviceId, conv, entries, last });
-    }
+    for (const device of devices) await finalRead(current().url, tokens, device, [...plan.groups.map((g) => g.conv), ...dmsOf(plan, device.user)], history);
   } finally {
     for (const timer of timers) clearTimeout(timer);
     await Promise.all(devices.map((d) => d.stop().catch(() => {})));
-    await proxy.close();
-    await stopServer(server);
+    await proxy?.close();
+    if (server) await stopServer(server);
+    memory?.stop();
+    file.close();
+    await database?.drop().catch((error: unknown) => log(`could not drop ${database?.name}: ${String(error)}`));
   }
 
-  const events = history.events;
-  const check = checkHistory(events);
-  const historyPath = join(options.outDir, 'history.jsonl');
-  writeFileSync(historyPath, toJsonLines(events));
-  const written = await writeReport(options.outDir, events, {
+  // One pass over the file feeds both the checker and the report.
+  const builder = new ReportBuilder();
+  const planned = (devices.length * options.durationMs) / sendEveryMs;
+  const floor = options.floor ?? { acks: Math.max(1, Math.floor(planned / 4)), finalLogs: devices.length };
+  const check = await checkHistoryStream(() => readHistoryFile(historyPath), { floor }, (e) => builder.add(e));
+  const written = await writeReport(options.outDir, builder, {
     seed: options.seed,
     check,
-    counters: {
-      serverKills,
-      clientRestarts,
-      dedupHits,
-      connectionsCut: proxy.stats.cutByFault + proxy.stats.cutByCall,
-      gapsFilled: gapsFilled(events),
+    faultWindowMs: options.durationMs,
+    counters: { dedupHits, connectionsCut: (proxy?.stats.cutByFault ?? 0) + (proxy?.stats.cutByCall ?? 0) },
+    run: {
+      store: database ? 'postgres' : 'sqlite',
+      events: history.count,
+      historyMB: Math.round(file.bytes / 2 ** 20),
+      peakRssMB: Math.round((memory?.peakRss ?? 0) / 2 ** 20),
+      peakHeapMB: Math.round((memory?.peakHeap ?? 0) / 2 ** 20),
+      peakServerRssMB: Math.round((memory?.peakServerRss ?? 0) / 2 ** 20),
+      checkerPeakRssMB: Math.round(process.memoryUsage.rss() / 2 ** 20),
     },
   });
   return {
@@ -213,6 +402,36 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     files: { summary: written.summaryPath, svg: written.svgPath, json: written.jsonPath, history: historyPath },
     summary: written.summary,
   };
+}
+
+/** A device's final log of every conversation, or why not; retried while the server is unreachable. */
+async function finalRead(url: string, tokens: TokenAuthority, device: ChaosDevice, convs: string[], history: HistoryRecorder): Promise<void> {
+  const who = { user: device.user, device: device.deviceId };
+  let lastError = '';
+  for (let attempt = 0; attempt < 5; attempt++) {
+    let session: DirectSession;
+    try {
+      session = await DirectSession.open(url, await tokens.mint(device.user, device.deviceId));
+    } catch (error) {
+      lastError = String(error);
+      await sleep(500);
+      continue;
+    }
+    try {
+      for (const conv of convs) {
+        const read = await session.readLog(conv);
+        // A refusal is recorded too: the checker decides whether this device should have had that log.
+        if ('error' in read) history.record({ type: 'final-refused', ...who, conv, reason: read.error });
+        else history.record({ type: 'final-log', ...who, conv, entries: read.entries, last: read.last });
+      }
+      return;
+    } catch (error) {
+      lastError = String(error);
+    } finally {
+      session.close();
+    }
+  }
+  history.record({ type: 'final-refused', ...who, reason: lastError });
 }
 
 /** A counter's value from the server's /metrics; 0 when the server cannot be asked. */
@@ -224,25 +443,6 @@ async function scrapeCounter(httpUrl: string, name: string): Promise<number> {
   } catch {
     return 0;
   }
-}
-
-/** Entries a device learned from a sync that no push had brought it (its own acked sends aside). */
-function gapsFilled(events: History): number {
-  const seen = new Set<string>();
-  let filled = 0;
-  for (const event of events) {
-    const key = (device: string, conv: string, seq: number) => `${device}\u0000${conv}\u0000${seq}`;
-    if (event.type === 'push') seen.add(key(event.device, event.conv, event.entry.seq));
-    else if (event.type === 'ack') seen.add(key(event.device, event.conv, event.seq));
-    else if (event.type === 'sync-result') {
-      for (const entry of event.entries) {
-        const k = key(event.device, event.conv, entry.seq);
-        if (!seen.has(k)) filled++;
-        seen.add(k);
-      }
-    }
-  }
-  return filled;
 }
 
 async function retry<T>(attempt: () => Promise<T>, acceptable: string[], log: (line: string) => void): Promise<T | undefined> {
@@ -257,55 +457,4 @@ async function retry<T>(attempt: () => Promise<T>, acceptable: string[], log: (l
       await sleep(200);
     }
   }
-}
-
-/** Pages `sync` over one direct connection; conversations the user may not read are left out. */
-async function readAll(url: string, token: string, convs: string[]): Promise<Map<string, { entries: HistoryEntry[]; last: number }>> {
-  const socket = new WebSocket(url);
-  await new Promise<void>((resolve, reject) => {
-    socket.once('open', () => resolve());
-    socket.once('error', reject);
-  });
-  let nextId = 1;
-  const waiting = new Map<number, (frame: Record<string, unknown>) => void>();
-  socket.on('message', (data) => {
-    const frame = JSON.parse(data.toString()) as Record<string, unknown>;
-    const resolve = typeof frame['id'] === 'number' ? waiting.get(frame['id']) : undefined;
-    if (resolve) {
-      waiting.delete(frame['id'] as number);
-      resolve(frame);
-    }
-  });
-  const ask = (frame: Record<string, unknown>) =>
-    new Promise<Record<string, unknown>>((resolve) => {
-      const id = nextId++;
-      waiting.set(id, resolve);
-      socket.send(JSON.stringify({ ...frame, id }));
-    });
-  const out = new Map<string, { entries: HistoryEntry[]; last: number }>();
-  try {
-    const welcome = await ask({ t: 'hello', proto: 1, token });
-    if (welcome['t'] !== 'welcome') throw new Error(`final read refused: ${JSON.stringify(welcome)}`);
-    for (const conv of convs) {
-      const entries: HistoryEntry[] = [];
-      let after = 0;
-      let last = 0;
-      for (;;) {
-        const batch = await ask({ t: 'sync', conv, after, limit: 1000 });
-        if (batch['t'] !== 'batch') break;
-        const msgs = batch['msgs'] as Entry[];
-        entries.push(...msgs.map((m) => toHistoryEntry(m)));
-        last = Number(batch['last']);
-        const newest = msgs.at(-1)?.seq ?? after;
-        if (msgs.length === 0 || newest >= last) {
-          out.set(conv, { entries, last });
-          break;
-        }
-        after = newest;
-      }
-    }
-  } finally {
-    socket.close();
-  }
-  return out;
 }

@@ -4,10 +4,10 @@
  * same data dir on the same port.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** The package root, found from this file whether it runs from src/ or dist/src/. */
 export function packageRoot(): string {
@@ -21,6 +21,8 @@ export function packageRoot(): string {
 }
 
 export const SEQUENT_BIN = join(packageRoot(), 'bin', 'sequent');
+/** The compiled preload that shifts the server's wall clock (the server runs from dist/ too). */
+export const CLOCK_SHIFT = join(packageRoot(), 'dist', 'src', 'chaos', 'clock-shift.js');
 
 export interface ServerExit {
   code: number | null;
@@ -46,15 +48,24 @@ export interface SpawnServerOptions {
   args?: string[];
   /** Flags for node itself, e.g. --cpu-prof when profiling the server. */
   nodeArgs?: string[];
+  /** Keep the log in this PostgreSQL database instead of SQLite. */
+  postgresUrl?: string;
+  /** A file holding the server's wall-clock offset in ms (see clock-shift.ts); stepped with stepClock. */
+  clockFile?: string;
   startTimeoutMs?: number;
 }
 
 /** Starts `sequent serve` and resolves once it logs that it is listening. */
 export async function spawnServerProcess(options: SpawnServerOptions): Promise<ServerChild> {
+  const clock = options.clockFile === undefined ? [] : ['--import', pathToFileURL(CLOCK_SHIFT).href];
+  const store = options.postgresUrl === undefined ? [] : ['--postgres', options.postgresUrl];
   const child = spawn(
     process.execPath,
-    [...(options.nodeArgs ?? []), SEQUENT_BIN, 'serve', '--port', String(options.port ?? 0), '--data', options.dataDir, ...(options.args ?? [])],
-    { env: { ...process.env, SEQUENT_SECRET: options.secret }, stdio: ['ignore', 'pipe', 'pipe'] },
+    [...(options.nodeArgs ?? []), ...clock, SEQUENT_BIN, 'serve', '--port', String(options.port ?? 0), '--data', options.dataDir, ...store, ...(options.args ?? [])],
+    {
+      env: { ...process.env, SEQUENT_SECRET: options.secret, ...(options.clockFile === undefined ? {} : { SEQUENT_CHAOS_CLOCK_FILE: options.clockFile }) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
   const output: string[] = [];
   const exited = new Promise<ServerExit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
@@ -89,4 +100,18 @@ export async function killServer(server: ServerChild): Promise<ServerExit> {
 export async function stopServer(server: ServerChild): Promise<ServerExit> {
   server.child.kill('SIGTERM');
   return server.exited;
+}
+
+/** SIGSTOP for `ms`, then SIGCONT: the process is alive, its sockets open, and it answers nothing. */
+export async function pauseServer(server: ServerChild, ms: number): Promise<void> {
+  if (server.child.exitCode !== null || server.child.signalCode !== null) return;
+  server.child.kill('SIGSTOP');
+  await new Promise<void>((resolve) => setTimeout(resolve, ms));
+  if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGCONT');
+}
+
+/** Sets the server's wall-clock offset; a running server reads it on SIGUSR2, a restarted one at start. */
+export function stepClock(server: ServerChild | undefined, clockFile: string, offsetMs: number): void {
+  writeFileSync(clockFile, `${Math.round(offsetMs)}\n`);
+  if (server && server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGUSR2');
 }

@@ -1,6 +1,6 @@
 /** The chaos run's fault schedule comes from the seed alone. */
 import { describe, expect, it } from 'vitest';
-import { planRun, type PlanOptions } from '../../src/chaos/plan.js';
+import { DEFAULT_RATES, planRun, type PlanOptions } from '../../src/chaos/plan.js';
 
 const options: PlanOptions = { durationMs: 30_000, users: 6, groups: 3, devicesPerUser: 2, seed: 42 };
 
@@ -14,7 +14,7 @@ describe('planRun', () => {
     for (let seed = 1; seed <= 50; seed++) {
       const plan = planRun({ ...options, seed });
       const kinds = new Set(plan.faults.map((f) => f.kind));
-      expect(kinds).toEqual(new Set(['server-kill', 'client-kill', 'membership']));
+      for (const kind of ['server-kill', 'client-kill', 'membership', 'cut', 'dup-to-client', 'reorder-to-client']) expect(kinds).toContain(kind);
       const times = plan.faults.map((f) => f.at);
       expect(times).toEqual([...times].sort((a, b) => a - b));
       expect(Math.min(...times)).toBeGreaterThan(0);
@@ -24,7 +24,7 @@ describe('planRun', () => {
 
   it('changes membership consistently: never removes the owner, adds only outsiders, removes only members', () => {
     for (let seed = 1; seed <= 50; seed++) {
-      const plan = planRun({ ...options, seed, membershipEveryMs: 500 });
+      const plan = planRun({ ...options, seed, rates: { membership: 120 } });
       const members = new Map(plan.groups.map((g) => [g.conv, new Set(g.members)]));
       for (const fault of plan.faults) {
         if (fault.kind !== 'membership') continue;
@@ -51,5 +51,21 @@ describe('planRun', () => {
       const [, a, b] = dm.split(':');
       expect(a! < b!).toBe(true);
     }
+  });
+
+  it('scales faults with the run: the same rate per minute for 30 s and for 10 min', () => {
+    const perMinute = (durationMs: number, kind: string, rates = {}) => {
+      let total = 0;
+      for (let seed = 1; seed <= 10; seed++) total += planRun({ ...options, durationMs, seed, rates }).faults.filter((f) => f.kind === kind).length;
+      return total / 10 / (durationMs / 60_000);
+    };
+    for (const durationMs of [30_000, 600_000]) {
+      // the margins at both ends take up to 4 s of the run
+      expect(perMinute(durationMs, 'server-kill')).toBeGreaterThan(DEFAULT_RATES.serverKill * 0.6);
+      expect(perMinute(durationMs, 'server-kill')).toBeLessThan(DEFAULT_RATES.serverKill * 1.3);
+      expect(perMinute(durationMs, 'cut', { cut: 30 })).toBeGreaterThan(30 * 0.6);
+      expect(perMinute(durationMs, 'cut', { cut: 30 })).toBeLessThan(30 * 1.3);
+    }
+    expect(planRun({ ...options, rates: { stall: 0 } }).faults.some((f) => f.kind === 'stall')).toBe(false);
   });
 });

@@ -207,3 +207,59 @@ describe('fault proxy', () => {
     }
   });
 });
+
+describe('fault proxy: faults aimed at one connection', () => {
+  it('duplicates and reorders server frames, marked as its own doing', async () => {
+    const { s, proxy } = await setup();
+    const alice = await connect(s, proxy, 'alice');
+    const bob = await connect(s, proxy, 'bob');
+    const frames = recordFrames(bob);
+    expect(await alice.request({ t: 'create', conv: 'g:mark', members: ['bob'] })).toMatchObject({ t: 'ok' });
+    await until(() => frames.length >= 1, 'the create push');
+    const bobConn = proxy.open()[1]!;
+    expect(proxy.inject(bobConn, { kind: 'dup-to-client' })).toBe(true);
+    await alice.request({ t: 'send', conv: 'g:mark', cmid: 'c1', dseq: 1, body: 1 });
+    await until(() => frames.length >= 3, 'the pushed copy');
+    expect(frames.slice(1, 3).map((f) => [f['seq'], f['_chaos']])).toEqual([[2, undefined], [2, 'dup']]);
+    expect(proxy.inject(bobConn, { kind: 'reorder-to-client' })).toBe(true);
+    await alice.request({ t: 'send', conv: 'g:mark', cmid: 'c2', dseq: 2, body: 2 });
+    await alice.request({ t: 'send', conv: 'g:mark', cmid: 'c3', dseq: 3, body: 3 });
+    await until(() => frames.length >= 5, 'two more pushes');
+    expect(frames.slice(3, 5).map((f) => [f['seq'], f['_chaos']])).toEqual([[4, undefined], [3, 'reorder']]);
+  });
+
+  it('forgets a connection once both sides closed (a long run reconnects thousands of times)', async () => {
+    const { s, proxy } = await setup();
+    const alice = await connect(s, proxy, 'alice');
+    expect(proxy.open()).toHaveLength(1);
+    alice.close();
+    await until(() => proxy.open().length === 0, 'the link to be forgotten');
+    expect(proxy.inject(1, { kind: 'cut' })).toBe(false);
+  });
+
+  it('stalls a connection: frames vanish without a close, then flow again', async () => {
+    const { s, proxy } = await setup();
+    const alice = await connect(s, proxy, 'alice');
+    const frames = recordFrames(alice);
+    expect(proxy.inject(proxy.open()[0]!, { kind: 'stall', ms: 300 })).toBe(true);
+    alice.sendRaw(JSON.stringify({ t: 'create', id: 50, conv: 'g:stall', members: [] }));
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(frames).toEqual([]);
+    expect(proxy.stats.dropped).toBe(1);
+    // Still open: a resend on the same connection gets through.
+    expect(await alice.request({ t: 'create', conv: 'g:stall', members: [] })).toMatchObject({ t: 'ok', seq: 1 });
+  });
+
+  it('loses a reply: the request reaches the server, its answer vanishes, the connection drops', async () => {
+    const { s, proxy } = await setup();
+    const alice = await connect(s, proxy, 'alice');
+    const frames = recordFrames(alice);
+    proxy.inject(proxy.open()[0]!, { kind: 'lost-reply', match: (f) => f['t'] === 'create', cutAfterMs: 100 });
+    alice.sendRaw(JSON.stringify({ t: 'create', id: 60, conv: 'g:lost', members: [] }));
+    await alice.closed;
+    expect(frames).toEqual([]);
+    const again = await connect(s, proxy, 'alice', 'd2');
+    // The change happened: creating it again is a conflict.
+    expect(await again.request({ t: 'create', conv: 'g:lost', members: [] })).toMatchObject({ t: 'error', code: 'conflict' });
+  });
+});

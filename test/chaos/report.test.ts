@@ -40,13 +40,16 @@ function history(): HistoryEvent[] {
   // 100 messages with latencies 1..100 ms; the 10th is resent once and acked twice (a dedup hit).
   for (let i = 1; i <= 100; i++) {
     const base = { user: 'u1', device: 'd1', conv: 'g:a&b', cmid: `c${i}`, dseq: i };
-    events.push({ type: 'send', at: i * 200, ...base, attempt: 1 });
-    if (i === 10) events.push({ type: 'send', at: i * 200 + 5, ...base, attempt: 2 });
+    events.push({ type: 'send', at: i * 200, ...base, attempt: 1, conn: 'u1/d1#1' });
+    // resent on the same connection (an ack timeout), then on a new one (a reconnect)
+    if (i === 10) events.push({ type: 'send', at: i * 200 + 5, ...base, attempt: 2, conn: 'u1/d1#1' }, { type: 'send', at: i * 200 + 6, ...base, attempt: 3, conn: 'u1/d1#2' });
     events.push({ type: 'ack', at: i * 200 + i, ...base, seq: i, mid: `m${i}`, ts: i });
     if (i === 10) events.push({ type: 'ack', at: i * 200 + i + 1, ...base, seq: i, mid: `m${i}`, ts: i });
   }
   events.push({ type: 'send', at: 20_100, user: 'u1', device: 'd1', conv: 'g:a&b', cmid: 'lost', dseq: 101 });
   events.push({ type: 'error', at: 20_150, user: 'u1', device: 'd1', conv: 'g:a&b', cmid: 'lost', dseq: 101, code: 'out_of_order', expected: 101 });
+  events.push({ type: 'pending', at: 20_160, user: 'u1', device: 'd1', conv: 'g:a&b', cmid: 'lost', dseq: 101, state: 'sending', reason: 'settle timeout' });
+  events.push({ type: 'fault', at: 4_990, kind: 'server-kill', detail: '7 sends in flight' }, { type: 'fault', at: 11_990, kind: 'server-kill', detail: '30 sends in flight' }, { type: 'fault', at: 8_000, kind: 'cut' });
   events.push({ type: 'server-kill', at: 5_000 }, { type: 'server-start', at: 5_500 }, { type: 'server-kill', at: 12_000 });
   events.push({ type: 'client-kill', at: 7_000, user: 'u2', device: 'd1' }, { type: 'client-start', at: 7_800, user: 'u2', device: 'd1' });
   // A first start is not a restart.
@@ -73,7 +76,7 @@ describe('report', () => {
 
   it('counts from the history, and lets the runner override what it knows better', () => {
     const counts = countHistory(history());
-    expect(counts).toMatchObject({ sent: 101, resent: 1, acked: 100, unacked: 1, dedupHits: 1, outOfOrder: 1, sendErrors: 0, serverKills: 2, clientRestarts: 1, gapsFilled: 0 });
+    expect(counts).toMatchObject({ sent: 101, resent: 2, sameConnectionResends: 1, acked: 100, unacked: 1, dedupHits: 1, outOfOrder: 1, sendErrors: 0, pending: 1, serverKills: 2, clientRestarts: 1, gapsFilled: 0 });
     expect(countHistory(history(), { gapsFilled: 7, dedupHits: 3, connectionsCut: 4 })).toMatchObject({ gapsFilled: 7, dedupHits: 3, connectionsCut: 4, sent: 101 });
   });
 
@@ -97,13 +100,17 @@ describe('report', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sequent-report-'));
     try {
       const events = history();
-      const check = checkHistory(events);
+      // no final logs in this history: the floor is lowered to judge the rest
+      const check = checkHistory(events, { floor: { finalLogs: 0 } });
       const written = await writeReport(join(dir, 'out'), events, { seed: 9, check, counters: { connectionsCut: 2 } });
       assertWellFormedXml(readFileSync(written.svgPath, 'utf8'));
       const summary = readFileSync(written.summaryPath, 'utf8');
       expect(summary).toContain('seed 9');
       expect(summary).toContain('p50 50.0 · p90 90.0 · p99 99.0 · max 100');
-      expect(summary).toContain('server kills 2, client restarts 1, connections cut 2');
+      expect(summary).toContain('server kills 2, client restarts 1, connections cut 2, pending at the end 1');
+      expect(summary).toMatch(/faults fired: server-kill 2 \(6\/min\), .*cut 1 \(3\/min\)/);
+      expect(summary).toMatch(/operations judged per rule: ack-lost \d+, /);
+      expect(summary).toContain('sends in flight at a server kill: min 7, median 7, max 30; resends on the same connection 1');
       expect(summary).toContain('result: OK');
       expect(JSON.parse(readFileSync(written.jsonPath, 'utf8'))).toMatchObject({ seed: 9, violations: 0, counts: { sent: 101 } });
       const failed = renderSummary({ ...written.report, violations: 1 }, [{ kind: 'gap', message: 'g:a lacks seq 3', conv: 'g:a', seqs: [3], events: [{ type: 'server-kill', at: 1 }] }]);
