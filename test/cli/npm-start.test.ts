@@ -51,7 +51,8 @@ it.each([
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: group,
   });
-  const npmExited = new Promise<void>((resolve) => npm.once('exit', () => resolve()));
+  // 'close', not 'exit': the server's last log lines may still be in the pipe when npm exits.
+  const npmExited = new Promise<void>((resolve) => npm.once('close', () => resolve()));
   const lines: string[] = [];
   const listening = await new Promise<{ pid: number; port: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no listening line: ${lines.join('\n')}`)), 20_000);
