@@ -36,11 +36,6 @@ export class HoldBudget {
     shrink(this.byDevice, deviceKey(user, device), bytes);
     shrink(this.byUser, user, bytes);
   }
-
-  /** Sends held by the device now (for tests and metrics). */
-  heldBy(user: string, device: string): Held {
-    return { ...(this.byDevice.get(deviceKey(user, device)) ?? { count: 0, bytes: 0 }) };
-  }
 }
 
 function deviceKey(user: string, device: string): string {

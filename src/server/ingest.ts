@@ -33,7 +33,7 @@ function ackFor(entry: Entry, requestId: number): AckFrame {
 export class Ingest {
   draining = false;
   /** Held sends' count and bytes per device and per user, over all conversations. */
-  readonly holds: HoldBudget;
+  private readonly holds: HoldBudget;
 
   constructor(
     private readonly store: Store,

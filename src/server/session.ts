@@ -88,7 +88,7 @@ export class Session {
    */
   sendText(text: string | Buffer): void {
     if (this.closed) return;
-    const waiting = this.socket.bufferedAmount + this.frames.queuedBytes;
+    const waiting = this.waitingBytes;
     if (waiting > 0 && waiting + text.length > this.maxBuffered) {
       this.metrics.slowConsumers.inc();
       this.close(CLOSE_CODES.slow_consumer.code, 'send buffer over limit: reconnect and sync');
