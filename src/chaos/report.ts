@@ -19,6 +19,8 @@ export interface ReportCounts {
   acked: number;
   /** sent, never acked */
   unacked: number;
+  /** of those, read back by their own device in a push or sync (the ack was lost; the SDK settled the send from the log) */
+  readBack: number;
   /** resends the server answered from its dedup table (runner's count; else acks beyond the first) */
   dedupHits: number;
   outOfOrder: number;
@@ -115,6 +117,8 @@ export class ReportBuilder {
   private outOfOrder = 0;
   private sendErrors = 0;
   private pending = 0;
+  /** sends their own device saw stored, in a push or a sync */
+  private readonly ownSeen = new Set<string>();
   private pushes = 0;
   private syncs = 0;
   private serverKills = 0;
@@ -129,6 +133,10 @@ export class ReportBuilder {
     let seqs = this.seen.get(key);
     if (!seqs) this.seen.set(key, (seqs = new SeqRanges()));
     return seqs;
+  }
+
+  private noteOwn(user: string, device: string, conv: string, entry: { from?: string; dev?: string; cmid?: string }): void {
+    if (entry.from === user && entry.dev === device && entry.cmid !== undefined) this.ownSeen.add(keyOf({ user, device, conv, cmid: entry.cmid }));
   }
 
   add(e: HistoryEvent): void {
@@ -161,11 +169,15 @@ export class ReportBuilder {
       case 'push':
         this.pushes++;
         this.seenBy(e.device, e.conv).add(e.entry.seq);
+        this.noteOwn(e.user, e.device, e.conv, e.entry);
         return;
       case 'sync-result': {
         this.syncs++;
         const seen = this.seenBy(e.device, e.conv);
-        for (const entry of e.entries) if (seen.add(entry.seq)) this.gapsFilled++;
+        for (const entry of e.entries) {
+          if (seen.add(entry.seq)) this.gapsFilled++;
+          this.noteOwn(e.user, e.device, e.conv, entry);
+        }
         return;
       }
       case 'server-kill':
@@ -194,11 +206,13 @@ export class ReportBuilder {
 
   counts(counters: Partial<ReportCounts> = {}): ReportCounts {
     const sum = (m: Map<string, number>): number => [...m.values()].reduce((n, v) => n + v, 0);
+    const unacked = [...this.sends.keys()].filter((k) => !this.acks.has(k));
     const fromHistory: ReportCounts = {
       sent: this.sends.size,
       resent: sum(this.sends) - this.sends.size,
       acked: this.acks.size,
-      unacked: [...this.sends.keys()].filter((k) => !this.acks.has(k)).length,
+      unacked: unacked.length,
+      readBack: unacked.filter((k) => this.ownSeen.has(k)).length,
       dedupHits: sum(this.acks) - this.acks.size,
       outOfOrder: this.outOfOrder,
       sendErrors: this.sendErrors,
@@ -276,7 +290,7 @@ export function renderSummary(report: ChaosReport, violations: readonly Violatio
   const l = report.latency;
   const lines = [
     `sequent chaos${report.seed === undefined ? '' : ` — seed ${report.seed}`}, ${(report.durationMs / 1000).toFixed(1)} s`,
-    `sent ${c.sent} (resent ${c.resent}), acked ${c.acked}, unacked ${c.unacked}, dedup hits ${c.dedupHits}, out_of_order ${c.outOfOrder}, other send errors ${c.sendErrors}`,
+    `sent ${c.sent} (resent ${c.resent}), acked ${c.acked}, unacked ${c.unacked} (read back ${c.readBack}), dedup hits ${c.dedupHits}, out_of_order ${c.outOfOrder}, other send errors ${c.sendErrors}`,
     `pushes ${c.pushes}, syncs ${c.syncs}, gaps filled ${c.gapsFilled}`,
     `server kills ${c.serverKills}, client restarts ${c.clientRestarts}, connections cut ${c.connectionsCut}, pending at the end ${c.pending}`,
     `sends in flight at a server kill: min ${report.inFlightAtKill.min}, median ${report.inFlightAtKill.median}, max ${report.inFlightAtKill.max}; resends on the same connection ${c.sameConnectionResends}`,
