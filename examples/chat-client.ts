@@ -9,13 +9,13 @@
  *   /open dm:alice:bob          switch to another conversation
  *   /discard                    drop the current conversation's sends the server refused for good
  *
- *   npx sequent token --user alice --device laptop > alice.token
+ *   npx sequent-server token --user alice --device laptop > alice.token
  *   node dist/examples/chat-client.js ws://127.0.0.1:8080/v1/ws "$(cat alice.token)" dm:alice:bob ./alice-store.json
  */
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
-import { SequentClient, SequentClientError, webSocketTransport } from '../src/client/index.js';
-import { FileClientStore } from '../src/client/file-store.js';
+import { SequentClient, SequentClientError, webSocketTransport } from 'sequent-client';
+import { FileClientStore } from 'sequent-client/file-store';
 
 interface Chat {
   text: string;

@@ -3,7 +3,7 @@
  * Run after `npm run build`: node dist/examples/embedded-server.js [port]
  */
 import { pino } from 'pino';
-import { startServer, type RunningServer } from '../src/server/index.js';
+import { startServer, type RunningServer } from 'sequent-server';
 
 const port = Number(process.argv[2] ?? 8080);
 let server: RunningServer;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs `sequent chaos` for N random seeds, one after another (the machine is
+// Runs `sequent-server chaos` for N random seeds, one after another (the machine is
 // shared: one run at a time), and sums up what the runs did and judged:
 // faults per minute by kind, operations judged per rule, violations. Not part
 // of `npm test`: 20 seeds × 30 s take about a quarter of an hour.
@@ -35,7 +35,7 @@ for (let i = 0; i < seeds; i++) {
   const dir = join(out, String(seed));
   const started = Date.now();
   // Bounded: a run that hangs is stopped after ten times its length plus two minutes.
-  const run = spawnSync(process.execPath, [join(root, 'bin', 'sequent'), 'chaos', '--duration', duration, '--seed', String(seed), '--out', dir, ...extra], {
+  const run = spawnSync(process.execPath, [join(root, 'packages', 'server', 'bin', 'sequent-server'), 'chaos', '--duration', duration, '--seed', String(seed), '--out', dir, ...extra], {
     encoding: 'utf8',
     timeout: 10 * 60_000 + 120_000,
     maxBuffer: 64 * 2 ** 20,

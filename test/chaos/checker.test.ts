@@ -3,8 +3,8 @@
  * of violation, planted alone, is found alone, with evidence that points at it.
  */
 import { describe, expect, it } from 'vitest';
-import { check, checkHistory, VIOLATION_KINDS, type CheckOptions, type ViolationKind } from '../../src/chaos/checker.js';
-import type { AckEvent, FinalLogEvent, HistoryEntry, HistoryEvent, PushEvent, SyncResultEvent } from '../../src/chaos/history.js';
+import { check, checkHistory, VIOLATION_KINDS, type CheckOptions, type ViolationKind } from '../../packages/server/src/chaos/checker.js';
+import type { AckEvent, FinalLogEvent, HistoryEntry, HistoryEvent, PushEvent, SyncResultEvent } from '../../packages/server/src/chaos/history.js';
 
 const TEAM = 'g:team';
 const DM = 'dm:alice:bob';

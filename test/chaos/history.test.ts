@@ -1,6 +1,6 @@
 /** The history format: stamped on one monotonic clock, round-trips through JSON Lines. */
 import { describe, expect, it } from 'vitest';
-import { bodyDigest, HistoryRecorder, parseJsonLines, toHistoryEntry, toJsonLines, type SendEvent } from '../../src/chaos/history.js';
+import { bodyDigest, HistoryRecorder, parseJsonLines, toHistoryEntry, toJsonLines, type SendEvent } from '../../packages/server/src/chaos/history.js';
 
 describe('history', () => {
   it('stamps events with a clock that never goes back, even if the source does', () => {

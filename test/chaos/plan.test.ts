@@ -1,6 +1,6 @@
 /** The chaos run's fault schedule comes from the seed alone. */
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_RATES, planRun, type PlanOptions } from '../../src/chaos/plan.js';
+import { DEFAULT_RATES, planRun, type PlanOptions } from '../../packages/server/src/chaos/plan.js';
 
 const options: PlanOptions = { durationMs: 30_000, users: 6, groups: 3, devicesPerUser: 2, seed: 42 };
 

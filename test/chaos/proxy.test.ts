@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { startFaultProxy, type FaultOptions, type FaultProxy } from '../../src/chaos/proxy.js';
+import { startFaultProxy, type FaultOptions, type FaultProxy } from '../../packages/server/src/chaos/proxy.js';
 import { startTestServer, WireClient, type Reply, type TestServer } from '../support/wire.js';
 
 let server: TestServer | undefined;

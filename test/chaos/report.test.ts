@@ -3,9 +3,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { HistoryEvent } from '../../src/chaos/history.js';
-import { checkHistory } from '../../src/chaos/checker.js';
-import { countHistory, latencySamples, latencyStats, percentile, renderSvg, renderSummary, buildReport, writeReport } from '../../src/chaos/report.js';
+import type { HistoryEvent } from '../../packages/server/src/chaos/history.js';
+import { checkHistory } from '../../packages/server/src/chaos/checker.js';
+import { countHistory, latencySamples, latencyStats, percentile, renderSvg, renderSummary, buildReport, writeReport } from '../../packages/server/src/chaos/report.js';
 
 /** A tiny XML well-formedness check: balanced tags, quoted attributes, escaped text. */
 function assertWellFormedXml(text: string): void {

@@ -1,7 +1,7 @@
 /** SeqRanges against a plain Set: the same members, the same gaps, whatever order seqs come in. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { SeqRanges } from '../../src/chaos/seq-ranges.js';
+import { SeqRanges } from '../../packages/server/src/chaos/seq-ranges.js';
 
 describe('SeqRanges', () => {
   it('holds exactly the seqs added, in few ranges, and names the missing ones', () => {

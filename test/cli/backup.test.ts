@@ -1,5 +1,5 @@
 /**
- * `sequent backup` copies the embedded store while the server serves under load;
+ * `sequent-server backup` copies the embedded store while the server serves under load;
  * a server started on the copy has every message acked before the backup began,
  * at its acked seq, in a gapless log.
  */

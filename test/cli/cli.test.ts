@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TokenAuthority } from '../../src/server/index.js';
+import { TokenAuthority } from '../../packages/server/src/server/index.js';
 import { spawnServer, TEST_SECRET } from '../support/cli-server.js';
 import { WireClient } from '../support/wire.js';
 import { run } from './run.js';
@@ -11,7 +11,7 @@ import { run } from './run.js';
 const dataDir = mkdtempSync(join(tmpdir(), 'sequent-cli-'));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-describe('sequent serve', () => {
+describe('sequent-server serve', () => {
   it.each([
     [['--port', '70000'], /--port must be at most 65535/],
     [['--port', 'eighty'], /--port takes an integer/],
@@ -39,7 +39,7 @@ describe('sequent serve', () => {
   });
 });
 
-describe('sequent token', () => {
+describe('sequent-server token', () => {
   it('prints a token the server accepts for that user and device', async () => {
     const result = run(['token', '--user', 'alice', '--device', 'phone', '--ttl', '60'], { SEQUENT_SECRET: TEST_SECRET });
     expect(result.code).toBe(0);
@@ -74,7 +74,7 @@ describe('sequent token', () => {
     const result = run(['token', '--user', 'u', '--device', 'd', '--data', typo]);
     expect(result.code).toBe(1);
     expect(result.stdout).toBe('');
-    expect(result.stderr).toMatch(/^sequent token: no secret at .*dta\/secret: is --data the server's data directory\?/);
+    expect(result.stderr).toMatch(/^sequent-server token: no secret at .*dta\/secret: is --data the server's data directory\?/);
     expect(() => readFileSync(join(typo, 'secret'))).toThrow(/ENOENT/);
   });
 

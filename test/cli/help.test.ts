@@ -3,9 +3,9 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { run } from './run.js';
 
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+const { version } = JSON.parse(readFileSync(new URL('../../packages/server/package.json', import.meta.url), 'utf8')) as { version: string };
 
-describe('sequent help', () => {
+describe('sequent-server help', () => {
   it.each([['--help'], ['-h'], ['help']])('%s lists the commands on stdout and exits 0', (flag) => {
     const result = run([flag]);
     expect(result.code).toBe(0);
@@ -17,7 +17,7 @@ describe('sequent help', () => {
     for (const args of [[command, '--help'], [command, '-h'], ['help', command]]) {
       const result = run(args);
       expect(result.code, args.join(' ')).toBe(0);
-      expect(result.stdout).toMatch(new RegExp(`^usage: sequent ${command} \\[options\\]`));
+      expect(result.stdout).toMatch(new RegExp(`^usage: sequent-server ${command} \\[options\\]`));
       expect(result.stdout).toMatch(/--help/);
     }
   });
@@ -38,5 +38,5 @@ describe('sequent help', () => {
 it.each([['--version'], ['-V'], ['version']])('%s prints the package version', (flag) => {
   const result = run([flag]);
   expect(result.code).toBe(0);
-  expect(result.stdout).toBe(`sequent ${version}\n`);
+  expect(result.stdout).toBe(`sequent-server ${version}\n`);
 });

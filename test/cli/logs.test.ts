@@ -1,4 +1,4 @@
-/** The log lines an operator needs from `sequent serve`: what started where, who connected, what was refused or cut. */
+/** The log lines an operator needs from `sequent-server serve`: what started where, who connected, what was refused or cut. */
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -31,7 +31,7 @@ it('logs the start (ISO time, absolute data dir, secret source), each connection
     expect(start['time']).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(start).toMatchObject({ data: join(root, 'serve'), secret: 'SEQUENT_SECRET', store: 'sqlite' });
 
-    const { TokenAuthority } = await import('../../src/server/index.js');
+    const { TokenAuthority } = await import('../../packages/server/src/server/index.js');
     const alice = await WireClient.open(server.url);
     await alice.hello(await new TokenAuthority(TEST_SECRET).mint('alice', 'phone'));
     alice.socket.close(4000, 'bye');

@@ -1,4 +1,4 @@
-/** Runs `bin/sequent` to completion, as an operator's shell would. */
+/** Runs `sequent-server` to completion, as an operator's shell would. */
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { BIN } from '../support/cli-server.js';
 

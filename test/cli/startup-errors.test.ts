@@ -28,16 +28,16 @@ function expectOneLine(result: RunResult, message: RegExp): void {
   expect(result.stderr).not.toMatch(/\n\s+at /);
 }
 
-describe('sequent serve --data', () => {
+describe('sequent-server serve --data', () => {
   const file = join(root, 'a-file');
   writeFileSync(file, 'not a directory');
 
   it('names a data dir that is a file', () => {
-    expectOneLine(run(['serve', '--port', '0', '--data', file]), /^sequent serve: --data .*a-file is a file, not a directory/);
+    expectOneLine(run(['serve', '--port', '0', '--data', file]), /^sequent-server serve: --data .*a-file is a file, not a directory/);
   });
 
   it('names a data dir under a file', () => {
-    expectOneLine(run(['serve', '--port', '0', '--data', join(file, 'data')]), /^sequent serve: --data .*a-file\/data is under a file/);
+    expectOneLine(run(['serve', '--port', '0', '--data', join(file, 'data')]), /^sequent-server serve: --data .*a-file\/data is under a file/);
   });
 
   // Root writes anywhere, so as root the CLI runs as an unprivileged user: that user must be
@@ -52,11 +52,11 @@ describe('sequent serve --data', () => {
     chmodSync(readOnly, 0o555);
     const asUser = asRoot ? { uid: 65534, gid: 65534 } : {};
     const result = run(['serve', '--port', '0', '--data', readOnly], { SEQUENT_SECRET: TEST_SECRET, HOME: root }, asUser);
-    expectOneLine(result, /^sequent serve: --data .*read-only is not writable by this user \(EACCES\)/);
+    expectOneLine(result, /^sequent-server serve: --data .*read-only is not writable by this user \(EACCES\)/);
   });
 });
 
-describe('sequent serve --postgres', async () => {
+describe('sequent-server serve --postgres', async () => {
   const available = await serviceAvailable('postgres', POSTGRES_URL);
 
   it.skipIf(!available)('answers a URL without a user (the README example) with one line naming --postgres', () => {
@@ -67,11 +67,11 @@ describe('sequent serve --postgres', async () => {
       USER: 'sequent_no_such_role',
     });
     // The OS user name stands in for the missing one, as with psql; the server's verdict is one line.
-    expectOneLine(result, /^sequent serve: cannot use the database given by --postgres \((28000|28P01|3D000): .*sequent_no_such_(role|db)/);
+    expectOneLine(result, /^sequent-server serve: cannot use the database given by --postgres \((28000|28P01|3D000): .*sequent_no_such_(role|db)/);
   });
 
   it('answers an unreachable database with one line naming --postgres', () => {
     const result = run(['serve', '--port', '0', '--data', join(root, 'pg2'), '--postgres', 'postgres://u@127.0.0.1:1/db'], { SEQUENT_SECRET: TEST_SECRET });
-    expectOneLine(result, /^sequent serve: cannot use the database given by --postgres \(ECONNREFUSED/);
+    expectOneLine(result, /^sequent-server serve: cannot use the database given by --postgres \(ECONNREFUSED/);
   });
 });

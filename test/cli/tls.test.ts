@@ -1,5 +1,5 @@
 /**
- * `sequent serve --tls-cert --tls-key`: wss:// and https:// on the same port,
+ * `sequent-server serve --tls-cert --tls-key`: wss:// and https:// on the same port,
  * checked against a certificate made for the test; wrong flags are one line.
  */
 import { execFile, execFileSync } from 'node:child_process';
@@ -54,7 +54,7 @@ it('serves wss:// and https:// with the given certificate, and nothing in clear 
 it('names the flag when the certificate or key is missing, unreadable or not PEM', async () => {
   const serve = (...args: string[]) => run(process.execPath, [BIN, 'serve', '--port', '0', '--data', join(root, 'bad'), ...args], { env: { ...process.env, SEQUENT_SECRET: 'x'.repeat(32) } });
   await expect(serve('--tls-cert', cert)).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/--tls-cert and --tls-key go together/) });
-  await expect(serve('--tls-cert', join(root, 'nope.pem'), '--tls-key', key)).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/^sequent serve: cannot read --tls-cert .*nope\.pem \(ENOENT\)\n$/) });
+  await expect(serve('--tls-cert', join(root, 'nope.pem'), '--tls-key', key)).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/^sequent-server serve: cannot read --tls-cert .*nope\.pem \(ENOENT\)\n$/) });
   const garbage = join(root, 'garbage.pem');
   writeFileSync(garbage, 'not a key');
   await expect(serve('--tls-cert', cert, '--tls-key', garbage)).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/are not a PEM certificate and its key/) });

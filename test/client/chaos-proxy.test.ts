@@ -7,9 +7,9 @@
  */
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFaultProxy, type FaultProxy } from '../../src/chaos/proxy.js';
-import type { SendHandle } from '../../src/client/send-handle.js';
-import { webSocketTransport, type WebSocketConstructor } from '../../src/client/transport.js';
+import { startFaultProxy, type FaultProxy } from '../../packages/server/src/chaos/proxy.js';
+import type { SendHandle } from '../../packages/client/src/client/send-handle.js';
+import { webSocketTransport, type WebSocketConstructor } from '../../packages/client/src/client/transport.js';
 import { startTestServer, type TestServer } from '../support/wire.js';
 import { expectConverged, realClient } from './converge.js';
 

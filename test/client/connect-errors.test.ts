@@ -2,9 +2,9 @@
 import net from 'node:net';
 import WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { SequentClient } from '../../src/client/client.js';
-import type { SequentClientError } from '../../src/client/errors.js';
-import { webSocketTransport } from '../../src/client/transport.js';
+import { SequentClient } from '../../packages/client/src/client/client.js';
+import type { SequentClientError } from '../../packages/client/src/client/errors.js';
+import { webSocketTransport } from '../../packages/client/src/client/transport.js';
 import { startTestServer, type TestServer } from '../support/wire.js';
 import { eventually } from './helpers.js';
 

@@ -4,11 +4,11 @@
  * (re)connect: convs, then a paged sync of each conversation that is behind.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { SequentClient } from '../../src/client/client.js';
-import type { ClientState, StateChange } from '../../src/client/connection.js';
-import type { ConversationInfo } from '../../src/client/conversations.js';
-import type { SequentClientError } from '../../src/client/errors.js';
-import { MemoryClientStore } from '../../src/client/store.js';
+import type { SequentClient } from '../../packages/client/src/client/client.js';
+import type { ClientState, StateChange } from '../../packages/client/src/client/connection.js';
+import type { ConversationInfo } from '../../packages/client/src/client/conversations.js';
+import type { SequentClientError } from '../../packages/client/src/client/errors.js';
+import { MemoryClientStore } from '../../packages/client/src/client/store.js';
 import { FakeServer } from './fake-server.js';
 import { eventually, fakeClient, range, seqsOf } from './helpers.js';
 

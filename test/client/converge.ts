@@ -1,9 +1,9 @@
 /** Shared by the real-server tests: SDK clients on a TestServer, and the convergence check. */
 import { expect } from 'vitest';
-import { SequentClient } from '../../src/client/client.js';
-import type { ClientOptions } from '../../src/client/options.js';
-import type { SendHandle } from '../../src/client/send-handle.js';
-import type { Transport } from '../../src/client/transport.js';
+import { SequentClient } from '../../packages/client/src/client/client.js';
+import type { ClientOptions } from '../../packages/client/src/client/options.js';
+import type { SendHandle } from '../../packages/client/src/client/send-handle.js';
+import type { Transport } from '../../packages/client/src/client/transport.js';
 import type { TestServer } from '../support/wire.js';
 import { eventually } from './helpers.js';
 

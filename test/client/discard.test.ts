@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { SequentClient } from '../../src/client/client.js';
-import { FileClientStore } from '../../src/client/file-store.js';
-import type { BlockedConversation } from '../../src/client/outbox.js';
-import { webSocketTransport } from '../../src/client/transport.js';
+import type { SequentClient } from '../../packages/client/src/client/client.js';
+import { FileClientStore } from '../../packages/client/src/client/file-store.js';
+import type { BlockedConversation } from '../../packages/client/src/client/outbox.js';
+import { webSocketTransport } from '../../packages/client/src/client/transport.js';
 import { startTestServer, type TestServer, type WireClient } from '../support/wire.js';
 import { realClient } from './converge.js';
 

@@ -1,10 +1,10 @@
 /** docs/client.md names every state, event, error code and option the SDK has. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CLIENT_STATES } from '../../src/client/connection.js';
-import { CLIENT_ERROR_CODES } from '../../src/client/errors.js';
-import type { ClientEvents } from '../../src/client/events.js';
-import type { ClientOptions } from '../../src/client/options.js';
+import { CLIENT_STATES } from '../../packages/client/src/client/connection.js';
+import { CLIENT_ERROR_CODES } from '../../packages/client/src/client/errors.js';
+import type { ClientEvents } from '../../packages/client/src/client/events.js';
+import type { ClientOptions } from '../../packages/client/src/client/options.js';
 
 const doc = readFileSync(new URL('../../docs/client.md', import.meta.url), 'utf8');
 

@@ -7,8 +7,8 @@
  *
  * Tokens are "user/device"; anything else is refused.
  */
-import type { ClientFrame, Entry, ServerFrame } from '../../src/protocol/frames.js';
-import type { Transport } from '../../src/client/transport.js';
+import type { ClientFrame, Entry, ServerFrame } from '../../packages/client/src/protocol/frames.js';
+import type { Transport } from '../../packages/client/src/client/transport.js';
 import { createPipe, refusedConnection, type ServerEnd } from './memory-pipe.js';
 
 /** What to do with a client frame. */

@@ -1,8 +1,8 @@
 /** Shared set-up for the SDK tests over the fake server. */
 import { vi } from 'vitest';
-import { SequentClient } from '../../src/client/client.js';
-import type { ClientOptions } from '../../src/client/options.js';
-import { MemoryClientStore } from '../../src/client/store.js';
+import { SequentClient } from '../../packages/client/src/client/client.js';
+import type { ClientOptions } from '../../packages/client/src/client/options.js';
+import { MemoryClientStore } from '../../packages/client/src/client/store.js';
 import type { FakeServer } from './fake-server.js';
 
 /** Fast timings so that retries and gap fills happen within milliseconds. */

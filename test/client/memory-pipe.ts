@@ -3,7 +3,7 @@
  * server end, joined by FIFO queues. Events fire asynchronously (microtasks),
  * as the transport contract requires.
  */
-import type { TransportConnection } from '../../src/client/transport.js';
+import type { TransportConnection } from '../../packages/client/src/client/transport.js';
 
 export interface ServerEnd {
   /** Queues a frame to the client (after everything queued before it). */

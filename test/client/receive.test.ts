@@ -4,9 +4,9 @@
  * at the index where they belong (immediate mode).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { SequentClient } from '../../src/client/client.js';
-import type { MessageEvent } from '../../src/client/events.js';
-import type { Entry } from '../../src/protocol/frames.js';
+import type { SequentClient } from '../../packages/client/src/client/client.js';
+import type { MessageEvent } from '../../packages/client/src/client/events.js';
+import type { Entry } from '../../packages/client/src/protocol/frames.js';
 import { FakeServer, type FakeConnection } from './fake-server.js';
 import { eventually, fakeClient, range, seqsOf } from './helpers.js';
 

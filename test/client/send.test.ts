@@ -4,10 +4,10 @@
  * the seq the server gave it.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { SequentClient } from '../../src/client/client.js';
-import type { SendHandle, SendState } from '../../src/client/send-handle.js';
-import { MemoryClientStore, type OutboxEntry } from '../../src/client/store.js';
-import { tapTransport } from '../../src/client/transport.js';
+import type { SequentClient } from '../../packages/client/src/client/client.js';
+import type { SendHandle, SendState } from '../../packages/client/src/client/send-handle.js';
+import { MemoryClientStore, type OutboxEntry } from '../../packages/client/src/client/store.js';
+import { tapTransport } from '../../packages/client/src/client/transport.js';
 import { FakeServer } from './fake-server.js';
 import { eventually, fakeClient } from './helpers.js';
 

@@ -3,7 +3,7 @@
  * IndexedDB, and any store an app brings.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ClientStore, OutboxEntry } from '../../src/client/store.js';
+import type { ClientStore, OutboxEntry } from '../../packages/client/src/client/store.js';
 
 export interface StoreFactory {
   /** A fresh, empty store. */

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IDBFactory } from 'fake-indexeddb';
 import { afterAll } from 'vitest';
-import { FileClientStore } from '../../src/client/file-store.js';
-import { IndexedDbClientStore } from '../../src/client/indexeddb-store.js';
-import { MemoryClientStore } from '../../src/client/store.js';
+import { FileClientStore } from '../../packages/client/src/client/file-store.js';
+import { IndexedDbClientStore } from '../../packages/client/src/client/indexeddb-store.js';
+import { MemoryClientStore } from '../../packages/client/src/client/store.js';
 import { clientStoreConformance } from './store-conformance.js';
 
 clientStoreConformance('memory', { create: async () => new MemoryClientStore() });

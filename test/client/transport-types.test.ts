@@ -5,7 +5,7 @@
  */
 import WebSocket from 'ws';
 import { expect, expectTypeOf, it } from 'vitest';
-import { webSocketTransport, type Transport } from '../../src/client/index.js';
+import { webSocketTransport, type Transport } from '../../packages/client/src/client/index.js';
 
 it('takes the ws class without a cast', () => {
   expectTypeOf(webSocketTransport(WebSocket)).toEqualTypeOf<Transport>();

@@ -1,6 +1,6 @@
 /** The app's body type flows through send(), handles, events and entries (checked by tsc over test/). */
 import { expect, expectTypeOf, it } from 'vitest';
-import { SequentClient, type SendHandle, type SystemBody, type TypedEntry } from '../../src/client/index.js';
+import { SequentClient, type SendHandle, type SystemBody, type TypedEntry } from '../../packages/client/src/client/index.js';
 import { FakeServer } from './fake-server.js';
 
 interface Chat {

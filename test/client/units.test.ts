@@ -1,12 +1,12 @@
 /** The SDK's small parts on their own: backoff, options, the transport tap, ids, the reorder buffer. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fullJitter } from '../../src/client/backoff.js';
-import { newCmid, newDeviceId, timePrefix } from '../../src/client/ids.js';
-import { resolveClientOptions } from '../../src/client/options.js';
-import { ReorderBuffer } from '../../src/client/reorder.js';
-import { tapTransport } from '../../src/client/transport.js';
-import type { Entry } from '../../src/protocol/frames.js';
+import { fullJitter } from '../../packages/client/src/client/backoff.js';
+import { newCmid, newDeviceId, timePrefix } from '../../packages/client/src/client/ids.js';
+import { resolveClientOptions } from '../../packages/client/src/client/options.js';
+import { ReorderBuffer } from '../../packages/client/src/client/reorder.js';
+import { tapTransport } from '../../packages/client/src/client/transport.js';
+import type { Entry } from '../../packages/client/src/protocol/frames.js';
 import { FakeServer } from './fake-server.js';
 import { eventually } from './helpers.js';
 

@@ -1,6 +1,6 @@
 /** Setup statements retried while the file is busy (WAL recovery by another process), and only then. */
 import { describe, expect, it } from 'vitest';
-import { retryWhileBusy } from '../../src/db/sqlite-busy.js';
+import { retryWhileBusy } from '../../packages/server/src/db/sqlite-busy.js';
 
 const busy = (code = 'SQLITE_BUSY') => Object.assign(new Error('database is locked'), { code });
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CLOSE_CODES, ERROR_CODE_LIST } from '../../src/protocol/index.js';
+import { CLOSE_CODES, ERROR_CODE_LIST } from '../../packages/client/src/protocol/index.js';
 
 const page = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
 

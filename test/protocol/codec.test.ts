@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeClientFrame, utf8Length } from '../../src/protocol/index.js';
+import { decodeClientFrame, utf8Length } from '../../packages/client/src/protocol/index.js';
 
 const MAX_FRAME = 1024;
 const MAX_BODY = 64;

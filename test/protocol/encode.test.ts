@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeAck, encodeMsgFrame, type AckFrame, type Entry } from '../../src/protocol/index.js';
+import { encodeAck, encodeMsgFrame, type AckFrame, type Entry } from '../../packages/client/src/protocol/index.js';
 
 const text = fc.string({ unit: 'binary', maxLength: 40 });
 const number = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(0, -0, 2 ** 53 - 1, 1e21));

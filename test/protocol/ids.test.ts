@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dmConvId, parseConvId } from '../../src/protocol/index.js';
+import { dmConvId, parseConvId } from '../../packages/client/src/protocol/index.js';
 
 describe('conversation ids', () => {
   it('parses groups and ordered DMs', () => {

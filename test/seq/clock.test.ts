@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { DEFAULT_MAX_DRIFT_MS, HybridClock } from '../../src/seq/clock.js';
+import { DEFAULT_MAX_DRIFT_MS, HybridClock } from '../../packages/server/src/seq/clock.js';
 
 /** A wall clock the test sets by hand. */
 function manualWall(start: number) {

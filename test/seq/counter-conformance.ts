@@ -18,7 +18,7 @@ import {
   SequenceCounters,
   type SequenceCountersOptions,
   type SeqBackend,
-} from '../../src/seq/index.js';
+} from '../../packages/server/src/seq/index.js';
 import { describeCounterProcesses, type ChildBackendSpec } from './counter-processes.js';
 import { ProbeBackend, eventually, sleep } from './counter-probe.js';
 

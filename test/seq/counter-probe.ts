@@ -4,7 +4,7 @@
  * returned, that the number was already covered by a persisted max), and it can
  * hold raises back or fail renewals (a stalled disk, a network partition).
  */
-import type { Lease, MetaFence, SeqBackend } from '../../src/seq/index.js';
+import type { Lease, MetaFence, SeqBackend } from '../../packages/server/src/seq/index.js';
 
 export class ProbeBackend implements SeqBackend {
   /** Per section: the max the backend has confirmed durable (set before the caller sees the raise resolve). */

@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleFixture, ROOT } from '../support/child-fixture.js';
-import { sectionIndex } from '../../src/seq/index.js';
+import { sectionIndex } from '../../packages/server/src/seq/index.js';
 import type { CounterFixture } from './counter-conformance.js';
 import { eventually, sleep } from './counter-probe.js';
 

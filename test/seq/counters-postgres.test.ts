@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openPostgresSeqBackend } from '../../src/seq/index.js';
+import { openPostgresSeqBackend } from '../../packages/server/src/seq/backends/postgres.js';
 import { POSTGRES_URL, serviceAvailable } from '../support/services.js';
 import { describeCounterConformance } from './counter-conformance.js';
 

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SEQ_ERROR_CODES, openSqliteSeqBackend } from '../../src/seq/index.js';
+import { SEQ_ERROR_CODES } from '../../packages/server/src/seq/index.js';
+import { openSqliteSeqBackend } from '../../packages/server/src/seq/backends/sqlite.js';
 import { describeCounterConformance } from './counter-conformance.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sequent-counters-sqlite-'));

@@ -9,10 +9,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { MID_MAX_WORKER, MidGenerator, type MidGeneratorOptions, decodeMid, midWorkerSection } from '../../src/seq/ids.js';
-import type { SeqBackend } from '../../src/seq/backends/types.js';
-import { openSqliteSeqBackend } from '../../src/seq/backends/sqlite.js';
-import { openPostgresSeqBackend } from '../../src/seq/backends/postgres.js';
+import { MID_MAX_WORKER, MidGenerator, type MidGeneratorOptions, decodeMid, midWorkerSection } from '../../packages/server/src/seq/ids.js';
+import type { SeqBackend } from '../../packages/server/src/seq/backends/types.js';
+import { openSqliteSeqBackend } from '../../packages/server/src/seq/backends/sqlite.js';
+import { openPostgresSeqBackend } from '../../packages/server/src/seq/backends/postgres.js';
 import { POSTGRES_URL, serviceAvailable } from '../support/services.js';
 import { MemorySeqBackend } from './support/memory-backend.js';
 

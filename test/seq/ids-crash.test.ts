@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { decodeMid } from '../../src/seq/ids.js';
+import { decodeMid } from '../../packages/server/src/seq/ids.js';
 import { POSTGRES_URL, serviceAvailable } from '../support/services.js';
 
 const postgresUp = await serviceAvailable('postgres', POSTGRES_URL);

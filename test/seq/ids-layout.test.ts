@@ -10,7 +10,7 @@ import {
   MID_WORKER_BITS,
   decodeMid,
   encodeMid,
-} from '../../src/seq/ids.js';
+} from '../../packages/server/src/seq/ids.js';
 
 const E = DEFAULT_MID_EPOCH_MS;
 

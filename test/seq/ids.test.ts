@@ -9,8 +9,8 @@ import {
   type MidGeneratorOptions,
   decodeMid,
   midWorkerSection,
-} from '../../src/seq/ids.js';
-import type { SeqBackend } from '../../src/seq/backends/types.js';
+} from '../../packages/server/src/seq/ids.js';
+import type { SeqBackend } from '../../packages/server/src/seq/backends/types.js';
 import { MemorySeqBackend } from './support/memory-backend.js';
 
 const E = DEFAULT_MID_EPOCH_MS;

@@ -4,7 +4,7 @@
  * in each device's order, and every ack names the entry at its seq.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dmConvId, type MsgFrame } from '../../src/protocol/index.js';
+import { dmConvId, type MsgFrame } from '../../packages/client/src/protocol/index.js';
 import { startTestServer, type Reply, type TestServer, type WireClient } from '../support/wire.js';
 
 const USERS = 20;
@@ -32,7 +32,7 @@ interface Device {
 
 let t: TestServer;
 beforeAll(async () => {
-  t = await startTestServer({ holdMs: 1000 });
+  t = await startTestServer({ holdMs: 1000, metricsPort: 0 });
 });
 afterAll(async () => {
   await t.stop();
@@ -150,7 +150,7 @@ describe('20 clients × 2 devices sending concurrently with resends', () => {
     }
 
     // The run did exercise the hold-back buffer and dedup.
-    const metrics = await (await fetch(`${t.server.httpUrl}/metrics`)).text();
+    const metrics = await (await fetch(t.server.metricsUrl!)).text();
     expect(Number(/sequent_held_back_total (\d+)/.exec(metrics)?.[1])).toBeGreaterThan(0);
     expect(Number(/sequent_dedup_hits_total (\d+)/.exec(metrics)?.[1])).toBeGreaterThan(0);
 

@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Socket } from 'node:net';
 import { startTestServer, WireClient, type TestServer } from '../support/wire.js';
-import type { ServerOptions } from '../../src/server/options.js';
+import type { ServerOptions } from '../../packages/server/src/server/options.js';
 
 let t: TestServer | undefined;
 afterEach(async () => {
@@ -89,14 +89,14 @@ describe('limits', () => {
   });
 
   it('closes a client that stops reading once its send buffer passes the limit (4429), and keeps serving others', async () => {
-    const s = await serve({ maxBuffered: 64 * 1024 });
+    const s = await serve({ maxBuffered: 64 * 1024, metricsPort: 0 });
     const writer = await s.connect('alice');
     const reader = await s.connect('bob');
     await writer.request({ t: 'create', conv: 'g:big', members: ['bob'] });
     (reader.socket as unknown as { _socket: Socket })._socket.pause();
     const body = 'x'.repeat(60_000);
     const closed = reader.closed;
-    const slowClosed = async () => /sequent_slow_consumer_closes_total 1\b/.test(await (await fetch(`${s.server.httpUrl}/metrics`)).text());
+    const slowClosed = async () => /sequent_slow_consumer_closes_total 1\b/.test(await (await fetch(s.server.metricsUrl!)).text());
     let dseq = 0;
     while (!(await slowClosed()) && dseq < 2000) {
       await Promise.all(Array.from({ length: 20 }, () => writer.request({ t: 'send', conv: 'g:big', cmid: `c${++dseq}`, dseq, body })));
@@ -123,14 +123,18 @@ describe('limits', () => {
 });
 
 describe('http', () => {
-  it('serves /healthz, /metrics and 404', async () => {
-    const s = await serve();
+  it('serves /healthz and 404 on the public port, /metrics only on the metrics port', async () => {
+    const s = await serve({ metricsPort: 0 });
     const health = await fetch(`${s.server.httpUrl}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ status: 'ok' });
+    expect((await fetch(`${s.server.httpUrl}/metrics`)).status).toBe(404);
+    expect(s.server.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    expect(new URL(s.server.metricsUrl!).port).not.toBe(String(s.server.port));
+    expect((await fetch(new URL('/healthz', s.server.metricsUrl!))).status).toBe(200);
     const alice = await s.connect('alice');
     await alice.request({ t: 'create', conv: 'g:x', members: [] });
-    const metrics = await (await fetch(`${s.server.httpUrl}/metrics`)).text();
+    const metrics = await (await fetch(s.server.metricsUrl!)).text();
     expect(metrics).toMatch(/sequent_entries_committed_total 1\b/);
     expect(metrics).toMatch(/sequent_frames_in_total\{type="create"\} 1\b/);
     // counters kept as plain numbers report the increase since the last scrape, never twice
@@ -138,7 +142,7 @@ describe('http', () => {
     await alice.request({ t: 'members', conv: 'g:x', add: ['bob'] });
     await alice.request({ t: 'send', conv: 'g:x', cmid: 'c1', dseq: 1, body: 'hi' });
     await bob.waitForPushes(2);
-    const again = await (await fetch(`${s.server.httpUrl}/metrics`)).text();
+    const again = await (await fetch(s.server.metricsUrl!)).text();
     expect(again).toMatch(/sequent_frames_in_total\{type="create"\} 1\b/);
     expect(again).toMatch(/sequent_frames_in_total\{type="send"\} 1\b/);
     expect(again).toMatch(/sequent_pushes_total 2\b/);

@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TokenAuthority } from '../../src/server/index.js';
-import type { MsgFrame } from '../../src/protocol/index.js';
+import { TokenAuthority } from '../../packages/server/src/server/index.js';
+import type { MsgFrame } from '../../packages/client/src/protocol/index.js';
 import { spawnServer, TEST_SECRET, type ServerProcess } from '../support/cli-server.js';
 import { WireClient, type Reply } from '../support/wire.js';
 

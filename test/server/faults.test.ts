@@ -4,8 +4,8 @@
  * keeps serving. The store is the real in-memory reference with faults injected.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryStore } from '../../src/store/memory.js';
-import type { CommitBatch, ConvListing } from '../../src/store/index.js';
+import { MemoryStore } from '../../packages/server/src/store/memory.js';
+import type { CommitBatch, ConvListing } from '../../packages/server/src/store/index.js';
 import { startTestServer, type TestServer } from '../support/wire.js';
 
 class FaultyStore extends MemoryStore {

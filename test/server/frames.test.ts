@@ -1,6 +1,6 @@
 /** Every frame of the protocol over a real WebSocket against a real server on port 0. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { MsgFrame } from '../../src/protocol/index.js';
+import type { MsgFrame } from '../../packages/client/src/protocol/index.js';
 import { startTestServer, type TestServer, type WireClient } from '../support/wire.js';
 
 let t: TestServer;

@@ -1,5 +1,5 @@
 /**
- * Hostile frames against a real `sequent serve` process: each is answered as
+ * Hostile frames against a real `sequent-server serve` process: each is answered as
  * docs/errors.md says, never crashes the process, and a bystander keeps being
  * served. One test per finding of the hardening review (rows of issue 10).
  */

@@ -1,5 +1,5 @@
 /**
- * Hostile load against a real `sequent serve` process: what one client can make
+ * Hostile load against a real `sequent-server serve` process: what one client can make
  * the server hold stays bounded (RSS read from /proc), one user's bad input
  * never fails another user's sends, and what the server keeps on disk or shows
  * a removed member stays private. Rows of issue 10 that are about memory,

@@ -1,5 +1,5 @@
 /**
- * The real server (`sequent serve --postgres`) keeping its log and id leases in
+ * The real server (`sequent-server serve --postgres`) keeping its log and id leases in
  * PostgreSQL: acked messages survive a kill -9, exactly once, at their acked seqs.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TokenAuthority } from '../../src/server/auth.js';
+import { TokenAuthority } from '../../packages/server/src/server/auth.js';
 import { spawnServer, TEST_SECRET } from '../support/cli-server.js';
 import { POSTGRES_URL, serviceAvailable } from '../support/services.js';
 import { WireClient } from '../support/wire.js';
@@ -31,7 +31,7 @@ afterAll(async () => {
   if (available) await admin((c) => c.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`));
 });
 
-describe.skipIf(!available)('sequent serve --postgres', () => {
+describe.skipIf(!available)('sequent-server serve --postgres', () => {
   it('keeps every acked message exactly once at its acked seq across a kill -9', async () => {
     await admin((c) => c.query(`CREATE DATABASE ${database}`));
     const url = new URL(POSTGRES_URL);

@@ -3,8 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { startServer } from '../../src/server/index.js';
-import { MemoryStore } from '../../src/store/memory.js';
+import { startServer } from '../../packages/server/src/server/index.js';
+import { MemoryStore } from '../../packages/server/src/store/memory.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sequent-secret-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -5,12 +5,12 @@
  */
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { Entry } from '../../src/protocol/index.js';
-import { Conversations } from '../../src/server/conversations.js';
-import { ServerMetrics } from '../../src/server/metrics.js';
-import { CommitFailed, Sequencer } from '../../src/server/sequencer.js';
-import type { CommitBatch } from '../../src/store/index.js';
-import { MemoryStore } from '../../src/store/memory.js';
+import type { Entry } from '../../packages/client/src/protocol/index.js';
+import { Conversations } from '../../packages/server/src/server/conversations.js';
+import { ServerMetrics } from '../../packages/server/src/server/metrics.js';
+import { CommitFailed, Sequencer } from '../../packages/server/src/server/sequencer.js';
+import type { CommitBatch } from '../../packages/server/src/store/index.js';
+import { MemoryStore } from '../../packages/server/src/store/memory.js';
 
 /** The reference store, holding each commit until the test releases it. */
 class HeldStore extends MemoryStore {

@@ -6,7 +6,7 @@ import * as ws from 'ws';
 
 /** ws's frame parser; the package exports it, its type declarations do not. */
 const { Receiver } = ws as unknown as { Receiver: new (options: { isServer: boolean }) => Writable };
-import { FrameFlusher, textFrames, TurnFrames, type FrameSink } from '../../src/server/turn-frames.js';
+import { FrameFlusher, textFrames, TurnFrames, type FrameSink } from '../../packages/server/src/server/turn-frames.js';
 
 /** What a real WebSocket client (ws's own frame parser) reads out of the bytes. */
 function parseAsClient(bytes: Buffer): Promise<string[]> {

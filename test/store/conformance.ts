@@ -6,9 +6,9 @@
  */
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Entry } from '../../src/protocol/index.js';
-import type { CommitBatch, MembershipChange, Store } from '../../src/store/index.js';
-import { entrySize } from '../../src/store/rows.js';
+import type { Entry } from '../../packages/client/src/protocol/index.js';
+import type { CommitBatch, MembershipChange, Store } from '../../packages/server/src/store/index.js';
+import { entrySize } from '../../packages/server/src/store/rows.js';
 
 export interface StoreFixture {
   /** A fresh store on empty data; the suite calls init(). */

@@ -1,5 +1,5 @@
 /** The in-memory reference Store against the same conformance suite as every durable adapter. */
-import { MemoryStore } from '../../src/store/memory.js';
+import { MemoryStore } from '../../packages/server/src/store/memory.js';
 import { describeStoreConformance } from './conformance.js';
 
 describeStoreConformance('memory (reference)', async () => {

@@ -1,7 +1,7 @@
 /** The PostgreSQL adapter against the same conformance suite, each test in a fresh schema of the local server. */
 import pg from 'pg';
 import { afterAll, describe } from 'vitest';
-import { openPostgresStore } from '../../src/store/postgres.js';
+import { openPostgresStore } from '../../packages/server/src/store/postgres.js';
 import { POSTGRES_URL, serviceAvailable } from '../support/services.js';
 import { describeStoreConformance } from './conformance.js';
 

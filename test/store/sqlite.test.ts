@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openSqliteStore } from '../../src/store/index.js';
-import { SQLITE_SCHEMA_VERSION } from '../../src/store/sqlite.js';
+import { openSqliteStore } from '../../packages/server/src/store/sqlite.js';
+import { SQLITE_SCHEMA_VERSION } from '../../packages/server/src/store/sqlite.js';
 import { describeStoreConformance, msg } from './conformance.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sequent-store-sqlite-'));

@@ -1,6 +1,6 @@
-/** Runs `bin/sequent serve` as a real child process: the pid tests kill is the server itself. */
+/** Runs `bin/sequent-server serve` as a real child process: the pid tests kill is the server itself. */
 import type { ChildProcess } from 'node:child_process';
-import { SEQUENT_BIN, spawnServerProcess, type ServerExit } from '../../src/chaos/server-process.js';
+import { SEQUENT_BIN, spawnServerProcess, type ServerExit } from '../../packages/server/src/chaos/server-process.js';
 
 export const BIN = SEQUENT_BIN;
 export const TEST_SECRET = 'cli-test-secret-0123456789abcdefghijklmnop';

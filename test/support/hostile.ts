@@ -1,5 +1,5 @@
 /**
- * Helpers for the hardening tests: a real `sequent serve` process, clients of
+ * Helpers for the hardening tests: a real `sequent-server serve` process, clients of
  * it, its memory as the kernel reports it, and a bystander whose requests must
  * keep being served whatever the attacker does.
  */
@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { TokenAuthority } from '../../src/server/index.js';
+import { TokenAuthority } from '../../packages/server/src/server/index.js';
 import { spawnServer, TEST_SECRET, type ServerProcess } from './cli-server.js';
 import { WireClient } from './wire.js';
 

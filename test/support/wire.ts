@@ -6,10 +6,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import type { MsgFrame, ServerFrame } from '../../src/protocol/index.js';
-import { startServer, type RunningServer } from '../../src/server/index.js';
-import type { ServerOptions } from '../../src/server/options.js';
-import { MemoryStore } from '../../src/store/memory.js';
+import type { MsgFrame, ServerFrame } from '../../packages/client/src/protocol/index.js';
+import { startServer, type RunningServer } from '../../packages/server/src/server/index.js';
+import type { ServerOptions } from '../../packages/server/src/server/options.js';
+import { MemoryStore } from '../../packages/server/src/store/memory.js';
 
 export type Reply = ServerFrame & { [key: string]: unknown };
 

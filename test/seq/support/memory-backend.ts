@@ -4,8 +4,8 @@
  * so a test can let leases expire without waiting. Writes land a macrotask after
  * the call, as with a real store.
  */
-import { FencedError, LeaseHeldError, SeqClosedError } from '../../../src/seq/errors.js';
-import type { Lease, MetaFence, SeqBackend } from '../../../src/seq/backends/types.js';
+import { FencedError, LeaseHeldError, SeqClosedError } from '../../../packages/server/src/seq/errors.js';
+import type { Lease, MetaFence, SeqBackend } from '../../../packages/server/src/seq/backends/types.js';
 
 interface Section {
   holder: string | undefined;

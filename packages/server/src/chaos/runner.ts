@@ -1,0 +1,461 @@
+/**
+ * `sequent-server chaos`: the real server as a child process behind a fault proxy,
+ * SDK clients on file stores sending into groups and DMs, membership changes,
+ * and faults at planned per-minute rates (server kills, pauses and clock steps,
+ * client crashes, and faults on single connections) — then every device reads
+ * its whole history, and the checker judges the recorded run. The history goes
+ * to disk as it is recorded and is judged in one streaming pass.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { TokenAuthority } from '../server/auth.js';
+import { checkHistoryStream, type CheckOptions, type Violation } from './checker.js';
+import { ChaosDevice } from './device.js';
+import { applySystemEntries, DirectSession } from './direct.js';
+import { HistoryFile, readHistoryFile } from './history-file.js';
+import { HistoryRecorder } from './history.js';
+import { dmsOf, planRun, type ChaosPlan, type PlannedFault, type PlanOptions } from './plan.js';
+import { CHAOS_POSTGRES_URL, createChaosDatabase, type ChaosDatabase } from './postgres.js';
+import { Prng } from './prng.js';
+import { startFaultProxy, type FaultOptions, type FaultProxy } from './proxy.js';
+import { ReportBuilder, writeReport, type ChaosReport } from './report.js';
+import { killServer, pauseServer, spawnServerProcess, stepClock, stopServer, type ServerChild } from './server-process.js';
+
+export interface ChaosOptions extends Omit<PlanOptions, 'devicesPerUser'> {
+  devicesPerUser?: number;
+  /** Where the report, the history and the run's data go. */
+  outDir: string;
+  /** Mean gap between two sends of one device. */
+  sendEveryMs?: number;
+  /** Per-frame proxy settings (delays); the counted faults come from the plan's rates. */
+  faults?: Partial<FaultOptions>;
+  /** How long the end of the run may wait for every unacked send to be acked. */
+  settleTimeoutMs?: number;
+  /** Run against PostgreSQL: true for the admin URL from the environment, or an admin URL. A fresh database is made and dropped. */
+  postgres?: boolean | string;
+  /** The checker's floor; by default a quarter of the sends the run should make. */
+  floor?: CheckOptions['floor'];
+  log?: (line: string) => void;
+}
+
+export interface ChaosResult {
+  report: ChaosReport;
+  violations: Violation[];
+  files: { summary: string; svg: string; json: string; history: string };
+  summary: string;
+}
+
+/** Per-frame delays only: duplicates and cuts are counted faults from the plan, so they scale with the run. */
+export const DEFAULT_FAULTS: FaultOptions = {
+  toServerDelayMs: { min: 0, max: 25 },
+  toClientDelayMs: { min: 0, max: 25 },
+  duplicateToServer: 0,
+  cutPerFrame: 0,
+};
+
+/** Answers to a membership change that retrying will not change. */
+const FINAL_CODES = new Set(['forbidden', 'bad_request', 'not_found', 'conflict', 'invalid_argument']);
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Which conversations a user may send to now: the groups' membership as the server's log last said it was. */
+class Audience {
+  private readonly members: Map<string, Set<string>>;
+
+  constructor(private readonly plan: ChaosPlan) {
+    this.members = new Map(plan.groups.map((g) => [g.conv, new Set(g.members)]));
+  }
+
+  set(conv: string, members: Iterable<string>): void {
+    this.members.set(conv, new Set(members));
+  }
+
+  convsOf(user: string): string[] {
+    const groups = [...this.members].filter(([, m]) => m.has(user)).map(([conv]) => conv);
+    return [...groups, ...dmsOf(this.plan, user)];
+  }
+}
+
+/** Peak resident memory of this process and of the server, sampled once a second. */
+class MemoryWatch {
+  peakRss = 0;
+  peakServerRss = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly serverPid: () => number) {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), 1000);
+    this.timer.unref();
+  }
+
+  peakHeap = 0;
+
+  sample(): void {
+    this.peakRss = Math.max(this.peakRss, process.memoryUsage.rss());
+    this.peakHeap = Math.max(this.peakHeap, process.memoryUsage().heapUsed);
+    try {
+      const status = readFileSync(`/proc/${this.serverPid()}/status`, 'utf8');
+      const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      this.peakServerRss = Math.max(this.peakServerRss, kb * 1024);
+    } catch {
+      // not Linux, or the server is between a kill and its restart
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
+  const log = options.log ?? (() => {});
+  const plan = planRun({ ...options, devicesPerUser: options.devicesPerUser ?? 2 });
+  const rng = new Prng(options.seed, 'run');
+  const dataDir = join(options.outDir, 'server-data');
+  const storesDir = join(options.outDir, 'client-stores');
+  const clockFile = join(options.outDir, 'server-clock-offset');
+  rmSync(dataDir, { recursive: true, force: true });
+  rmSync(storesDir, { recursive: true, force: true });
+  mkdirSync(storesDir, { recursive: true });
+  stepClock(undefined, clockFile, 0);
+
+  const secret = randomBytes(24).toString('base64url');
+  const tokens = new TokenAuthority(secret);
+  const historyPath = join(options.outDir, 'history.jsonl');
+  const file = new HistoryFile(historyPath);
+  const history = new HistoryRecorder(undefined, file);
+  const counters = { connections: 0, syncs: 0 };
+  const sendEveryMs = options.sendEveryMs ?? 120;
+
+  let database: ChaosDatabase | undefined;
+  if (options.postgres) {
+    database = await createChaosDatabase(typeof options.postgres === 'string' ? options.postgres : CHAOS_POSTGRES_URL);
+    log(`PostgreSQL database ${database.name}`);
+  }
+  const spawn = (port?: number) =>
+    spawnServerProcess({ dataDir, secret, clockFile, args: ['--metrics-port', '0'], ...(port === undefined ? {} : { port }), ...(database ? { postgresUrl: database.url } : {}) });
+
+  let server: ServerChild | undefined;
+  let proxy: FaultProxy | undefined;
+  let memory: MemoryWatch | undefined;
+  const devices: ChaosDevice[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+  let dedupHits = 0;
+  try {
+    server = await spawn();
+    history.record({ type: 'server-start' });
+    const port = server.port;
+    const current = (): ServerChild => server!;
+    memory = new MemoryWatch(() => current().pid);
+    proxy = await startFaultProxy({ target: server.url, seed: options.seed, faults: { ...DEFAULT_FAULTS, ...options.faults } });
+    const theProxy = proxy;
+    log(`server pid ${server.pid} on port ${port}; fault proxy at ${proxy.url}`);
+
+    for (const d of plan.devices) {
+      devices.push(
+        new ChaosDevice({
+          user: d.user,
+          label: d.device,
+          storePath: join(storesDir, `${d.user}-${d.device}.json`),
+          url: () => theProxy.url,
+          token: (user, device) => tokens.mint(user, device),
+          history,
+          counters,
+        }),
+      );
+    }
+    const deviceOf = (user: string, label: string) => devices[plan.devices.findIndex((d) => d.user === user && d.device === label)]!;
+    const aliveOf = (user: string) => [deviceOf(user, 'd1'), ...devices.filter((d) => d.user === user)].find((d) => d.alive);
+    // The server counts its dedup hits; read them before each kill (a kill loses them) and at the end.
+    const collectDedupHits = async () => {
+      dedupHits += await scrapeCounter(current().metricsUrl, 'sequent_dedup_hits_total');
+    };
+    const later = (ms: number, run: () => Promise<void> | void) => {
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        void Promise.resolve(run()).catch((error: unknown) => log(`scheduled step failed: ${String(error)}`));
+      }, ms);
+      timers.add(timer);
+    };
+
+    // What the server's log says each group's members are: the observer is a device of the owner, outside the history.
+    const observed = new Map<string, { after: number; members: Set<string> }>();
+    const truthOf = async (conv: string, owner: string): Promise<Set<string> | undefined> => {
+      const state = observed.get(conv) ?? { after: 0, members: new Set<string>() };
+      for (let attempt = 0; attempt < 20; attempt++) {
+        try {
+          const session = await DirectSession.open(current().url, await tokens.mint(owner, 'chaos-observer'), 3000);
+          try {
+            const read = await session.readLog(conv, state.after);
+            if ('error' in read) throw new Error(read.error);
+            applySystemEntries(state.members, read.entries);
+            state.after = Math.max(state.after, read.entries.at(-1)?.seq ?? state.after);
+            observed.set(conv, state);
+            return state.members;
+          } finally {
+            session.close();
+          }
+        } catch {
+          await sleep(250);
+        }
+      }
+      return undefined;
+    };
+
+    await Promise.all(devices.map((d) => d.start()));
+    // Groups exist before the run; their owners' first devices create them (resending through faults).
+    const audience = new Audience(plan);
+    for (const group of plan.groups) {
+      const owner = deviceOf(group.owner, 'd1');
+      await retry(() => owner.client!.create(group.conv, group.members.filter((m) => m !== group.owner)), ['conflict'], log);
+      const truth = await truthOf(group.conv, group.owner);
+      if (truth) audience.set(group.conv, truth);
+    }
+
+    const runStart = Date.now();
+    const sending = devices.map(async (device, i) => {
+      const own = rng.fork(`sender-${i}`);
+      while (Date.now() - runStart < options.durationMs) {
+        await sleep(own.int(Math.round(sendEveryMs / 2), Math.round(sendEveryMs * 1.5)));
+        const convs = audience.convsOf(device.user);
+        if (convs.length > 0 && device.alive) device.send(own.pick(convs));
+      }
+    });
+
+    // Server kills and pauses one at a time; membership changes one at a time (each waits for the truth).
+    let serverOps: Promise<void> = Promise.resolve();
+    let memberOps: Promise<void> = Promise.resolve();
+    const faultRng = rng.fork('targets');
+    const fire = async (fault: PlannedFault): Promise<void> => {
+      switch (fault.kind) {
+        case 'server-kill':
+          serverOps = serverOps.then(async () => {
+            // A burst first, so that the kill lands while many sends are in flight.
+            for (const d of devices) {
+              const convs = audience.convsOf(d.user);
+              if (!d.alive || convs.length === 0) continue;
+              for (let k = 0; k < 3; k++) d.send(faultRng.pick(convs));
+            }
+            await sleep(15);
+            const inFlight = devices.reduce((n, d) => n + d.pending(), 0);
+            await collectDedupHits();
+            history.record({ type: 'fault', kind: 'server-kill', detail: `${inFlight} sends in flight` });
+            history.record({ type: 'server-kill' });
+            log(`${fault.at} ms: SIGKILL server pid ${current().pid} with ${inFlight} sends in flight`);
+            await killServer(current());
+            await sleep(fault.downMs);
+            server = await spawn(port);
+            history.record({ type: 'server-start' });
+          });
+          return serverOps;
+        case 'server-pause':
+          serverOps = serverOps.then(async () => {
+            history.record({ type: 'fault', kind: 'server-pause', detail: `${fault.ms} ms` });
+            log(`${fault.at} ms: SIGSTOP server for ${fault.ms} ms`);
+            await pauseServer(current(), fault.ms);
+          });
+          return serverOps;
+        case 'clock-step':
+          history.record({ type: 'fault', kind: 'clock-step', detail: `offset ${fault.offsetMs} ms` });
+          stepClock(current(), clockFile, fault.offsetMs);
+          return;
+        case 'client-kill': {
+          const device = deviceOf(fault.user, fault.device);
+          if (!device.alive) return;
+          log(`${fault.at} ms: kill client ${fault.user}/${fault.device}`);
+          history.record({ type: 'fault', kind: 'client-kill', user: device.user, device: device.deviceId });
+          device.crash();
+          await sleep(fault.downMs);
+          await device.start();
+          return;
+        }
+        case 'membership':
+          memberOps = memberOps.then(() => changeMembership(fault));
+          return memberOps;
+        default: {
+          // While the server is down no connection is open: wait a little for one (bounded) rather than lose the fault.
+          let open = theProxy.open();
+          for (let i = 0; open.length === 0 && i < 30; i++) {
+            await sleep(100);
+            open = theProxy.open();
+          }
+          if (open.length === 0) return;
+          const target = faultRng.pick(open);
+          const injected =
+            fault.kind === 'stall'
+              ? { kind: 'stall' as const, ms: fault.ms }
+              : fault.kind === 'half-open'
+                ? { kind: 'stall' as const, ms: Number.POSITIVE_INFINITY }
+                : fault.kind === 'lost-reply'
+                  ? { kind: 'lost-reply' as const, match: (f: Record<string, unknown>) => f['t'] === 'send', cutAfterMs: fault.ms }
+                  : { kind: fault.kind };
+          if (theProxy.inject(target, injected)) history.record({ type: 'fault', kind: fault.kind, detail: `proxy connection ${target}` });
+        }
+      }
+    };
+
+    /** Applies a planned change, retrying while the answer is lost or "try again"; then asks the log what really happened. */
+    const changeMembership = async (fault: Extract<PlannedFault, { kind: 'membership' }>): Promise<void> => {
+      const change = fault.op === 'add' ? { add: [fault.user] } : { remove: [fault.user] };
+      let loseReply = fault.loseReply;
+      // Changes run one at a time; on a starved machine they fall behind, and must not hold the run's end.
+      const over = () => Date.now() - runStart > options.durationMs;
+      if (over()) {
+        log(`${fault.at} ms: change of ${fault.conv} skipped, the run is over`);
+        return;
+      }
+      for (let attempt = 1; attempt <= 8 && !over(); attempt++) {
+        const owner = aliveOf(fault.by);
+        if (!owner?.client) {
+          await sleep(300);
+          continue;
+        }
+        if (loseReply) {
+          // The request reaches the server, its answer vanishes: the SDK sees "connection closed before the reply".
+          loseReply = false;
+          let armed = true;
+          const match = (f: Record<string, unknown>): boolean => {
+            if (!armed || f['t'] !== 'members' || f['conv'] !== fault.conv) return false;
+            armed = false;
+            return true;
+          };
+          for (const id of theProxy.open()) theProxy.inject(id, { kind: 'lost-reply', match, cutAfterMs: 200 });
+          history.record({ type: 'fault', kind: 'lost-reply', detail: `members ${fault.conv}` });
+        }
+        log(`${fault.at} ms: ${fault.by} ${fault.op}s ${fault.user} in ${fault.conv} (try ${attempt})`);
+        try {
+          await owner.client.members(fault.conv, change);
+          break;
+        } catch (error) {
+          const code = (error as { code?: string }).code ?? '';
+          log(`membership change failed: ${String(error)}`);
+          if (FINAL_CODES.has(code)) break;
+          await sleep(300);
+        }
+      }
+      const truth = await truthOf(fault.conv, fault.by);
+      if (truth) audience.set(fault.conv, truth);
+      else log(`could not re-read the members of ${fault.conv}`);
+    };
+
+    for (const fault of plan.faults) later(fault.at, () => fire(fault));
+    await Promise.all(sending);
+    // Bounded: every timer fires within the run, and each step has its own bounds.
+    for (let i = 0; timers.size > 0 && i < 1200; i++) await sleep(50);
+    await serverOps;
+    await memberOps;
+
+    // Faults stop; everything sent must now get through.
+    proxy.setFaults({ toServerDelayMs: { min: 0, max: 0 }, toClientDelayMs: { min: 0, max: 0 }, duplicateToServer: 0, cutPerFrame: 0 });
+    stepClock(current(), clockFile, 0);
+    for (const device of devices) if (!device.alive) await device.start();
+    const settleBy = Date.now() + (options.settleTimeoutMs ?? 30_000);
+    while (devices.some((d) => d.pending() > 0) && Date.now() < settleBy) await sleep(100);
+    // Every send not acked by now is listed with its reason: the checker accepts nothing else.
+    let unsettled = 0;
+    for (const device of devices) {
+      for (const u of device.unsettled()) {
+        unsettled++;
+        history.record({ type: 'pending', user: device.user, device: device.deviceId, ...u });
+      }
+    }
+    if (unsettled > 0) log(`${unsettled} sends not acked at the end (listed as pending)`);
+    await Promise.all(devices.map((d) => d.stop()));
+    await collectDedupHits();
+
+    // Every device reads its whole history directly from the server.
+    for (const device of devices) await finalRead(current().url, tokens, device, [...plan.groups.map((g) => g.conv), ...dmsOf(plan, device.user)], history);
+  } finally {
+    for (const timer of timers) clearTimeout(timer);
+    await Promise.all(devices.map((d) => d.stop().catch(() => {})));
+    await proxy?.close();
+    if (server) await stopServer(server);
+    memory?.stop();
+    file.close();
+    await database?.drop().catch((error: unknown) => log(`could not drop ${database?.name}: ${String(error)}`));
+  }
+
+  // One pass over the file feeds both the checker and the report.
+  const builder = new ReportBuilder();
+  const planned = (devices.length * options.durationMs) / sendEveryMs;
+  const floor = options.floor ?? { acks: Math.max(1, Math.floor(planned / 4)), finalLogs: devices.length };
+  const check = await checkHistoryStream(() => readHistoryFile(historyPath), { floor }, (e) => builder.add(e));
+  const written = await writeReport(options.outDir, builder, {
+    seed: options.seed,
+    check,
+    faultWindowMs: options.durationMs,
+    counters: { dedupHits, connectionsCut: (proxy?.stats.cutByFault ?? 0) + (proxy?.stats.cutByCall ?? 0) },
+    run: {
+      store: database ? 'postgres' : 'sqlite',
+      events: history.count,
+      historyMB: Math.round(file.bytes / 2 ** 20),
+      peakRssMB: Math.round((memory?.peakRss ?? 0) / 2 ** 20),
+      peakHeapMB: Math.round((memory?.peakHeap ?? 0) / 2 ** 20),
+      peakServerRssMB: Math.round((memory?.peakServerRss ?? 0) / 2 ** 20),
+      checkerPeakRssMB: Math.round(process.memoryUsage.rss() / 2 ** 20),
+    },
+  });
+  return {
+    report: written.report,
+    violations: check.violations,
+    files: { summary: written.summaryPath, svg: written.svgPath, json: written.jsonPath, history: historyPath },
+    summary: written.summary,
+  };
+}
+
+/** A device's final log of every conversation, or why not; retried while the server is unreachable. */
+async function finalRead(url: string, tokens: TokenAuthority, device: ChaosDevice, convs: string[], history: HistoryRecorder): Promise<void> {
+  const who = { user: device.user, device: device.deviceId };
+  let lastError = '';
+  for (let attempt = 0; attempt < 5; attempt++) {
+    let session: DirectSession;
+    try {
+      session = await DirectSession.open(url, await tokens.mint(device.user, device.deviceId));
+    } catch (error) {
+      lastError = String(error);
+      await sleep(500);
+      continue;
+    }
+    try {
+      for (const conv of convs) {
+        const read = await session.readLog(conv);
+        // A refusal is recorded too: the checker decides whether this device should have had that log.
+        if ('error' in read) history.record({ type: 'final-refused', ...who, conv, reason: read.error });
+        else history.record({ type: 'final-log', ...who, conv, entries: read.entries, last: read.last });
+      }
+      return;
+    } catch (error) {
+      lastError = String(error);
+    } finally {
+      session.close();
+    }
+  }
+  history.record({ type: 'final-refused', ...who, reason: lastError });
+}
+
+/** A counter's value from the server's /metrics; 0 when the server cannot be asked. */
+async function scrapeCounter(metricsUrl: string | undefined, name: string): Promise<number> {
+  try {
+    if (metricsUrl === undefined) return 0;
+    const text = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(1000) })).text();
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    return line ? Number(line.slice(name.length + 1)) || 0 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function retry<T>(attempt: () => Promise<T>, acceptable: string[], log: (line: string) => void): Promise<T | undefined> {
+  for (let i = 0; ; i++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? '';
+      if (acceptable.includes(code)) return undefined;
+      if (i >= 20) throw error;
+      log(`retrying after ${code || String(error)}`);
+      await sleep(200);
+    }
+  }
+}

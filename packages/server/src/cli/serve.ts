@@ -1,0 +1,180 @@
+/** `sequent-server serve`: this process is the server (no wrapper), so signals reach it directly. */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
+import { pino } from 'pino';
+import { MetricsListenError, OptionError, startServer, type RunningServer } from '../server/index.js';
+import * as defaults from '../server/options.js';
+import { DEFAULT_HOST, DEFAULT_METRICS_HOST, DEFAULT_PORT, type ServerOptions } from '../server/options.js';
+import { DEFAULT_HOLD_MS, DEFAULT_MAX_BODY, DEFAULT_MAX_FRAME } from 'sequent-client/protocol';
+import { HELP_FLAG, parseCommand, UsageError, type FlagSpec } from './args.js';
+import { DataDirError, describeDataDirError, prepareDataDir } from './data-dir.js';
+import { isPostgresFailure, withDefaultUser } from './postgres-url.js';
+import { loadSecret, SecretError, type Secret } from './secret.js';
+
+const FLAGS: Record<string, FlagSpec> = {
+  host: { kind: 'string', default: DEFAULT_HOST, help: 'address to listen on' },
+  port: { kind: 'int', default: DEFAULT_PORT, min: 0, max: 65535, help: 'port to listen on (0: any free port)' },
+  'metrics-port': { kind: 'int', min: 0, max: 65535, help: 'serve Prometheus /metrics on this port of --metrics-host, apart from the public port (default: no /metrics; 0: any free port)' },
+  'metrics-host': { kind: 'string', default: DEFAULT_METRICS_HOST, help: 'address the metrics port listens on' },
+  data: { kind: 'string', default: './data', help: 'data directory (SQLite database, token secret)' },
+  'hold-ms': { kind: 'int', default: DEFAULT_HOLD_MS, min: 0, max: 600_000, help: 'how long a dseq gap is held back' },
+  postgres: { kind: 'string', help: 'keep the log in this PostgreSQL database (postgres://…) instead of the embedded SQLite file' },
+  durability: { kind: 'string', default: 'full', help: 'full (fsync every commit) or process (survives a process crash only)' },
+  'log-level': { kind: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
+  'tls-cert': { kind: 'string', help: 'serve wss:// and https:// with this PEM certificate chain (with --tls-key)' },
+  'tls-key': { kind: 'string', help: 'the PEM private key of --tls-cert' },
+  help: HELP_FLAG,
+};
+
+type LimitOption = { [K in keyof ServerOptions]-?: ServerOptions[K] extends number | undefined ? K : never }[keyof ServerOptions];
+
+/** Limits an operator may tune, each a flag named after its option; docs/operations.md lists them. */
+const LIMIT_FLAGS: Record<string, { option: LimitOption; default: number; help: string }> = {
+  'max-frame': { option: 'maxFrame', default: DEFAULT_MAX_FRAME, help: 'largest client frame, bytes' },
+  'max-body': { option: 'maxBody', default: DEFAULT_MAX_BODY, help: "largest send body (with its ctx), bytes" },
+  'max-buffered': { option: 'maxBuffered', default: defaults.DEFAULT_MAX_BUFFERED, help: 'bytes waiting for a client before it is cut as slow (4429)' },
+  rate: { option: 'ratePerSecond', default: defaults.DEFAULT_RATE_PER_SECOND, help: 'frames per second per connection' },
+  'rate-burst': { option: 'rateBurst', default: defaults.DEFAULT_RATE_BURST, help: 'frames a connection may send at once' },
+  'max-bad-frames': { option: 'maxBadFrames', default: defaults.DEFAULT_MAX_BAD_FRAMES, help: 'refused frames before the connection is closed (4400)' },
+  'max-held-per-device': { option: 'maxHeldPerDevice', default: defaults.DEFAULT_MAX_HELD_PER_DEVICE, help: 'sends a device may have held back for a missing dseq' },
+  'max-held-bytes-per-device': { option: 'maxHeldBytesPerDevice', default: defaults.DEFAULT_MAX_HELD_BYTES_PER_DEVICE, help: 'bytes of held-back sends per device' },
+  'max-held-bytes-per-user': { option: 'maxHeldBytesPerUser', default: defaults.DEFAULT_MAX_HELD_BYTES_PER_USER, help: 'bytes of held-back sends per user' },
+  'max-connections-per-user': { option: 'maxConnectionsPerUser', default: defaults.DEFAULT_MAX_CONNECTIONS_PER_USER, help: 'open connections per user (4430 past it)' },
+  'max-connections-per-address': {
+    option: 'maxConnectionsPerAddress',
+    default: defaults.DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+    help: 'open connections per remote address (0: no cap, behind a proxy)',
+  },
+  'max-sync-bytes': { option: 'maxSyncBytes', default: defaults.DEFAULT_MAX_SYNC_BYTES, help: 'bytes of entries in one sync reply' },
+  'max-pending-reads': { option: 'maxPendingReads', default: defaults.DEFAULT_MAX_PENDING_READS, help: 'reads one connection may have waiting' },
+  'max-convs': { option: 'maxConvs', default: defaults.DEFAULT_MAX_CONVS, help: 'rows in one convs reply' },
+};
+for (const [flag, limit] of Object.entries(LIMIT_FLAGS)) {
+  // No default of the flag's own: an unset limit is left to the server, whose defaults depend on one another.
+  FLAGS[flag] = { kind: 'int', min: 0, help: `${limit.help} (default ${limit.default})` };
+}
+
+const SUMMARY = 'Runs the server until SIGTERM or SIGINT, then drains. Secret: SEQUENT_SECRET, else <data>/secret (created on first start).';
+
+/** The flag that sets each server option, so that a refused value is reported by the name the operator typed. */
+const FLAG_OF_OPTION: Record<string, string> = {
+  host: 'host',
+  port: 'port',
+  metricsPort: 'metrics-port',
+  metricsHost: 'metrics-host',
+  dataDir: 'data',
+  holdMs: 'hold-ms',
+  durability: 'durability',
+  postgresUrl: 'postgres',
+  ...Object.fromEntries(Object.entries(LIMIT_FLAGS).map(([flag, { option }]) => [option, flag])),
+};
+
+/** The certificate and key, read and checked now, so that a wrong file is one line at start naming its flag. */
+function readTls(certPath: unknown, keyPath: unknown): { cert: Buffer; key: Buffer } | undefined {
+  if (certPath === undefined || keyPath === undefined) return undefined;
+  const read = (flag: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new Error(`cannot read --${flag} ${resolve(path)} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+  };
+  const cert = read('tls-cert', String(certPath));
+  const key = read('tls-key', String(keyPath));
+  try {
+    createSecureContext({ cert, key });
+  } catch (error) {
+    throw new Error(`--tls-cert and --tls-key are not a PEM certificate and its key (${(error as Error).message})`);
+  }
+  return { cert, key };
+}
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export async function runServe(argv: string[]): Promise<number> {
+  const flags = parseCommand('serve', argv, FLAGS, SUMMARY, (parsed) => {
+    if (!LOG_LEVELS.has(String(parsed['log-level']))) throw new UsageError(`flag --log-level takes one of ${[...LOG_LEVELS].join(', ')}`);
+    if (parsed['durability'] !== 'full' && parsed['durability'] !== 'process') throw new UsageError('flag --durability takes full or process');
+    if ((parsed['tls-cert'] === undefined) !== (parsed['tls-key'] === undefined)) throw new UsageError('flags --tls-cert and --tls-key go together');
+  });
+  if (typeof flags === 'number') return flags;
+  const fail = (message: string, code = 1): number => {
+    process.stderr.write(`sequent-server serve: ${message}\n`);
+    return code;
+  };
+
+  let tls: { cert: Buffer; key: Buffer } | undefined;
+  try {
+    tls = readTls(flags['tls-cert'], flags['tls-key']);
+  } catch (error) {
+    return fail((error as Error).message);
+  }
+
+  let dataDir: string;
+  let secret: Secret;
+  try {
+    dataDir = prepareDataDir(String(flags['data']));
+    secret = loadSecret(dataDir, process.env['SEQUENT_SECRET'], true);
+  } catch (error) {
+    if (error instanceof DataDirError || error instanceof SecretError) return fail(error.message);
+    const described = describeDataDirError(String(flags['data']), error);
+    if (described !== undefined) return fail(described);
+    throw error;
+  }
+
+  const logger = pino({ level: String(flags['log-level']), base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
+  const postgresUrl = flags['postgres'] === undefined ? undefined : withDefaultUser(String(flags['postgres']));
+  let server: RunningServer;
+  try {
+    server = await startServer({
+      host: String(flags['host']),
+      port: Number(flags['port']),
+      ...(flags['metrics-port'] === undefined ? {} : { metricsPort: Number(flags['metrics-port']), metricsHost: String(flags['metrics-host']) }),
+      dataDir,
+      secret: secret.secret,
+      holdMs: Number(flags['hold-ms']),
+      durability: flags['durability'] as 'full' | 'process',
+      ...(postgresUrl === undefined ? {} : { postgresUrl }),
+      ...(tls === undefined ? {} : { tls }),
+      ...Object.fromEntries(Object.entries(LIMIT_FLAGS).flatMap(([flag, { option }]) => (flags[flag] === undefined ? [] : [[option, Number(flags[flag])]]))),
+      logger,
+    });
+  } catch (error) {
+    if (error instanceof OptionError) {
+      const flag = FLAG_OF_OPTION[error.option];
+      return fail(flag ? `invalid flag --${flag}: ${error.problem}` : error.message, 2);
+    }
+    if (error instanceof MetricsListenError) return fail(`${error.message}; check --metrics-host and --metrics-port`);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      return fail(`cannot listen on ${String(flags['host'])}:${String(flags['port'])} (${code}); check --host and --port`);
+    }
+    if (postgresUrl !== undefined && isPostgresFailure(error)) {
+      return fail(`cannot use the database given by --postgres (${code === undefined ? '' : `${code}: `}${error.message})`);
+    }
+    const described = describeDataDirError(dataDir, error);
+    if (described !== undefined) return fail(described);
+    throw error;
+  }
+  logger.info(
+    { port: server.port, url: server.url, http: server.httpUrl, ...(server.metricsUrl === undefined ? {} : { metrics: server.metricsUrl }), data: dataDir, secret: secret.source, store: postgresUrl === undefined ? 'sqlite' : 'postgres' },
+    'listening',
+  );
+  const running = server;
+  await new Promise<void>((resolve) => {
+    let draining = false;
+    // Under `npm start` the signal often comes twice (from the supervisor to the whole
+    // group, and forwarded by npm): the second must not kill the drain the first began.
+    const stop = (signal: string) => {
+      if (draining) return logger.info({ signal }, 'already draining');
+      draining = true;
+      logger.info({ signal }, 'draining');
+      void running.close().then(resolve);
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+  logger.info('stopped');
+  return 0;
+}

@@ -1,0 +1,245 @@
+/**
+ * The send path: dedup by (device, conv, cmid) before any seq is given, then the
+ * device's own order by dseq (holding a gap back for holdMs), then membership at
+ * the current seq, then the sequencer. The ack goes out only once the entry is
+ * durable; a resend of any state of the same cmid gets the same ack.
+ */
+import { encodeAck, type AckFrame, type Entry, type SendFrame } from 'sequent-client/protocol';
+import type { Store } from '../store/index.js';
+import type { ConvState, Conversations } from './conversations.js';
+import { DeviceLane, type HeldSend, type Sent, type Waiter } from './lanes.js';
+import { HoldBudget, type HoldLimits } from './hold-budget.js';
+import type { ServerMetrics } from './metrics.js';
+import { CommitFailed, type Sequencer } from './sequencer.js';
+import type { Session } from './session.js';
+
+export interface IngestLimits extends HoldLimits {
+  holdMs: number;
+}
+
+function ackFor(entry: Entry, requestId: number): AckFrame {
+  return {
+    t: 'ack',
+    id: requestId,
+    conv: entry.conv,
+    cmid: entry.cmid ?? '',
+    dseq: entry.dseq ?? 0,
+    seq: entry.seq,
+    mid: entry.mid,
+    ts: entry.ts,
+  };
+}
+
+export class Ingest {
+  draining = false;
+  /** Held sends' count and bytes per device and per user, over all conversations. */
+  private readonly holds: HoldBudget;
+
+  constructor(
+    private readonly store: Store,
+    private readonly conversations: Conversations,
+    private readonly sequencer: Sequencer,
+    private readonly metrics: ServerMetrics,
+    private readonly limits: IngestLimits,
+  ) {
+    this.holds = new HoldBudget(limits);
+  }
+
+  /**
+   * `bodyJson` is JSON.stringify(frame.body), which the gateway has from measuring
+   * the body. The common send — its conversation loaded, its lane idle, its dseq
+   * the next one — runs to its place in the sequencer synchronously; anything that
+   * must ask the store returns a promise.
+   */
+  send(session: Session, frame: SendFrame, receivedAt: number, bodyJson: string): void | Promise<void> {
+    const state = this.conversations.cachedState(frame.conv);
+    if (state) return this.sendTo(state, session, frame, receivedAt, bodyJson);
+    return this.conversations.get(frame.conv).then((loaded) => {
+      if (!loaded) return session.error(frame.id, 'bad_request', `malformed conversation id ${frame.conv}`);
+      return this.sendTo(loaded, session, frame, receivedAt, bodyJson);
+    });
+  }
+
+  private sendTo(state: ConvState, session: Session, frame: SendFrame, receivedAt: number, bodyJson: string): void | Promise<void> {
+    if (!state.exists) return session.error(frame.id, 'not_found', `no conversation ${frame.conv}`);
+    if (state.ref.kind === 'dm' && !state.ref.users.includes(session.user)) {
+      return session.error(frame.id, 'forbidden', `${frame.conv} is a conversation of two other users`);
+    }
+    const lane = laneOf(state, session.user, session.device);
+    const waiter: Waiter = { session, requestId: frame.id, receivedAt };
+    return lane.run(() => this.step(state, lane, frame, bodyJson, waiter));
+  }
+
+  /** Fails every held send with `unavailable`: the server is going away and will not wait for gaps. */
+  releaseAllHeld(states: Iterable<ConvState>): void {
+    for (const state of states) {
+      for (const lane of state.lanes.values()) {
+        for (const held of [...lane.held.values()]) {
+          this.release(lane, held);
+          for (const w of held.waiters) w.session.error(w.requestId, 'unavailable', 'server is shutting down; resend after reconnecting');
+        }
+      }
+    }
+  }
+
+  private step(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter): void | Promise<void> {
+    if (state.broken) return waiter.session.error(frame.id, 'unavailable', 'conversation is reloading; resend');
+    const sent = lane.lookup(frame.cmid);
+    if (sent) return this.resendOf(sent, waiter);
+    if (this.mayBeStored(state, lane, frame)) return this.stepAfterStore(state, lane, frame, bodyJson, waiter);
+    return this.place(state, lane, frame, bodyJson, waiter);
+  }
+
+  /** The rarer step that must ask the store: whether the cmid is stored, and where the lane's dseqs stand. */
+  private async stepAfterStore(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter): Promise<void> {
+    const { session } = waiter;
+    const stored = await this.store.findByCmid(state.conv, session.user, session.device, frame.cmid);
+    if (stored) {
+      this.metrics.dedupHits.inc();
+      return this.ack(stored, waiter);
+    }
+    if (lane.nextDseq === undefined) lane.load(await this.store.lane(state.conv, session.user, session.device));
+    // A commit may have failed while this step waited on the store.
+    if (state.broken) return session.error(frame.id, 'unavailable', 'conversation is reloading; resend');
+    this.place(state, lane, frame, bodyJson, waiter);
+  }
+
+  /** A resend of a cmid that has its seq: the same ack, now or once it is durable. */
+  private resendOf(sent: Sent, waiter: Waiter): void {
+    this.metrics.dedupHits.inc();
+    if (sent.entry) this.ack(sent.entry, waiter);
+    else sent.waiters.push(waiter);
+  }
+
+  /** A cmid never given a seq, on a lane whose next dseq is known: wait with its twin, hold it back, refuse it, or sequence it. */
+  private place(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter): void {
+    const { session } = waiter;
+    const heldTwin = lane.heldByCmid.get(frame.cmid);
+    if (heldTwin) {
+      this.metrics.dedupHits.inc();
+      heldTwin.waiters.push(waiter);
+      return;
+    }
+    if (this.draining) return session.error(frame.id, 'unavailable', 'server is shutting down; resend after reconnecting');
+    if (!state.isMember(session.user)) {
+      return session.error(frame.id, 'forbidden', `${session.user} is not a member of ${frame.conv}`);
+    }
+    const expected = lane.nextDseq!;
+    if (frame.dseq < expected || lane.held.has(frame.dseq)) {
+      return session.error(frame.id, 'bad_request', `dseq ${frame.dseq} is already taken by another cmid; next expected is ${expected}`);
+    }
+    if (frame.dseq > expected) return this.holdBack(state, lane, frame, bodyJson, waiter);
+
+    if (this.accept(state, lane, frame, bodyJson, [waiter])) this.drainHeld(state, lane);
+  }
+
+  /**
+   * Whether a cmid not in the lane's memory could still be in the store. The store
+   * lookup is the hottest cost of the send path, so it is skipped only when the
+   * cmid cannot be stored: a new dseq, and a cmid outside the range of the lane's
+   * stored cmids that memory does not hold (cmids that grow with time, as the SDK's
+   * do, are always outside it). A cmid reused with a new dseq is thus found before
+   * it gets a seq and answered with the stored ack; it never reaches the store's
+   * unique index, where it would fail the whole group commit.
+   */
+  private mayBeStored(state: ConvState, lane: DeviceLane, frame: SendFrame): boolean {
+    return state.strictDedup || lane.nextDseq === undefined || frame.dseq < lane.nextDseq || lane.mayBeStored(frame.cmid);
+  }
+
+  /** Gives the send its seq; false (and `unavailable` to its waiters) when the sequencer cannot. */
+  private accept(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiters: Waiter[]): boolean {
+    const { session } = waiters[0]!;
+    const draft = { kind: 'msg' as const, from: session.user, dev: session.device, body: frame.body, bodyJson, cmid: frame.cmid, dseq: frame.dseq };
+    const sent: Sent = { entry: undefined, waiters };
+    try {
+      this.sequencer.appendThen(state, frame.ctx === undefined ? draft : { ...draft, ctx: frame.ctx }, session.id, (outcome) =>
+        this.settle(lane, frame.cmid, sent, outcome),
+      );
+    } catch (error) {
+      if (!(error instanceof CommitFailed)) throw error;
+      for (const w of waiters) w.session.error(w.requestId, 'unavailable', error.message);
+      return false;
+    }
+    lane.nextDseq = frame.dseq + 1;
+    lane.remember(frame.cmid, sent);
+    return true;
+  }
+
+  /** The commit of a send returned: ack everyone waiting for it, or tell them to resend. */
+  private settle(lane: DeviceLane, cmid: string, sent: Sent, outcome: Entry | CommitFailed): void {
+    const waiters = sent.waiters;
+    sent.waiters = [];
+    if (outcome instanceof CommitFailed) {
+      lane.forget(cmid, sent);
+      for (const w of waiters) w.session.error(w.requestId, 'unavailable', outcome.message);
+      return;
+    }
+    sent.entry = outcome;
+    lane.settled();
+    for (const w of waiters) this.ack(outcome, w);
+  }
+
+  /** Takes every held send that is now next in line. */
+  private drainHeld(state: ConvState, lane: DeviceLane): void {
+    for (;;) {
+      const next = lane.nextDseq === undefined ? undefined : lane.held.get(lane.nextDseq);
+      if (!next) return;
+      this.release(lane, next);
+      if (!state.isMember(next.waiters[0]!.session.user)) {
+        for (const w of next.waiters) w.session.error(w.requestId, 'forbidden', `not a member of ${state.conv}`);
+        return;
+      }
+      if (!this.accept(state, lane, next.frame, next.bodyJson, next.waiters)) return;
+    }
+  }
+
+  private holdBack(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter): void {
+    const expected = lane.nextDseq!;
+    const { user, device } = waiter.session;
+    const bytes = bodyJson.length + (frame.ctx === undefined ? 0 : JSON.stringify(frame.ctx).length);
+    if (!this.holds.reserve(user, device, bytes)) {
+      return waiter.session.error(frame.id, 'out_of_order', `dseq ${frame.dseq} is ahead of ${expected} and the device's hold-back buffer is full`, { expected });
+    }
+    this.metrics.heldBack.inc();
+    const held: HeldSend = {
+      frame,
+      bodyJson,
+      bytes,
+      waiters: [waiter],
+      timer: setTimeout(() => void lane.run(() => this.expire(lane, held)), this.limits.holdMs),
+    };
+    held.timer.unref();
+    lane.hold(held);
+  }
+
+  private expire(lane: DeviceLane, held: HeldSend): void {
+    if (lane.held.get(held.frame.dseq) !== held) return;
+    this.release(lane, held);
+    const expected = lane.nextDseq ?? 1;
+    for (const w of held.waiters) {
+      w.session.error(w.requestId, 'out_of_order', `dseq ${held.frame.dseq} waited for ${expected}, which did not come`, { expected });
+    }
+  }
+
+  /** The send is no longer held: its room in the device's and user's budget is free again. */
+  private release(lane: DeviceLane, held: HeldSend): void {
+    lane.release(held);
+    const { user, device } = held.waiters[0]!.session;
+    this.holds.free(user, device, held.bytes);
+  }
+
+  private ack(entry: Entry, waiter: Waiter): void {
+    waiter.session.sendText(encodeAck(ackFor(entry, waiter.requestId)));
+    this.metrics.ackSeconds.observe((performance.now() - waiter.receivedAt) / 1000);
+  }
+}
+
+function laneOf(state: ConvState, user: string, device: string): DeviceLane {
+  const key = `${user}\u0000${device}`;
+  let lane = state.lanes.get(key);
+  if (!lane) {
+    lane = new DeviceLane();
+    state.lanes.set(key, lane);
+  }
+  return lane;
+}

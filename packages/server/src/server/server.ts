@@ -1,0 +1,128 @@
+/**
+ * `startServer`: wires gateway → ingest → sequencer → store → fan-out, and
+ * drains on close: refuse new work, commit and ack what is in flight, then
+ * close every connection with "going away".
+ */
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { CLOSE_CODES } from 'sequent-client/protocol';
+import type { Store } from '../store/index.js';
+import { TokenAuthority, resolveSecret } from './auth.js';
+import { Conversations } from './conversations.js';
+import { prepareDataDir, privateDatabaseFile } from './data-dir.js';
+import { Fanout } from './fanout.js';
+import { FrameFlusher } from './turn-frames.js';
+import { Gateway, WS_PATH } from './gateway.js';
+import { Groups } from './groups.js';
+import { openIdSources } from './ids.js';
+import { Ingest } from './ingest.js';
+import { ServerMetrics } from './metrics.js';
+import { listenForMetrics, type MetricsListener } from './metrics-listener.js';
+import { resolveOptions, type ServerOptions } from './options.js';
+import { Reads } from './reads.js';
+import { Sequencer } from './sequencer.js';
+
+export interface RunningServer {
+  readonly port: number;
+  /** ws://host:port/v1/ws (wss:// with TLS) */
+  readonly url: string;
+  /** http://host:port (https:// with TLS): /healthz */
+  readonly httpUrl: string;
+  /** http://metricsHost:metricsPort/metrics, when metricsPort was given */
+  readonly metricsUrl: string | undefined;
+  mintToken(user: string, device: string, ttlSeconds?: number): Promise<string>;
+  /** Drains and stops; resolves when every connection is closed and the store is closed. */
+  close(): Promise<void>;
+}
+
+/** How long a drain waits for in-flight commits before it closes connections anyway. */
+const DRAIN_TIMEOUT_MS = 10_000;
+
+/** Loaded on demand, so a server on another store never loads the native SQLite module. */
+async function openEmbeddedStore(path: string, durability: 'full' | 'process'): Promise<Store> {
+  privateDatabaseFile(path);
+  const { openSqliteStore } = await import('../store/sqlite.js');
+  return openSqliteStore({ path, durability });
+}
+
+export async function startServer(input: ServerOptions): Promise<RunningServer> {
+  const options = resolveOptions(input);
+  const logger: Logger = input.logger ?? pino({ level: 'silent' });
+  prepareDataDir(options.dataDir, logger);
+  const tokens = new TokenAuthority(resolveSecret(options.dataDir, options.secret));
+  const store: Store =
+    input.store ??
+    (options.postgresUrl
+      ? (await import('../store/postgres.js')).openPostgresStore({ url: options.postgresUrl })
+      : await openEmbeddedStore(join(options.dataDir, 'sequent.db'), options.durability));
+  await store.init();
+  const ids = input.ids ?? (await openIdSources(options.dataDir, logger, options.postgresUrl));
+  const metrics = new ServerMetrics(input.logger !== undefined);
+
+  // A conversation's ts never goes below its newest entry's, whatever this machine's clock says.
+  const conversations = new Conversations(store, 100_000, (state) => ids.clock.observe(state.lastTs));
+  const fanout = new Fanout(metrics);
+  const flusher = new FrameFlusher();
+  const sequencer = new Sequencer(store, conversations, ids.clock, ids.mids, options.maxBatch, metrics, logger, (batch) =>
+    fanout.deliver(batch),
+  );
+  const ingest = new Ingest(store, conversations, sequencer, metrics, options);
+  const groups = new Groups(conversations, sequencer);
+  const reads = new Reads(store, conversations, options);
+  const gateway = new Gateway(options, tokens, { ingest, groups, reads, fanout }, flusher, metrics, logger);
+
+  let metricsListener: MetricsListener | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      gateway.http.once('error', reject);
+      gateway.http.listen(options.port, options.host, () => {
+        gateway.http.off('error', reject);
+        resolve();
+      });
+    });
+    if (options.metricsPort !== undefined) {
+      metricsListener = await listenForMetrics(metrics, options.metricsHost, options.metricsPort, () => gateway.serving);
+    }
+  } catch (error) {
+    // Nothing was served: release what start opened so the caller can report and exit.
+    gateway.stopAccepting();
+    if (gateway.http.listening) await new Promise<void>((resolve) => gateway.http.close(() => resolve()));
+    await ids.close();
+    await store.close();
+    throw error;
+  }
+  const port = (gateway.http.address() as AddressInfo).port;
+  const hostForUrl = options.host.includes(':') ? `[${options.host}]` : options.host;
+  const [ws, http] = options.tls ? ['wss', 'https'] : ['ws', 'http'];
+
+  let closing: Promise<void> | undefined;
+  const close = async (): Promise<void> => {
+    gateway.stopAccepting();
+    ingest.draining = true;
+    groups.draining = true;
+    ingest.releaseAllHeld(conversations.cached());
+    const drained = sequencer.idle();
+    const timeout = new Promise<void>((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref());
+    await Promise.race([drained, timeout]);
+    // Acks were written in the commit callbacks; let them reach the sockets before closing.
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const session of gateway.openSessions()) session.close(CLOSE_CODES.going_away.code, 'server shutting down');
+    await new Promise<void>((resolve) => {
+      gateway.http.close(() => resolve());
+      gateway.http.closeAllConnections();
+    });
+    await metricsListener?.close();
+    await ids.close();
+    await store.close();
+  };
+
+  return {
+    port,
+    url: `${ws}://${hostForUrl}:${port}${WS_PATH}`,
+    httpUrl: `${http}://${hostForUrl}:${port}`,
+    metricsUrl: metricsListener?.url,
+    mintToken: (user, device, ttlSeconds) => tokens.mint(user, device, ttlSeconds),
+    close: () => (closing ??= close()),
+  };
+}

@@ -1,0 +1,160 @@
+/**
+ * The in-memory reference Store: the contract in its plainest form. Not
+ * durable; for tests, examples and as the yardstick other adapters are read
+ * against.
+ */
+import type { Entry } from 'sequent-client/protocol';
+import { isOrderableCmid } from './cmid-order.js';
+import { entrySize, jsonText } from './rows.js';
+import type { CommitBatch, ConvListing, ConvRecord, LaneRecord, Membership, Store } from './types.js';
+
+interface MemConv {
+  record: ConvRecord;
+  log: Entry[];
+  memberships: Membership[];
+  byCmid: Map<string, Entry>;
+  lanes: Map<string, LaneRecord>;
+}
+
+const deviceKey = (user: string, device: string) => `${user}\u0000${device}`;
+const cmidKey = (user: string, device: string, cmid: string) => `${user}\u0000${device}\u0000${cmid}`;
+const copy = <T>(value: T): T => structuredClone(value);
+/** What a durable store keeps is the JSON of an entry (-0 becomes 0, undefined fields vanish); the reference keeps the same. */
+const asStored = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
+
+export class StoreConflictError extends Error {
+  override name = 'StoreConflictError';
+}
+
+export class MemoryStore implements Store {
+  private convs = new Map<string, MemConv>();
+  private meta = new Map<string, string>();
+
+  async init(): Promise<void> {}
+  async close(): Promise<void> {}
+
+  async getConv(conv: string): Promise<ConvRecord | null> {
+    const found = this.convs.get(conv);
+    return found ? { ...found.record } : null;
+  }
+
+  async getMemberships(conv: string): Promise<Membership[]> {
+    return (this.convs.get(conv)?.memberships ?? []).map((m) => ({ ...m }));
+  }
+
+  async findByCmid(conv: string, user: string, device: string, cmid: string): Promise<Entry | null> {
+    const entry = this.convs.get(conv)?.byCmid.get(cmidKey(user, device, cmid));
+    return entry ? copy(entry) : null;
+  }
+
+  async lane(conv: string, user: string, device: string): Promise<LaneRecord> {
+    const lane = this.convs.get(conv)?.lanes.get(deviceKey(user, device));
+    return lane ? { ...lane } : { lastDseq: 0, minCmid: null, maxCmid: null };
+  }
+
+  /** Each commit is applied when called, so calls are applied in order. */
+  readonly pipelinesCommits: boolean = true;
+
+  async commit(batch: CommitBatch): Promise<void> {
+    // Validate everything against a copy first, so a refused batch writes nothing.
+    const next = new Map(this.convs);
+    const touched = new Map<string, MemConv>();
+    const working = (conv: string): MemConv => {
+      let state = touched.get(conv);
+      if (!state) {
+        const base = next.get(conv);
+        if (!base) throw new StoreConflictError(`conversation ${conv} does not exist`);
+        state = {
+          record: { ...base.record },
+          log: base.log,
+          memberships: base.memberships.map((m) => ({ ...m })),
+          byCmid: new Map(base.byCmid),
+          lanes: new Map([...base.lanes].map(([key, lane]) => [key, { ...lane }])),
+        };
+        touched.set(conv, state);
+        next.set(conv, state);
+      }
+      return state;
+    };
+    const appended = new Map<string, Entry[]>();
+    for (const { conv, kind } of batch.newConvs) {
+      if (next.has(conv)) throw new StoreConflictError(`conversation ${conv} already exists`);
+      next.set(conv, { record: { conv, kind, last: 0, lastTs: 0 }, log: [], memberships: [], byCmid: new Map(), lanes: new Map() });
+    }
+    for (const entry of batch.entries) {
+      const state = working(entry.conv);
+      if (entry.seq !== state.record.last + 1) {
+        throw new StoreConflictError(`${entry.conv}: seq ${entry.seq} does not follow ${state.record.last}`);
+      }
+      if (entry.cmid !== undefined) {
+        const key = cmidKey(entry.from, entry.dev, entry.cmid);
+        if (state.byCmid.has(key)) throw new StoreConflictError(`${entry.conv}: cmid ${entry.cmid} is already stored`);
+        state.byCmid.set(key, entry);
+      }
+      if (entry.dseq !== undefined) {
+        const key = deviceKey(entry.from, entry.dev);
+        const lane = state.lanes.get(key) ?? { lastDseq: 0, minCmid: null, maxCmid: null };
+        lane.lastDseq = Math.max(lane.lastDseq, entry.dseq);
+        if (entry.cmid !== undefined && isOrderableCmid(entry.cmid)) {
+          if (lane.minCmid === null || entry.cmid < lane.minCmid) lane.minCmid = entry.cmid;
+          if (lane.maxCmid === null || entry.cmid > lane.maxCmid) lane.maxCmid = entry.cmid;
+        }
+        state.lanes.set(key, lane);
+      }
+      state.record.last = entry.seq;
+      state.record.lastTs = entry.ts;
+      const list = appended.get(entry.conv) ?? [];
+      list.push(asStored(entry));
+      appended.set(entry.conv, list);
+    }
+    for (const change of batch.memberships) {
+      const state = working(change.conv);
+      const open = state.memberships.find((m) => m.user === change.user && m.toSeq === null);
+      if (change.op === 'add') {
+        if (open) throw new StoreConflictError(`${change.conv}: ${change.user} is already a member`);
+        state.memberships.push({ conv: change.conv, user: change.user, fromSeq: change.seq, toSeq: null });
+      } else {
+        if (!open) throw new StoreConflictError(`${change.conv}: ${change.user} is not a member`);
+        open.toSeq = change.seq;
+      }
+    }
+    for (const [conv, entries] of appended) {
+      const state = next.get(conv)!;
+      state.log = [...state.log, ...entries];
+    }
+    this.convs = next;
+  }
+
+  async read(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes = Infinity): Promise<Entry[]> {
+    const log = this.convs.get(conv)?.log ?? [];
+    // seq n sits at index n - 1: the log is gapless from 1.
+    const range = log.slice(Math.max(0, afterSeq), Math.max(0, Math.min(untilSeq, afterSeq + limit)));
+    const page: Entry[] = [];
+    let bytes = 0;
+    for (const entry of range) {
+      bytes += entrySize(jsonText(entry.body).length, entry.ctx === undefined ? 0 : jsonText(entry.ctx).length);
+      if (page.length > 0 && bytes > maxBytes) break;
+      page.push(copy(entry));
+    }
+    return page;
+  }
+
+  async listConvs(user: string, limit = Number.MAX_SAFE_INTEGER): Promise<ConvListing[]> {
+    const listings: ConvListing[] = [];
+    for (const state of this.convs.values()) {
+      const mine = state.memberships.filter((m) => m.user === user).at(-1);
+      if (!mine) continue;
+      const ts = mine.toSeq === null ? state.record.lastTs : (state.log[mine.toSeq - 1]?.ts ?? state.record.lastTs);
+      listings.push({ conv: state.record.conv, last: state.record.last, ts, fromSeq: mine.fromSeq, toSeq: mine.toSeq });
+    }
+    return listings.sort((a, b) => b.ts - a.ts || (a.conv < b.conv ? -1 : a.conv > b.conv ? 1 : 0)).slice(0, limit);
+  }
+
+  async getMeta(key: string): Promise<string | null> {
+    return this.meta.get(key) ?? null;
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    this.meta.set(key, value);
+  }
+}

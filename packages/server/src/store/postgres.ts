@@ -1,0 +1,271 @@
+/**
+ * The PostgreSQL Store: the same contract as the embedded SQLite one, for a
+ * deployment whose data lives in a database server. One transaction per group
+ * commit; the fence against a second owner is the conversation row, locked
+ * (`FOR UPDATE`) while the batch checks that it continues the stored log, plus
+ * the primary key on (conv, seq) and the unique cmid index.
+ *
+ * Text columns hold what the SQLite adapter holds (rows.ts): bodies as JSON text,
+ * cmids encoded so that NUL and lone surrogates survive; BIGINTs come back as
+ * strings and are turned into numbers there.
+ */
+import pg from 'pg';
+import { inTransaction } from '../db/pg-transaction.js';
+import type { Entry } from 'sequent-client/protocol';
+import { StoreConflictError } from './memory.js';
+import { batchRows, encodeCmid, ENTRY_COLUMNS, entryFromRow, type EntryRow, laneHighs, validateRowOrder } from './rows.js';
+import type { CommitBatch, ConvKind, ConvListing, ConvRecord, LaneRecord, Membership, Store } from './types.js';
+
+export interface PostgresStoreOptions {
+  /** postgres://user@host:port/db */
+  url: string;
+  /** The schema holding the tables (created if missing); default "sequent". */
+  schema?: string;
+  /** Most connections in the pool; default 10. */
+  maxConnections?: number;
+}
+
+const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
+
+function schemaSql(schema: string): string {
+  return `
+CREATE SCHEMA IF NOT EXISTS ${schema};
+CREATE TABLE IF NOT EXISTS ${schema}.meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ${schema}.convs (
+  conv TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('dm', 'group')),
+  last BIGINT NOT NULL DEFAULT 0,
+  last_ts BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS ${schema}.entries (
+  conv TEXT NOT NULL,
+  seq BIGINT NOT NULL,
+  kind TEXT NOT NULL,
+  mid TEXT NOT NULL,
+  ts BIGINT NOT NULL,
+  from_user TEXT NOT NULL,
+  dev TEXT NOT NULL,
+  cmid TEXT,
+  dseq BIGINT,
+  body TEXT NOT NULL,
+  ctx TEXT,
+  PRIMARY KEY (conv, seq)
+);
+-- cmid leads, as in the SQLite store: time-ordered cmids then append at one end of the index.
+CREATE UNIQUE INDEX IF NOT EXISTS entries_by_cmid ON ${schema}.entries (cmid, conv, from_user, dev) WHERE cmid IS NOT NULL;
+DROP INDEX IF EXISTS ${schema}.entries_cmid;
+CREATE TABLE IF NOT EXISTS ${schema}.device_lanes (
+  conv TEXT NOT NULL,
+  from_user TEXT NOT NULL,
+  dev TEXT NOT NULL,
+  last_dseq BIGINT NOT NULL,
+  PRIMARY KEY (conv, from_user, dev)
+);
+-- "C": byte order, which for printable ASCII is JavaScript's order too (see cmid-order.ts).
+ALTER TABLE ${schema}.device_lanes ADD COLUMN IF NOT EXISTS min_cmid TEXT COLLATE "C";
+ALTER TABLE ${schema}.device_lanes ADD COLUMN IF NOT EXISTS max_cmid TEXT COLLATE "C";
+CREATE TABLE IF NOT EXISTS ${schema}.memberships (
+  conv TEXT NOT NULL,
+  member TEXT NOT NULL,
+  from_seq BIGINT NOT NULL,
+  to_seq BIGINT,
+  PRIMARY KEY (conv, member, from_seq)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS memberships_open ON ${schema}.memberships (conv, member) WHERE to_seq IS NULL;
+CREATE INDEX IF NOT EXISTS memberships_by_member ON ${schema}.memberships (member, conv, from_seq);
+`;
+}
+
+function laneRangeBackfill(s: string): string {
+  const bound = (fn: string) => `(SELECT ${fn}(cmid COLLATE "C") FROM ${s}.entries e WHERE e.conv = l.conv AND e.from_user = l.from_user
+      AND e.dev = l.dev AND e.cmid ~ '^[ -~]+$')`;
+  return `UPDATE ${s}.device_lanes l SET min_cmid = ${bound('MIN')}, max_cmid = ${bound('MAX')}`;
+}
+
+/** A unique or foreign-key violation: the batch broke a rule of the log. */
+function isConflict(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return code === '23505' || code === '23503' || code === '23514';
+}
+
+class PostgresStore implements Store {
+  private readonly pool: pg.Pool;
+  private readonly s: string;
+  private closed = false;
+
+  constructor(options: PostgresStoreOptions) {
+    const schema = options.schema ?? 'sequent';
+    if (!IDENTIFIER.test(schema)) throw new TypeError(`schema must be lower-case letters, digits and underscores, got ${JSON.stringify(schema)}`);
+    this.s = schema;
+    this.pool = new pg.Pool({ connectionString: options.url, max: options.maxConnections ?? 10 });
+    // An idle client's connection error must not crash the process; the next query reports it.
+    this.pool.on('error', () => {});
+  }
+
+  async init(): Promise<void> {
+    await inTransaction(this.pool, async (client) => {
+      // Two processes creating the tables at once would race in the catalog: take turns.
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`sequent-store:${this.s}`]);
+      const { rows: ranged } = await client.query(
+        `SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'device_lanes' AND column_name = 'min_cmid'`,
+        [this.s],
+      );
+      const { rows: existing } = await client.query(`SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'device_lanes'`, [this.s]);
+      await client.query(schemaSql(this.s));
+      // Lanes stored before the cmid range was kept get it from their entries, once.
+      if (existing.length > 0 && ranged.length === 0) await client.query(laneRangeBackfill(this.s));
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+
+  private async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<R[]> {
+    if (this.closed) throw new Error('the store is closed');
+    return (await this.pool.query<R>(text, values)).rows;
+  }
+
+  async getConv(conv: string): Promise<ConvRecord | null> {
+    const [row] = await this.query<{ conv: string; kind: ConvKind; last: string; last_ts: string }>(
+      `SELECT conv, kind, last, last_ts FROM ${this.s}.convs WHERE conv = $1`,
+      [conv],
+    );
+    return row ? { conv: row.conv, kind: row.kind, last: Number(row.last), lastTs: Number(row.last_ts) } : null;
+  }
+
+  async getMemberships(conv: string): Promise<Membership[]> {
+    const rows = await this.query<{ conv: string; member: string; from_seq: string; to_seq: string | null }>(
+      `SELECT conv, member, from_seq, to_seq FROM ${this.s}.memberships WHERE conv = $1 ORDER BY from_seq, member COLLATE "C"`,
+      [conv],
+    );
+    return rows.map((r) => ({ conv: r.conv, user: r.member, fromSeq: Number(r.from_seq), toSeq: r.to_seq === null ? null : Number(r.to_seq) }));
+  }
+
+  async findByCmid(conv: string, user: string, device: string, cmid: string): Promise<Entry | null> {
+    const [row] = await this.query<EntryRow>(
+      `SELECT ${ENTRY_COLUMNS} FROM ${this.s}.entries WHERE conv = $1 AND from_user = $2 AND dev = $3 AND cmid = $4`,
+      [conv, user, device, encodeCmid(cmid)],
+    );
+    return row ? entryFromRow(row) : null;
+  }
+
+  async lane(conv: string, user: string, device: string): Promise<LaneRecord> {
+    const [row] = await this.query<{ last_dseq: string; min_cmid: string | null; max_cmid: string | null }>(
+      `SELECT last_dseq, min_cmid, max_cmid FROM ${this.s}.device_lanes WHERE conv = $1 AND from_user = $2 AND dev = $3`,
+      [conv, user, device],
+    );
+    return row ? { lastDseq: Number(row.last_dseq), minCmid: row.min_cmid, maxCmid: row.max_cmid } : { lastDseq: 0, minCmid: null, maxCmid: null };
+  }
+
+  async commit(batch: CommitBatch): Promise<void> {
+    if (this.closed) throw new Error('the store is closed');
+    try {
+      await inTransaction(this.pool, (client) => this.writeBatch(client, batch));
+    } catch (error) {
+      if (error instanceof StoreConflictError) throw error;
+      if (isConflict(error)) throw new StoreConflictError(`commit refused: ${(error as Error).message}`, { cause: error });
+      throw error;
+    }
+  }
+
+  /** The body of the commit transaction; any throw rolls all of it back. */
+  private async writeBatch(client: pg.PoolClient, batch: CommitBatch): Promise<void> {
+    const s = this.s;
+    for (const { conv, kind } of batch.newConvs) await client.query(`INSERT INTO ${s}.convs (conv, kind) VALUES ($1, $2)`, [conv, kind]);
+    const heads = new Map<string, { last: number; ts: number; dirty: boolean }>();
+    const head = async (conv: string) => {
+      let h = heads.get(conv);
+      if (!h) {
+        // Locked until commit: a second owner's batch for this conversation waits, then fails the order check.
+        const { rows } = await client.query<{ last: string; last_ts: string }>(`SELECT last, last_ts FROM ${s}.convs WHERE conv = $1 FOR UPDATE`, [conv]);
+        const row = rows[0];
+        if (!row) throw new StoreConflictError(`conversation ${conv} does not exist`);
+        h = { last: Number(row.last), ts: Number(row.last_ts), dirty: false };
+        heads.set(conv, h);
+      }
+      return h;
+    };
+    const rows = batchRows(batch);
+    for (const row of rows) {
+      const h = await head(row[0]);
+      validateRowOrder(row, h.last);
+      await client.query(`INSERT INTO ${s}.entries (${ENTRY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, row);
+      h.last = row[1];
+      h.ts = row[4];
+      h.dirty = true;
+    }
+    for (const lane of laneHighs(rows)) {
+      await client.query(
+        `INSERT INTO ${s}.device_lanes AS l (conv, from_user, dev, last_dseq, min_cmid, max_cmid) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (conv, from_user, dev) DO UPDATE SET
+           last_dseq = GREATEST(l.last_dseq, excluded.last_dseq),
+           min_cmid = CASE WHEN l.min_cmid IS NULL OR excluded.min_cmid < l.min_cmid THEN coalesce(excluded.min_cmid, l.min_cmid) ELSE l.min_cmid END,
+           max_cmid = CASE WHEN l.max_cmid IS NULL OR excluded.max_cmid > l.max_cmid THEN coalesce(excluded.max_cmid, l.max_cmid) ELSE l.max_cmid END`,
+        lane,
+      );
+    }
+    for (const change of batch.memberships) {
+      await head(change.conv);
+      if (change.op === 'add') {
+        await client.query(`INSERT INTO ${s}.memberships (conv, member, from_seq, to_seq) VALUES ($1, $2, $3, NULL)`, [change.conv, change.user, change.seq]);
+      } else {
+        const result = await client.query(`UPDATE ${s}.memberships SET to_seq = $1 WHERE conv = $2 AND member = $3 AND to_seq IS NULL`, [
+          change.seq,
+          change.conv,
+          change.user,
+        ]);
+        if (result.rowCount !== 1) throw new StoreConflictError(`${change.conv}: ${change.user} is not a member`);
+      }
+    }
+    for (const [conv, h] of heads) {
+      if (h.dirty) await client.query(`UPDATE ${s}.convs SET last = $1, last_ts = $2 WHERE conv = $3`, [h.last, h.ts, conv]);
+    }
+  }
+
+  async read(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Entry[]> {
+    if (limit <= 0 || untilSeq <= afterSeq) return [];
+    // The byte budget is applied in the database (the sizes as entrySize counts them), so rows past it never travel.
+    const rows = await this.query<EntryRow>(
+      `SELECT ${ENTRY_COLUMNS} FROM (
+         SELECT *, sum(128 + length(body) + coalesce(length(ctx), 0)) OVER (ORDER BY seq) AS run, row_number() OVER (ORDER BY seq) AS n
+           FROM (SELECT ${ENTRY_COLUMNS} FROM ${this.s}.entries WHERE conv = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4) limited
+       ) page
+       WHERE run <= $5 OR n = 1 ORDER BY seq`,
+      [conv, afterSeq, untilSeq, limit, Math.min(maxBytes, Number.MAX_SAFE_INTEGER)],
+    );
+    return rows.map(entryFromRow);
+  }
+
+  async listConvs(user: string, limit = Number.MAX_SAFE_INTEGER): Promise<ConvListing[]> {
+    // A removed member's row shows its removal entry's time (the entry is always there: it is committed with the removal).
+    const rows = await this.query<{ conv: string; last: string; last_ts: string; from_seq: string; to_seq: string | null }>(
+      `SELECT c.conv, c.last, m.from_seq, m.to_seq,
+              CASE WHEN m.to_seq IS NULL THEN c.last_ts
+                   ELSE coalesce((SELECT e.ts FROM ${this.s}.entries e WHERE e.conv = m.conv AND e.seq = m.to_seq), c.last_ts) END AS last_ts
+         FROM ${this.s}.memberships m JOIN ${this.s}.convs c ON c.conv = m.conv
+        WHERE m.member = $1
+          AND m.from_seq = (SELECT MAX(from_seq) FROM ${this.s}.memberships l WHERE l.member = $1 AND l.conv = m.conv)
+        ORDER BY 5 DESC, c.conv COLLATE "C" ASC
+        LIMIT $2`,
+      [user, limit],
+    );
+    return rows.map((r) => ({ conv: r.conv, last: Number(r.last), ts: Number(r.last_ts), fromSeq: Number(r.from_seq), toSeq: r.to_seq === null ? null : Number(r.to_seq) }));
+  }
+
+  async getMeta(key: string): Promise<string | null> {
+    const [row] = await this.query<{ value: string }>(`SELECT value FROM ${this.s}.meta WHERE key = $1`, [key]);
+    return row?.value ?? null;
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    await this.query(`INSERT INTO ${this.s}.meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [key, value]);
+  }
+}
+
+/** Opens a PostgreSQL store (connections are made lazily; init() creates the tables). */
+export function openPostgresStore(options: PostgresStoreOptions): Store {
+  return new PostgresStore(options);
+}

@@ -1,0 +1,116 @@
+/**
+ * The Store contract: the durable truth of every conversation. The server keeps
+ * ordering decisions (seq, dseq, membership at a seq) in one place, the
+ * conversation's owner, and uses the store only to make them durable and to read
+ * them back. Every adapter (SQLite, PostgreSQL, …) passes one conformance suite:
+ * test/store/conformance.ts.
+ */
+import type { Entry } from 'sequent-client/protocol';
+
+export type ConvKind = 'dm' | 'group';
+
+export interface ConvRecord {
+  conv: string;
+  kind: ConvKind;
+  /** The newest seq in the log (0 for none). */
+  last: number;
+  /** The `ts` of the newest entry (0 for none). */
+  lastTs: number;
+}
+
+/** One stretch of membership: the user may read seqs in [fromSeq, toSeq] (toSeq null = still a member). */
+export interface Membership {
+  conv: string;
+  user: string;
+  fromSeq: number;
+  toSeq: number | null;
+}
+
+export type MembershipChange =
+  | { op: 'add'; conv: string; user: string; seq: number }
+  | { op: 'remove'; conv: string; user: string; seq: number };
+
+/**
+ * What one group commit makes durable, atomically: all of it or none of it.
+ * Entries of one conversation come in ascending seq and continue its log without a gap;
+ * `newConvs` are created before the entries are written.
+ */
+export interface CommitBatch {
+  newConvs: { conv: string; kind: ConvKind }[];
+  entries: Entry[];
+  memberships: MembershipChange[];
+  /**
+   * Optional, index-aligned with `entries`: each body's JSON text, exactly
+   * `JSON.stringify(entry.body)`, when the caller has it already. An adapter that
+   * stores bodies as text uses it instead of serializing every body again.
+   */
+  bodyJson?: readonly (string | undefined)[];
+}
+
+/**
+ * A device's lane in one conversation as stored. `minCmid`/`maxCmid` bound every
+ * stored cmid of the lane that is orderable (isOrderableCmid): a new cmid outside
+ * that range cannot be a resend, so the server need not look it up. Null when the
+ * lane has no orderable cmid stored.
+ */
+export interface LaneRecord {
+  /** 0 when the device has sent nothing to the conversation. */
+  lastDseq: number;
+  minCmid: string | null;
+  maxCmid: string | null;
+}
+
+export interface ConvListing {
+  conv: string;
+  last: number;
+  ts: number;
+  fromSeq: number;
+  toSeq: number | null;
+}
+
+export interface Store {
+  /** Creates tables if needed. Idempotent. */
+  init(): Promise<void>;
+  close(): Promise<void>;
+
+  getConv(conv: string): Promise<ConvRecord | null>;
+  /** Every membership stretch of the conversation, oldest first. */
+  getMemberships(conv: string): Promise<Membership[]>;
+  /** The entry a (user, device) sent with this cmid into conv, if any. Dedup lasts as long as the log. */
+  findByCmid(conv: string, user: string, device: string, cmid: string): Promise<Entry | null>;
+  /** What is stored of a device's lane in conv: its highest dseq, and the range its orderable cmids span. */
+  lane(conv: string, user: string, device: string): Promise<LaneRecord>;
+
+  /**
+   * Atomically and durably writes the batch. Rejects (writing nothing) if an entry's
+   * seq is already taken or a (conv, user, device, cmid) repeats — a fence against
+   * two owners of one conversation.
+   */
+  commit(batch: CommitBatch): Promise<void>;
+
+  /**
+   * True when commit() may be called again before earlier calls settle: the
+   * batches are then applied in call order and settle in call order. An adapter
+   * may write several of them in one transaction; if that transaction fails,
+   * every batch in it is rejected, having written nothing. Absent or false: the
+   * caller waits for each commit to settle before the next.
+   */
+  readonly pipelinesCommits?: boolean;
+
+  /**
+   * Entries with afterSeq < seq <= untilSeq, ascending, at most `limit`; with
+   * `maxBytes`, only as many as fit in it by entrySize (but always the first),
+   * so that a page of large entries is never built in memory whole.
+   */
+  read(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes?: number): Promise<Entry[]>;
+  /**
+   * The conversations the user has a membership in (its latest stretch), most
+   * recent activity first, at most `limit`. A removed member's row shows the
+   * time of its removal entry: it learns nothing of what came after.
+   */
+  listConvs(user: string, limit?: number): Promise<ConvListing[]>;
+
+  /** A small key/value table for server settings (the generated token secret, …). */
+  getMeta(key: string): Promise<string | null>;
+  setMeta(key: string, value: string): Promise<void>;
+}
