@@ -41,7 +41,7 @@ it.each([
   ['the npm process', false],
   // What systemd (KillMode=control-group) and a terminal's Ctrl-C do: the server gets the signal twice.
   ['its whole process group', true],
-])('SIGTERM to %s drains the server, closes the port and leaves no process behind', { timeout: 40_000, retry: 2 }, async (_to, group) => {
+])('SIGTERM to %s drains the server, closes the port and leaves no process behind', { timeout: 40_000 }, async (_to, group) => {
   // npm_execpath is npm's own script when the tests run under npm; else the npm on PATH.
   const npmCli = process.env['npm_execpath'];
   const [command, args] = npmCli?.endsWith('.js') ? [process.execPath, [npmCli]] : ['npm', []];

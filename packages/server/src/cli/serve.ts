@@ -104,6 +104,31 @@ export async function runServe(argv: string[]): Promise<number> {
     return code;
   };
 
+  // Listen for the stop signals before anything else: a supervisor may send one during
+  // start-up, or the instant the listening line is out, before the drain below exists.
+  let stopSignal: string | undefined;
+  let onStop = (signal: string): void => void (stopSignal ??= signal);
+  const onSigterm = (): void => onStop('SIGTERM');
+  const onSigint = (): void => onStop('SIGINT');
+  process.on('SIGTERM', onSigterm);
+  process.on('SIGINT', onSigint);
+  try {
+    return await serveUntilStopped(flags, fail, (stop) => {
+      onStop = stop;
+      if (stopSignal !== undefined) stop(stopSignal);
+    });
+  } finally {
+    process.off('SIGTERM', onSigterm);
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/** Starts the server, then waits for `untilStop` to hand it a stop signal, and drains. */
+async function serveUntilStopped(
+  flags: Record<string, string | number | boolean | undefined>,
+  fail: (message: string, code?: number) => number,
+  untilStop: (stop: (signal: string) => void) => void,
+): Promise<number> {
   let tls: { cert: Buffer; key: Buffer } | undefined;
   try {
     tls = readTls(flags['tls-cert'], flags['tls-key']);
@@ -166,14 +191,12 @@ export async function runServe(argv: string[]): Promise<number> {
     let draining = false;
     // Under `npm start` the signal often comes twice (from the supervisor to the whole
     // group, and forwarded by npm): the second must not kill the drain the first began.
-    const stop = (signal: string) => {
+    untilStop((signal) => {
       if (draining) return logger.info({ signal }, 'already draining');
       draining = true;
       logger.info({ signal }, 'draining');
       void running.close().then(resolve);
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    });
   });
   logger.info('stopped');
   return 0;
