@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../support/wire.js';
 
-const EXAMPLE = fileURLToPath(new URL('../../dist/examples/chat-client.js', import.meta.url));
+const EXAMPLE = fileURLToPath(new URL('../../examples/dist/chat-client.js', import.meta.url));
 let t: TestServer | undefined;
 const dir = mkdtempSync(join(tmpdir(), 'sequent-chat-'));
 afterEach(async () => {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
 
-const EXAMPLE = fileURLToPath(new URL('../../dist/examples/embedded-server.js', import.meta.url));
+const EXAMPLE = fileURLToPath(new URL('../../examples/dist/embedded-server.js', import.meta.url));
 const cwd = mkdtempSync(join(tmpdir(), 'sequent-embedded-'));
 const blocker = net.createServer();
 afterAll(async () => {
