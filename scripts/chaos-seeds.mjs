@@ -59,6 +59,7 @@ const ok = runs.filter((r) => r.status === 0 && r.report?.violations === 0);
 const sum = (pick) => runs.reduce((n, r) => n + (r.report ? pick(r.report) : 0), 0);
 const kinds = Object.keys(runs.find((r) => r.report)?.report.faults ?? {});
 const rules = Object.keys(runs.find((r) => r.report)?.report.perRule ?? {});
+const peak = (field) => Math.max(0, ...runs.filter((r) => r.report?.run).map((r) => Number(r.report.run[field] ?? 0)));
 const minutes = sum((r) => r.durationMs) / 60_000;
 const lines = [
   `${runs.length} seeds × ${duration}: ${ok.length} clean, ${runs.length - ok.length} not`,
@@ -81,7 +82,7 @@ const lines = [
   '',
   `acked ${sum((r) => r.counts.acked)}, pending at the end ${sum((r) => r.counts.pending)}, dedup hits ${sum((r) => r.counts.dedupHits)}, resends on the same connection ${sum((r) => r.counts.sameConnectionResends)}, over ${minutes.toFixed(1)} min of history`,
   `sends in flight at a kill: median of medians ${[...runs.filter((r) => r.report).map((r) => r.report.inFlightAtKill.median)].sort((a, b) => a - b)[Math.floor(ok.length / 2)] ?? 0}, most ${Math.max(0, ...runs.filter((r) => r.report).map((r) => r.report.inFlightAtKill.max))}`,
-  `peak RSS of a run: ${Math.max(0, ...runs.filter((r) => r.report?.run).map((r) => r.report.run.peakRssMB))} MB (server ${Math.max(0, ...runs.filter((r) => r.report?.run).map((r) => r.report.run.peakServerRssMB))} MB)`,
+  `peak RSS of a run: ${peak('peakRssMB')} MB (server ${peak('peakServerRssMB')} MB, both together ${peak('peakTotalRssMB')} MB)`,
 ];
 writeFileSync(join(out, 'summary.md'), lines.join('\n') + '\n');
 process.stdout.write('\n' + lines.join('\n') + '\n');

@@ -1,6 +1,7 @@
 /** The chaos run's fault schedule comes from the seed alone. */
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_RATES, planRun, type PlanOptions } from '../../packages/server/src/chaos/plan.js';
+import { defaultSendEveryMs } from '../../packages/server/src/chaos/runner.js';
 
 const options: PlanOptions = { durationMs: 30_000, users: 6, groups: 3, devicesPerUser: 2, seed: 42 };
 
@@ -67,5 +68,17 @@ describe('planRun', () => {
       expect(perMinute(durationMs, 'cut', { cut: 30 })).toBeLessThan(30 * 1.3);
     }
     expect(planRun({ ...options, rates: { stall: 0 } }).faults.some((f) => f.kind === 'stall')).toBe(false);
+  });
+});
+
+describe('defaultSendEveryMs', () => {
+  it('is 120 ms up to 20 devices, and beyond keeps the whole run at the same offered sends a second', () => {
+    for (const devices of [1, 4, 20]) expect(defaultSendEveryMs(devices)).toBe(120);
+    const offered = (devices: number) => (devices * 1000) / defaultSendEveryMs(devices);
+    for (const devices of [21, 60, 150, 1000]) {
+      expect(defaultSendEveryMs(devices)).toBeGreaterThan(120);
+      expect(Math.abs(offered(devices) - offered(20)) / offered(20)).toBeLessThan(0.01);
+    }
+    expect(defaultSendEveryMs(150)).toBe(900);
   });
 });

@@ -10,6 +10,16 @@ import type { HistoryRecorder } from './history.js';
 import { killable } from './killable.js';
 import { DeviceRecorder, type RunCounters } from './recorder.js';
 
+/**
+ * Delivered entries a device's client keeps per conversation. The SDK keeps every
+ * entry of a session for the app to show (`entries()`); a chaos device shows
+ * nothing, and the checker reads what it needs from the recorded history, so
+ * the rest is dropped as it arrives. Kept: the newest, which is the SDK's
+ * `highestSeq` (the `seen` of the next send). Without this, 150 devices in one
+ * process hold messages × receivers entries, hundreds of MB within minutes.
+ */
+const KEEP_DELIVERED = 16;
+
 export interface DeviceSettings {
   user: string;
   /** The plan's name for the device; the protocol device id is the one its store made. */
@@ -65,6 +75,11 @@ export class ChaosDevice {
       // A half-open connection (frames vanish, no close) must be given up within seconds, not minutes.
       pingIntervalMs: 2000,
       pingTimeoutMs: 2000,
+    });
+    client.on('message', ({ conv }) => {
+      // entries() is the view's own array (read-only to apps); trimming its front leaves its newest entries and order intact.
+      const delivered = client.entries(conv) as unknown[];
+      if (delivered.length > 2 * KEEP_DELIVERED) delivered.splice(0, delivered.length - KEEP_DELIVERED);
     });
     this.kill = switched.kill;
     this.client = client;

@@ -26,7 +26,7 @@ export interface ChaosOptions extends Omit<PlanOptions, 'devicesPerUser'> {
   devicesPerUser?: number;
   /** Where the report, the history and the run's data go. */
   outDir: string;
-  /** Mean gap between two sends of one device. */
+  /** Mean gap between two sends of one device; default: defaultSendEveryMs(devices). */
   sendEveryMs?: number;
   /** Per-frame proxy settings (delays); the counted faults come from the plan's rates. */
   faults?: Partial<FaultOptions>;
@@ -57,6 +57,32 @@ export const DEFAULT_FAULTS: FaultOptions = {
 /** Answers to a membership change that retrying will not change. */
 const FINAL_CODES = new Set(['forbidden', 'bad_request', 'not_found', 'conflict', 'invalid_argument']);
 
+/**
+ * The default mean gap between two sends of one device: 120 ms up to 20 devices
+ * (the default run's 10 users × 2), longer beyond, so that the run as a whole
+ * offers the same ~167 sends a second however many devices share them. Every
+ * group message is pushed to every member device, so the work per send grows
+ * with the devices too: 150 devices at 120 ms each offered 1250 sends a second,
+ * three times what this machine got acked, and their backlog grew without end.
+ */
+export function defaultSendEveryMs(devices: number): number {
+  return Math.round(120 * Math.max(1, devices / 20));
+}
+
+/**
+ * In a run of more than 20 devices, a device holding this many unacked sends
+ * skips its turn to send (counted in the report as `sendsSkipped`): when the
+ * server or the machine cannot keep up, the backlog stays bounded instead of
+ * growing for the rest of the run. Smaller runs keep every send: they never
+ * outran the server here, and their bursts around a kill are what puts
+ * messages between a failed membership change and its retry.
+ */
+export const MAX_DEVICE_BACKLOG = 16;
+
+export function deviceBacklogCap(devices: number): number {
+  return devices > 20 ? MAX_DEVICE_BACKLOG : Number.POSITIVE_INFINITY;
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Which conversations a user may send to now: the groups' membership as the server's log last said it was. */
@@ -77,10 +103,20 @@ class Audience {
   }
 }
 
-/** Peak resident memory of this process and of the server, sampled once a second. */
+/**
+ * Peak resident memory of this process, of the server, and of both together,
+ * sampled once a second from the server's start to the end of the check (the
+ * checker runs in this process after the server has stopped, and may be the peak).
+ */
 class MemoryWatch {
   peakRss = 0;
   peakServerRss = 0;
+  /** The largest sum of this process and the server at one sample. */
+  peakTotalRss = 0;
+  /** The peak of this process while it checks the history. */
+  peakCheckRss = 0;
+  private serverGone = false;
+  private checking = false;
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly serverPid: () => number) {
@@ -92,18 +128,35 @@ class MemoryWatch {
   peakHeap = 0;
 
   sample(): void {
-    this.peakRss = Math.max(this.peakRss, process.memoryUsage.rss());
+    const own = process.memoryUsage.rss();
+    this.peakRss = Math.max(this.peakRss, own);
+    if (this.checking) this.peakCheckRss = Math.max(this.peakCheckRss, own);
     this.peakHeap = Math.max(this.peakHeap, process.memoryUsage().heapUsed);
-    try {
-      const status = readFileSync(`/proc/${this.serverPid()}/status`, 'utf8');
-      const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-      this.peakServerRss = Math.max(this.peakServerRss, kb * 1024);
-    } catch {
-      // not Linux, or the server is between a kill and its restart
+    let server = 0;
+    if (!this.serverGone) {
+      try {
+        const status = readFileSync(`/proc/${this.serverPid()}/status`, 'utf8');
+        server = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+        this.peakServerRss = Math.max(this.peakServerRss, server);
+      } catch {
+        // not Linux, or the server is between a kill and its restart
+      }
     }
+    this.peakTotalRss = Math.max(this.peakTotalRss, own + server);
+  }
+
+  /** The server has stopped for good: its pid is no longer read (it may be reused). */
+  serverStopped(): void {
+    this.serverGone = true;
+  }
+
+  checkStarts(): void {
+    this.checking = true;
+    this.sample();
   }
 
   stop(): void {
+    this.sample();
     clearInterval(this.timer);
   }
 }
@@ -126,7 +179,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const file = new HistoryFile(historyPath);
   const history = new HistoryRecorder(undefined, file);
   const counters = { connections: 0, syncs: 0 };
-  const sendEveryMs = options.sendEveryMs ?? 120;
+  const sendEveryMs = options.sendEveryMs ?? defaultSendEveryMs(plan.devices.length);
 
   let database: ChaosDatabase | undefined;
   if (options.postgres) {
@@ -142,6 +195,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const devices: ChaosDevice[] = [];
   const timers = new Set<NodeJS.Timeout>();
   let dedupHits = 0;
+  let sendsSkipped = 0;
+  const backlogCap = deviceBacklogCap(plan.devices.length);
+  /** Sends one device unless its backlog is full (then the turn is counted as skipped). */
+  const sendFrom = (device: ChaosDevice, conv: string): void => {
+    if (device.pending() >= backlogCap) sendsSkipped++;
+    else device.send(conv);
+  };
   try {
     server = await spawn();
     history.record({ type: 'server-start' });
@@ -219,7 +279,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       while (Date.now() - runStart < options.durationMs) {
         await sleep(own.int(Math.round(sendEveryMs / 2), Math.round(sendEveryMs * 1.5)));
         const convs = audience.convsOf(device.user);
-        if (convs.length > 0 && device.alive) device.send(own.pick(convs));
+        if (convs.length === 0 || !device.alive) continue;
+        sendFrom(device, own.pick(convs));
       }
     });
 
@@ -235,7 +296,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
             for (const d of devices) {
               const convs = audience.convsOf(d.user);
               if (!d.alive || convs.length === 0) continue;
-              for (let k = 0; k < 3; k++) d.send(faultRng.pick(convs));
+              for (let k = 0; k < 3; k++) sendFrom(d, faultRng.pick(convs));
             }
             await sleep(15);
             const inFlight = devices.reduce((n, d) => n + d.pending(), 0);
@@ -371,7 +432,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await Promise.all(devices.map((d) => d.stop().catch(() => {})));
     await proxy?.close();
     if (server) await stopServer(server);
-    memory?.stop();
+    memory?.serverStopped();
     file.close();
     await database?.drop().catch((error: unknown) => log(`could not drop ${database?.name}: ${String(error)}`));
   }
@@ -380,7 +441,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const builder = new ReportBuilder();
   const planned = (devices.length * options.durationMs) / sendEveryMs;
   const floor = options.floor ?? { acks: Math.max(1, Math.floor(planned / 4)), finalLogs: devices.length };
-  const check = await checkHistoryStream(() => readHistoryFile(historyPath), { floor }, (e) => builder.add(e));
+  memory?.checkStarts();
+  let check: Awaited<ReturnType<typeof checkHistoryStream>>;
+  try {
+    check = await checkHistoryStream(() => readHistoryFile(historyPath), { floor }, (e) => builder.add(e));
+  } finally {
+    memory?.stop();
+  }
   const written = await writeReport(options.outDir, builder, {
     seed: options.seed,
     check,
@@ -393,7 +460,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       peakRssMB: Math.round((memory?.peakRss ?? 0) / 2 ** 20),
       peakHeapMB: Math.round((memory?.peakHeap ?? 0) / 2 ** 20),
       peakServerRssMB: Math.round((memory?.peakServerRss ?? 0) / 2 ** 20),
-      checkerPeakRssMB: Math.round(process.memoryUsage.rss() / 2 ** 20),
+      peakTotalRssMB: Math.round((memory?.peakTotalRss ?? 0) / 2 ** 20),
+      sendEveryMs,
+      sendsSkipped,
+      checkerPeakRssMB: Math.round((memory?.peakCheckRss ?? process.memoryUsage.rss()) / 2 ** 20),
     },
   });
   return {
