@@ -1,0 +1,179 @@
+/**
+ * The chat state's rules, judged over a recorded history beside the log rules
+ * of checker.ts: read positions never go backwards, `unread` is the rule's
+ * count, a deleted body is never returned again, and every device's folded
+ * view of a conversation ends as the log says it must.
+ *
+ * What it reads: `read-result` (the answer to a `read` request), `read-push`,
+ * `convs-result` (rows with read/unread), `ack`s of deletes (from `send` events
+ * that carry `kind`/`ref`), `sync-start`/`sync-result`, `final-log` and
+ * `final-view`. Pure, like the checker: no Node built-ins.
+ */
+import type { HistoryEntry } from './history.js';
+
+/** The fields of the chat state an entry may carry (protocol "Version 1, additions"). */
+export type ChatEntry = Omit<HistoryEntry, 'kind'> & { kind: string; ref?: number; edited?: number; deleted?: number };
+
+/** One folded message as a device shows it: text (a digest), tombstone, reactions. */
+export interface FoldedItem {
+  seq: number;
+  from: string;
+  /** the body of the newest edit, else of the message; null once deleted */
+  body: unknown;
+  deleted: boolean;
+  /** reaction key → users who have it on, sorted */
+  reactions: Record<string, string[]>;
+}
+
+export const CHAT_STATE_RULES = [
+  /** a device saw a read position lower than one it had already been told */
+  'read-backwards',
+  /** a `convs` row's unread is not the count of others' undeleted messages in (read, last] */
+  'unread-wrong',
+  /** a sync that started after a delete was acked, or a final log, returned the deleted body */
+  'deleted-body',
+  /** a device's folded view of a conversation differs from the fold of its final log */
+  'view-divergent',
+] as const;
+export type ChatStateRule = (typeof CHAT_STATE_RULES)[number];
+
+export interface ChatStateFinding {
+  kind: ChatStateRule;
+  message: string;
+  conv: string;
+  seqs: number[];
+  /** positions in the history of the events involved */
+  evidence: number[];
+}
+
+/**
+ * Folds a conversation's entries in seq order: the newest edit wins, a delete
+ * wins over every edit, a reaction's last word per (user, key) stands. Entries
+ * of kinds it does not know are ignored, as the protocol asks of clients.
+ */
+export function foldEntries(entries: readonly ChatEntry[]): FoldedItem[] {
+  const items = new Map<number, FoldedItem & { editSeq: number; votes: Map<string, { seq: number; on: boolean }> }>();
+  const sorted = [...entries].sort((a, b) => a.seq - b.seq);
+  for (const e of sorted) if (e.kind === 'msg') items.set(e.seq, { seq: e.seq, from: e.from, body: e.body ?? null, deleted: false, reactions: {}, editSeq: 0, votes: new Map() });
+  for (const e of sorted) {
+    const target = e.ref === undefined ? undefined : items.get(e.ref);
+    if (!target) continue;
+    if (e.kind === 'delete') target.deleted = true;
+    else if (e.kind === 'edit' && e.seq > target.editSeq) {
+      target.editSeq = e.seq;
+      target.body = e.body ?? null;
+    } else if (e.kind === 'react') {
+      const reaction = e.body as { key?: unknown; on?: unknown } | null;
+      if (typeof reaction?.key !== 'string' || typeof reaction.on !== 'boolean') continue;
+      const vote = `${e.from}\n${reaction.key}`;
+      const before = target.votes.get(vote);
+      if (!before || before.seq < e.seq) target.votes.set(vote, { seq: e.seq, on: reaction.on });
+    }
+  }
+  return [...items.values()].map(({ editSeq: _edit, votes, ...item }) => {
+    const reactions: Record<string, string[]> = {};
+    if (!item.deleted) {
+      for (const [vote, { on }] of votes) {
+        if (!on) continue;
+        const [user, key] = vote.split('\n') as [string, string];
+        (reactions[key] ??= []).push(user);
+      }
+      for (const users of Object.values(reactions)) users.sort();
+    }
+    return { ...item, body: item.deleted ? null : item.body, reactions };
+  });
+}
+
+/** The protocol's unread rule over one user's readable log: others' `msg` entries in (read, last], not deleted by `last`. */
+export function unreadOf(user: string, entries: readonly ChatEntry[], read: number, last: number): number {
+  const deletedBy = new Map<number, number>();
+  for (const e of entries) if (e.kind === 'delete' && e.ref !== undefined && e.seq <= last) deletedBy.set(e.ref, e.seq);
+  let unread = 0;
+  for (const e of entries) if (e.kind === 'msg' && e.seq > read && e.seq <= last && e.from !== user && !deletedBy.has(e.seq)) unread++;
+  return unread;
+}
+
+/** Answers observed for one user's read position in one conversation: when asked, when answered, the value. */
+interface ReadAnswer {
+  at: number;
+  value: number;
+}
+
+/**
+ * "Never backwards", in real time: an answer to a request that went out after
+ * another answer about the same (user, conv) arrived must not be lower than
+ * it. Answers come in `at` order, so a running maximum by arrival suffices.
+ */
+export class ReadPositions {
+  private readonly answers = new Map<string, { at: number[]; maxSoFar: number[] }>();
+
+  /** Records an answer and returns the highest earlier answer it must not be below (0 when none). */
+  observe(user: string, conv: string, sentAt: number, answer: ReadAnswer): number {
+    const key = `${user}\n${conv}`;
+    let list = this.answers.get(key);
+    if (!list) this.answers.set(key, (list = { at: [], maxSoFar: [] }));
+    let low = 0;
+    let high = list.at.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if ((list.at[middle] as number) < sentAt) low = middle + 1;
+      else high = middle;
+    }
+    const floor = low === 0 ? 0 : (list.maxSoFar[low - 1] as number);
+    list.at.push(answer.at);
+    list.maxSoFar.push(Math.max(answer.value, list.maxSoFar.at(-1) ?? 0));
+    return floor;
+  }
+}
+
+export interface ConvsRowObservation {
+  user: string;
+  conv: string;
+  read: number;
+  last: number;
+  unread: number;
+  index: number;
+}
+
+/** The rules that need a final log: unread counts and folded views, judged once every final log is in. */
+export function judgeFinals(
+  finals: ReadonlyMap<string, { entries: readonly ChatEntry[]; index: number }>,
+  rows: readonly ConvsRowObservation[],
+  views: readonly { user: string; device: string; conv: string; items: readonly FoldedItem[]; index: number }[],
+): { findings: ChatStateFinding[]; judged: Record<'unread-wrong' | 'view-divergent' | 'deleted-body', number> } {
+  const findings: ChatStateFinding[] = [];
+  const judged = { 'unread-wrong': 0, 'view-divergent': 0, 'deleted-body': 0 };
+  for (const row of rows) {
+    const final = finals.get(`${row.user}\n${row.conv}`);
+    if (!final) continue;
+    judged['unread-wrong']++;
+    const expected = unreadOf(row.user, final.entries, row.read, row.last);
+    if (expected !== row.unread) {
+      findings.push({ kind: 'unread-wrong', conv: row.conv, seqs: [row.read, row.last], evidence: [row.index, final.index], message: `${row.user}'s row said unread ${row.unread} for (${row.read}, ${row.last}], the log holds ${expected}` });
+    }
+  }
+  for (const [key, final] of finals) {
+    const conv = key.split('\n')[1] as string;
+    const deleted = new Set<number>();
+    for (const e of final.entries) if (e.kind === 'delete' && e.ref !== undefined) deleted.add(e.ref);
+    for (const e of final.entries) {
+      const target = e.kind === 'msg' ? e.seq : e.kind === 'edit' ? e.ref : undefined;
+      if (target === undefined || !deleted.has(target)) continue;
+      judged['deleted-body']++;
+      if (e.body !== null && e.body !== undefined) findings.push({ kind: 'deleted-body', conv, seqs: [e.seq], evidence: [final.index], message: `a final log returned the body of ${e.seq}, deleted` });
+    }
+  }
+  for (const view of views) {
+    const final = finals.get(`${view.user}\n${view.conv}`);
+    if (!final) continue;
+    judged['view-divergent']++;
+    const expected = JSON.stringify(foldEntries(final.entries));
+    const shown = JSON.stringify([...view.items].sort((a, b) => a.seq - b.seq));
+    if (expected !== shown) {
+      const bySeq = new Map(foldEntries(final.entries).map((item) => [item.seq, JSON.stringify(item)]));
+      const differ = [...view.items].filter((item) => bySeq.get(item.seq) !== JSON.stringify(item)).map((item) => item.seq);
+      findings.push({ kind: 'view-divergent', conv: view.conv, seqs: differ.slice(0, 20), evidence: [view.index, final.index], message: `${view.user}/${view.device} shows a view of ${view.conv} that is not the fold of its log (${differ.length} items differ)` });
+    }
+  }
+  return { findings, judged };
+}
