@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { check, checkHistory, VIOLATION_KINDS, type CheckOptions, type ViolationKind } from '../../packages/server/src/chaos/checker.js';
-import type { AckEvent, FinalLogEvent, HistoryEntry, HistoryEvent, PushEvent, SyncResultEvent } from '../../packages/server/src/chaos/history.js';
+import type { AckEvent, ConvsResultEvent, FinalLogEvent, FinalViewEvent, HistoryEntry, HistoryEvent, PushEvent, SyncResultEvent } from '../../packages/server/src/chaos/history.js';
 
 const TEAM = 'g:team';
 const DM = 'dm:alice:bob';
@@ -34,6 +34,15 @@ const TEAM_LOG: HistoryEntry[] = [
   msg(8, 'bob', 'b2', 2),
 ];
 const DM_LOG: HistoryEntry[] = [msg(1, 'alice', 'x1', 1, 'dm1'), msg(2, 'bob', 'y1', 1, 'dm2')];
+/** The chat state: dm:alice:carol — 1 alice c1 · 2 carol d1 · 3 alice deletes 1 */
+const CHAT = 'dm:alice:carol';
+const CHAT_LOG: HistoryEntry[] = [
+  msg(1, 'alice', 'c1', 1, 'ch1'),
+  msg(2, 'carol', 'd1', 1, 'ch2'),
+  { ...msg(3, 'alice', 'c2', 2, 'ch3'), kind: 'delete', ref: 1, body: null },
+];
+/** CHAT_LOG as read after the delete: its target without a body. */
+const CHAT_READ: HistoryEntry[] = [{ ...CHAT_LOG[0]!, body: null, deleted: 3 }, CHAT_LOG[1]!, CHAT_LOG[2]!];
 
 /** A correct run: sends and acks, pushes, syncs (one racing an ack, one by the removed member), final logs. */
 function good(): HistoryEvent[] {
@@ -79,6 +88,18 @@ function good(): HistoryEvent[] {
   sendAck(DM, DM_LOG[0]!);
   push('bob', DM_LOG[0]!, DM);
   sendAck(DM, DM_LOG[1]!);
+  // The chat state: bob reads the team up to 6; carol lists her conversations, then alice deletes c1.
+  add({ type: 'read-result', user: 'bob', device: 'd1', conv: TEAM, asked: 6, seq: 6, sentAt: at, conn: 'bob#1' });
+  sendAck(CHAT, CHAT_LOG[0]!);
+  push('carol', CHAT_LOG[0]!, CHAT);
+  add({ type: 'convs-result', user: 'carol', device: 'd1', sentAt: at, version: 7, full: true, more: false, rows: [{ conv: CHAT, last: 1, read: 0, unread: 1 }], unread: 1, conn: 'carol#1' });
+  sendAck(CHAT, CHAT_LOG[1]!);
+  push('alice', CHAT_LOG[1]!, CHAT);
+  add({ type: 'send', user: 'alice', device: 'd1', conv: CHAT, cmid: 'c2', dseq: 2, conn: 'alice#1', attempt: 1, kind: 'delete', ref: 1 });
+  add({ type: 'ack', user: 'alice', device: 'd1', conv: CHAT, cmid: 'c2', dseq: 2, seq: 3, mid: 'ch3', ts: 1003, conn: 'alice#1' });
+  push('carol', CHAT_LOG[2]!, CHAT);
+  add({ type: 'sync-start', sync: 's4', user: 'carol', device: 'd1', conv: CHAT, after: 0, limit: 100 });
+  add({ type: 'sync-result', sync: 's4', user: 'carol', device: 'd1', conv: CHAT, after: 0, limit: 100, entries: structuredClone(CHAT_READ), last: 3 });
   const final = (user: string, conv: string, entries: HistoryEntry[], last: number): void =>
     add({ type: 'final-log', user, device: 'd1', conv, entries: structuredClone(entries), last });
   final('alice', TEAM, TEAM_LOG, 8);
@@ -87,6 +108,15 @@ function good(): HistoryEvent[] {
   final('dave', TEAM, TEAM_LOG.slice(6), 8);
   final('alice', DM, DM_LOG, 2);
   final('bob', DM, DM_LOG, 2);
+  final('alice', CHAT, CHAT_READ, 3);
+  final('carol', CHAT, CHAT_READ, 3);
+  add({
+    type: 'final-view', user: 'carol', device: 'd1', conv: CHAT,
+    items: [
+      { seq: 1, from: 'alice', body: null, deleted: true, reactions: {} },
+      { seq: 2, from: 'carol', body: 'text of d1', deleted: false, reactions: {} },
+    ],
+  });
   return events;
 }
 
@@ -203,10 +233,10 @@ const BAD: Record<ViolationKind, { plant: (h: HistoryEvent[]) => void; seqs: num
     seqs: [],
   },
   'too-little': {
-    // 7 acked messages and 6 final logs: below a floor of 8 acks, the run proved nothing.
+    // 10 acked messages and 8 final logs: below a floor of 11 acks, the run proved nothing.
     plant: () => {},
     seqs: [],
-    options: { floor: { acks: 8 } },
+    options: { floor: { acks: 11 } },
   },
   'future-read': {
     // alice is pushed b2 (seq 8) before bob ever sent it.
@@ -228,6 +258,37 @@ const BAD: Record<ViolationKind, { plant: (h: HistoryEvent[]) => void; seqs: num
     },
     seqs: [2, 1],
   },
+  'read-backwards': {
+    // bob asks again after his read at 6 was answered, and is told 4.
+    plant: (h) => {
+      const at = h.at(-1)!.at;
+      h.push({ type: 'read-result', at: at + 1, user: 'bob', device: 'd1', conv: TEAM, asked: 4, seq: 4, sentAt: at, conn: 'bob#1' });
+    },
+    seqs: [6, 4],
+  },
+  'unread-wrong': {
+    plant: (h) => {
+      const convs = h.find((e): e is ConvsResultEvent => e.type === 'convs-result')!;
+      convs.rows[0]!.unread = 0;
+      convs.unread = 0;
+    },
+    seqs: [0, 1],
+  },
+  'deleted-body': {
+    // carol's sync began after the delete was acked, and still returned c1's text.
+    plant: (h) => {
+      const page = h.find((e): e is SyncResultEvent => e.type === 'sync-result' && e.sync === 's4')!;
+      page.entries[0] = structuredClone(CHAT_LOG[0]!);
+    },
+    seqs: [1],
+  },
+  'view-divergent': {
+    plant: (h) => {
+      const view = h.find((e): e is FinalViewEvent => e.type === 'final-view')!;
+      view.items[1]!.body = 'an older text';
+    },
+    seqs: [2],
+  },
   unaccounted: {
     // bob sent b3, which was never answered, and the run did not list it as pending.
     plant: (h) => {
@@ -242,7 +303,7 @@ describe('checker', () => {
   it('passes a correct history, and judged all of it', () => {
     const result = checkHistory(good());
     expect(result.violations).toEqual([]);
-    expect(result.checked).toEqual({ conversations: 2, acks: 7, pushes: 12, syncs: 3, finalLogs: 6, entries: 10 });
+    expect(result.checked).toEqual({ conversations: 3, acks: 10, pushes: 15, syncs: 4, finalLogs: 8, entries: 13 });
     // every rule judged something: none passes for want of input
     for (const kind of VIOLATION_KINDS) expect(result.perRule[kind], kind).toBeGreaterThan(0);
   });

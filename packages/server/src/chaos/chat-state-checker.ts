@@ -9,7 +9,7 @@
  * that carry `kind`/`ref`), `sync-start`/`sync-result`, `final-log` and
  * `final-view`. Pure, like the checker: no Node built-ins.
  */
-import type { HistoryEntry } from './history.js';
+import type { HistoryEntry, HistoryEvent } from './history.js';
 
 /** The fields of the chat state an entry may carry (protocol "Version 1, additions"). */
 export type ChatEntry = Omit<HistoryEntry, 'kind'> & { kind: string; ref?: number; edited?: number; deleted?: number };
@@ -176,4 +176,102 @@ export function judgeFinals(
     }
   }
   return { findings, judged };
+}
+
+/**
+ * Keeps what the chat-state rules need while the history streams by (one pass,
+ * as the log checker does) and judges the rest once the final logs are in.
+ */
+export class ChatStateChecker {
+  readonly findings: ChatStateFinding[] = [];
+  readonly judged: Record<ChatStateRule, number> = { 'read-backwards': 0, 'unread-wrong': 0, 'deleted-body': 0, 'view-divergent': 0 };
+  private readonly positions = new ReadPositions();
+  /** per (conn, reader, conv): the highest read push so far */
+  private readonly pushed = new Map<string, { seq: number; index: number }>();
+  /** per (user, device, conv, cmid) of a delete send: its target */
+  private readonly deletes = new Map<string, number>();
+  /** per (conv, target): when the first ack of its delete arrived */
+  private readonly deletedAt = new Map<string, { at: number; index: number }>();
+  private readonly syncStarts = new Map<string, number>();
+  private readonly rows: ConvsRowObservation[] = [];
+  private readonly finals = new Map<string, { entries: readonly ChatEntry[]; index: number }>();
+  private readonly views: { user: string; device: string; conv: string; items: readonly FoldedItem[]; index: number }[] = [];
+
+  add(e: HistoryEvent, index: number): void {
+    switch (e.type) {
+      case 'send':
+        if (e.kind === 'delete' && e.ref !== undefined) this.deletes.set(`${e.user}/${e.device}/${e.conv}/${e.cmid}`, e.ref);
+        return;
+      case 'ack': {
+        const target = this.deletes.get(`${e.user}/${e.device}/${e.conv}/${e.cmid}`);
+        const key = `${e.conv}#${target}`;
+        if (target !== undefined && !this.deletedAt.has(key)) this.deletedAt.set(key, { at: e.at, index });
+        return;
+      }
+      case 'sync-start':
+        this.syncStarts.set(e.sync, e.at);
+        return;
+      case 'sync-result':
+        return this.judgeSync(e.conv, e.entries, this.syncStarts.get(e.sync), index);
+      case 'read-result':
+        return this.judgeRead(e.user, e.conv, e.sentAt, e.at, e.seq, index);
+      case 'read-push': {
+        if (e.injected) return;
+        const key = `${e.conn}\n${e.reader}\n${e.conv}`;
+        const before = this.pushed.get(key);
+        this.judged['read-backwards']++;
+        if (before && e.seq < before.seq) this.report('read-backwards', e.conv, [before.seq, e.seq], [before.index, index], `${e.conn} was pushed ${e.reader}'s read position ${e.seq} after ${before.seq}`);
+        else this.pushed.set(key, { seq: e.seq, index });
+        return;
+      }
+      case 'convs-result': {
+        for (const row of e.rows) {
+          if (row.read === undefined) continue;
+          this.judgeRead(e.user, row.conv, e.sentAt, e.at, row.read, index);
+          if (row.unread !== undefined) this.rows.push({ user: e.user, conv: row.conv, read: row.read, last: row.last, unread: row.unread, index });
+        }
+        if (e.full && !e.more && !e.truncated && e.unread !== undefined) {
+          this.judged['unread-wrong']++;
+          const sum = e.rows.reduce((n, row) => n + (row.unread ?? 0), 0);
+          if (sum !== e.unread) this.report('unread-wrong', '', [], [index], `${e.user}'s convs reply said unread ${e.unread} in all, its rows add up to ${sum}`);
+        }
+        return;
+      }
+      case 'final-log':
+        this.finals.set(`${e.user}\n${e.conv}`, { entries: e.entries, index });
+        return;
+      case 'final-view':
+        this.views.push({ user: e.user, device: e.device, conv: e.conv, items: e.items, index });
+        return;
+      default:
+        return;
+    }
+  }
+
+  finish(): void {
+    const { findings, judged } = judgeFinals(this.finals, this.rows, this.views);
+    this.findings.push(...findings);
+    for (const [rule, n] of Object.entries(judged) as [ChatStateRule, number][]) this.judged[rule] += n;
+  }
+
+  private judgeRead(user: string, conv: string, sentAt: number, at: number, seq: number, index: number): void {
+    this.judged['read-backwards']++;
+    const floor = this.positions.observe(user, conv, sentAt, { at, value: seq });
+    if (seq < floor) this.report('read-backwards', conv, [floor, seq], [index], `${user}'s read position in ${conv} was ${seq} in an answer asked after ${floor} had been answered`);
+  }
+
+  private judgeSync(conv: string, entries: readonly ChatEntry[], startedAt: number | undefined, index: number): void {
+    if (startedAt === undefined) return;
+    for (const e of entries) {
+      const target = e.kind === 'msg' ? e.seq : e.kind === 'edit' ? e.ref : undefined;
+      const deleted = target === undefined ? undefined : this.deletedAt.get(`${conv}#${target}`);
+      if (!deleted || deleted.at >= startedAt) continue;
+      this.judged['deleted-body']++;
+      if (e.body !== null && e.body !== undefined) this.report('deleted-body', conv, [e.seq], [deleted.index, index], `a sync that started after the delete of ${target} was acked returned the body of ${e.seq}`);
+    }
+  }
+
+  private report(kind: ChatStateRule, conv: string, seqs: number[], evidence: number[], message: string): void {
+    if (this.findings.length < 200) this.findings.push({ kind, conv, seqs, evidence, message });
+  }
 }

@@ -24,6 +24,7 @@ import type {
 } from './history.js';
 import { buildTimeline, type Interval, type MembershipTimeline } from './membership.js';
 import { SeqRanges } from './seq-ranges.js';
+import { CHAT_STATE_RULES, ChatStateChecker } from './chat-state-checker.js';
 
 export const VIOLATION_KINDS = [
   /** an acked message (or membership change) is not at its acked seq in a final log that should hold it */
@@ -60,6 +61,7 @@ export const VIOLATION_KINDS = [
   'realtime-order',
   /** a send that was neither acked (or read back by its own device), refused with a final code, nor listed as pending with a reason */
   'unaccounted',
+  ...CHAT_STATE_RULES,
 ] as const;
 
 export type ViolationKind = (typeof VIOLATION_KINDS)[number];
@@ -106,8 +108,18 @@ const devKey = (user: string, device: string): string => `${user}/${device}`;
 const msgKey = (user: string, device: string, conv: string, cmid: string): string => `${user}/${device}/${conv}/${cmid}`;
 const pair = (a: string, b: string): string => `${a}\n${b}`;
 
+/**
+ * What two observations of one seq must agree on. The body only while neither
+ * says the entry was deleted: a delete takes the body of its target (and of the
+ * target's edits) away from every later read, which is the rule, not a divergence.
+ */
 function entryKey(e: HistoryEntry): string {
-  return JSON.stringify([e.mid, e.ts, e.kind, e.from, e.dev, e.cmid ?? null, e.dseq ?? null, e.body ?? null]);
+  return JSON.stringify([e.mid, e.ts, e.kind, e.from, e.dev, e.cmid ?? null, e.dseq ?? null, e.ref ?? null]);
+}
+
+function sameEntry(a: HistoryEntry, b: HistoryEntry): boolean {
+  if (entryKey(a) !== entryKey(b)) return false;
+  return a.deleted !== undefined || b.deleted !== undefined || JSON.stringify(a.body ?? null) === JSON.stringify(b.body ?? null);
 }
 
 function ranges(seqs: readonly number[]): string {
@@ -205,6 +217,7 @@ export class HistoryChecker {
   private readonly ownSeen = new Set<string>();
   private readonly devices = new Map<string, { user: string; device: string; index: number }>();
   private readonly finalRefusals: { user: string; device: string; conv: string | undefined; index: number }[] = [];
+  private readonly chat = new ChatStateChecker();
 
   constructor(private readonly options: CheckOptions = {}) {}
 
@@ -218,6 +231,7 @@ export class HistoryChecker {
 
   add(e: HistoryEvent): void {
     const index = ++this.index;
+    this.chat.add(e, index);
     switch (e.type) {
       case 'connect':
       case 'client-start':
@@ -301,7 +315,7 @@ export class HistoryChecker {
     if (!known) log.set(entry.seq, { entry, index });
     else {
       this.perRule['divergent']++;
-      if (entryKey(known.entry) !== entryKey(entry) && !this.divergentSeen.has(`${conv}#${entry.seq}`)) {
+      if (!sameEntry(known.entry, entry) && !this.divergentSeen.has(`${conv}#${entry.seq}`)) {
         this.divergentSeen.add(`${conv}#${entry.seq}`);
         this.report('divergent', `${conv} seq ${entry.seq}: mid ${known.entry.mid} from ${known.entry.from}/${known.entry.dev} in one view, mid ${entry.mid} from ${entry.from}/${entry.dev} in another`, conv, [entry.seq], [known.index, index]);
       }
@@ -396,6 +410,9 @@ export class HistoryChecker {
     this.checkTiming(cmidAt);
     this.checkSettled(cmidAt);
     this.checkFloor();
+    this.chat.finish();
+    for (const f of this.chat.findings) this.report(f.kind, f.message, f.conv === '' ? undefined : f.conv, f.seqs, f.evidence);
+    for (const rule of CHAT_STATE_RULES) this.perRule[rule] += this.chat.judged[rule];
 
     return {
       found: this.found,

@@ -18,7 +18,8 @@
  * Events:
  * - `send`         a send frame went out: user, device, conv, cmid, dseq, body
  *                  (text or digest, for reading evidence), conn, attempt (1 the
- *                  first time, 2+ for a resend of the same cmid).
+ *                  first time, 2+ for a resend of the same cmid); kind and ref
+ *                  for an edit, delete or reaction.
  * - `ack`          the ack of a send: user, device, conv, cmid, dseq, seq, mid, ts, conn.
  *                  `at` is when the ack reached the client. Every answer is recorded,
  *                  also a second one to the same request (a duplicated frame), so
@@ -48,6 +49,14 @@
  * - `final-log`    at the end, a device's whole readable log of one conversation,
  *                  synced page by page after all faults stopped: entries and the
  *                  `last` the server reported.
+ * - `read-result`  the answer to a `read` request: user, device, conv, asked (the seq
+ *                  requested), seq (the position the server answered), sentAt (the
+ *                  request's `at`), conn.
+ * - `read-push`    a `read` push arrived: conn, user, device, conv, reader, seq.
+ * - `convs-result` the answer to a `convs` request: user, device, sentAt, since (when
+ *                  asked), version, full, rows (conv, last, read, unread), unread.
+ * - `final-view`   at the end, the folded view a device's SDK shows of one
+ *                  conversation (see chat-state-checker.ts `FoldedItem`).
  *
  * Pure: no Node built-ins, so it runs anywhere the checker does.
  */
@@ -79,6 +88,9 @@ export interface SendEvent extends Base, DeviceRef {
   body?: unknown;
   conn?: string;
   attempt?: number;
+  /** absent for a message */
+  kind?: 'edit' | 'delete' | 'react';
+  ref?: number;
 }
 
 /** An ack as the client received it: the protocol's AckFrame without its framing (t, request id). */
@@ -216,7 +228,66 @@ export interface FinalLogEvent extends Base, DeviceRef {
   last: number;
 }
 
+export interface ReadResultEvent extends Base, DeviceRef {
+  type: 'read-result';
+  conv: string;
+  asked: number;
+  seq: number;
+  sentAt: number;
+  conn?: string;
+}
+
+export interface ReadPushEvent extends Base, DeviceRef {
+  type: 'read-push';
+  conn: string;
+  conv: string;
+  reader: string;
+  seq: number;
+  injected?: InjectedMark;
+}
+
+/** A row of a `convs` answer; read and unread only from a server that has the chat state. */
+export interface ConvsRow {
+  conv: string;
+  last: number;
+  read?: number;
+  unread?: number;
+}
+
+export interface ConvsResultEvent extends Base, DeviceRef {
+  type: 'convs-result';
+  sentAt: number;
+  since?: number;
+  version: number;
+  full: boolean;
+  more: boolean;
+  /** the server left its least recently active rows out (maxConvs) */
+  truncated?: true;
+  rows: ConvsRow[];
+  unread?: number;
+  conn?: string;
+}
+
+/** One folded message as the SDK shows it (chat-state-checker.ts judges it). */
+export interface FinalViewItem {
+  seq: number;
+  from: string;
+  body: unknown;
+  deleted: boolean;
+  reactions: Record<string, string[]>;
+}
+
+export interface FinalViewEvent extends Base, DeviceRef {
+  type: 'final-view';
+  conv: string;
+  items: FinalViewItem[];
+}
+
 export type HistoryEvent =
+  | ReadResultEvent
+  | ReadPushEvent
+  | ConvsResultEvent
+  | FinalViewEvent
   | SendEvent
   | AckEvent
   | SendErrorEvent
@@ -299,7 +370,12 @@ export function toHistoryEntry(
   const out: HistoryEntry = { seq: entry.seq, kind: entry.kind, mid: entry.mid, ts: entry.ts, from: entry.from, dev: entry.dev };
   if (entry.cmid !== undefined) out.cmid = entry.cmid;
   if (entry.dseq !== undefined) out.dseq = entry.dseq;
-  out.body = entry.kind === 'system' ? entry.body : body(entry.body);
+  if (entry.ref !== undefined) out.ref = entry.ref;
+  if (entry.edited !== undefined) out.edited = entry.edited;
+  if (entry.deleted !== undefined) out.deleted = entry.deleted;
+  // A null body stays null (a deleted message, a delete), so a leaked body shows; system
+  // entries and reactions keep theirs: the checker folds memberships and reactions from them.
+  out.body = entry.body === null || entry.kind === 'system' || entry.kind === 'react' ? entry.body : body(entry.body);
   return out;
 }
 

@@ -13,7 +13,11 @@ interface Outstanding {
   frame: Frame;
   sync?: string;
   answered?: boolean;
+  /** when the request went out, on the history's clock (read and convs answers are judged in real time) */
+  sentAt: number;
 }
+
+const CHAT_KINDS = new Set(['edit', 'delete', 'react']);
 
 /** Answered requests are kept this long per connection, so that a second answer (a duplicate) is still recognised. */
 const KEEP_ANSWERED = 256;
@@ -77,13 +81,15 @@ export class DeviceRecorder {
         const frame = parse(text);
         if (!frame || typeof frame.id !== 'number') return;
         const conn = nameOf(n);
-        const pending: Outstanding = { frame };
+        const pending: Outstanding = { frame, sentAt: this.history.now() };
         if (frame.t === 'send' && typeof frame['conv'] === 'string' && typeof frame['cmid'] === 'string') {
           const key = `${frame['conv']}\u0000${frame['cmid']}`;
           const attempt = (this.attempts.get(key) ?? 0) + 1;
           this.attempts.set(key, attempt);
+          const kind = frame['kind'];
+          const chat = typeof kind === 'string' && CHAT_KINDS.has(kind) ? { kind: kind as 'edit' | 'delete' | 'react', ref: Number(frame['ref']) } : {};
           this.history.record({
-            type: 'send', ...who, conv: frame['conv'], cmid: frame['cmid'], dseq: Number(frame['dseq']), body: bodyDigest(frame['body']), conn, attempt,
+            type: 'send', ...who, conv: frame['conv'], cmid: frame['cmid'], dseq: Number(frame['dseq']), body: bodyDigest(frame['body']), conn, attempt, ...chat,
           });
         } else if (frame.t === 'sync' && typeof frame['conv'] === 'string') {
           pending.sync = `s${++this.counters.syncs}`;
@@ -101,6 +107,10 @@ export class DeviceRecorder {
         if (frame.t === 'msg') {
           const { t: _t, _chaos: _mark, ...entry } = frame;
           this.history.record({ type: 'push', ...who, conn, conv: String(frame['conv']), entry: toHistoryEntry(entry as unknown as Entry), ...(injected ? { injected } : {}) });
+          return;
+        }
+        if (frame.t === 'read' && typeof frame.id !== 'number') {
+          this.history.record({ type: 'read-push', ...who, conn, conv: String(frame['conv']), reader: String(frame['user']), seq: Number(frame['seq']), ...(injected ? { injected } : {}) });
           return;
         }
         if (typeof frame.id !== 'number') return;
@@ -143,6 +153,29 @@ export class DeviceRecorder {
       const entries = Array.isArray(reply['msgs']) ? (reply['msgs'] as Entry[]).map((e) => toHistoryEntry(e)) : [];
       this.history.record({
         type: 'sync-result', ...who, sync: request.sync, conv: String(asked['conv']), after: Number(asked['after'] ?? 0), limit: Number(asked['limit'] ?? 100), entries, last: Number(reply['last']),
+      });
+    } else if (asked.t === 'read' && reply.t === 'ok') {
+      this.history.record({ type: 'read-result', ...who, conv: String(asked['conv']), asked: Number(asked['seq']), seq: Number(reply['seq']), sentAt: request.sentAt, conn });
+    } else if (asked.t === 'convs' && reply.t === 'convs') {
+      const rows = Array.isArray(reply['convs']) ? (reply['convs'] as Frame[]) : [];
+      this.history.record({
+        type: 'convs-result',
+        ...who,
+        sentAt: request.sentAt,
+        ...(typeof asked['since'] === 'number' ? { since: asked['since'] } : {}),
+        version: Number(reply['version'] ?? 0),
+        full: reply['full'] === true || typeof asked['since'] !== 'number',
+        more: reply['more'] === true,
+        ...(reply['truncated'] === true ? { truncated: true as const } : {}),
+        // A server without the chat state sends no read/unread: those rows are not judged.
+        rows: rows.map((row) => ({
+          conv: String(row['conv']),
+          last: Number(row['last']),
+          ...(typeof row['read'] === 'number' ? { read: row['read'] } : {}),
+          ...(typeof row['unread'] === 'number' ? { unread: row['unread'] } : {}),
+        })),
+        ...(typeof reply['unread'] === 'number' ? { unread: reply['unread'] } : {}),
+        conn,
       });
     } else if ((asked.t === 'create' || asked.t === 'members') && first) {
       this.membership(asked, reply.t === 'ok' ? Number(reply['seq']) : undefined, reply.t === 'error' ? String(reply['code']) : undefined);
