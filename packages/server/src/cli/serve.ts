@@ -187,11 +187,11 @@ async function serveUntilStopped(
     if (described !== undefined) return fail(described);
     throw error;
   }
+  if (flags['demo']) logger.warn({ demo: true }, 'demo sign-in is on: anyone who reaches this port gets a token for any user; for local use only');
   logger.info(
     { port: server.port, url: server.url, http: server.httpUrl, ...(server.webUrl === undefined ? {} : { web: server.webUrl }), ...(server.metricsUrl === undefined ? {} : { metrics: server.metricsUrl }), data: dataDir, secret: secret.source, store: postgresUrl === undefined ? 'sqlite' : 'postgres' },
     'listening',
   );
-  if (flags['demo']) logger.warn({ demo: true }, 'demo sign-in is on: anyone who reaches this port gets a token for any user; for local use only');
   const running = server;
   await new Promise<void>((resolve) => {
     let draining = false;
