@@ -24,6 +24,8 @@ const FLAGS: Record<string, FlagSpec> = {
   'log-level': { kind: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
   'tls-cert': { kind: 'string', help: 'serve wss:// and https:// with this PEM certificate chain (with --tls-key)' },
   'tls-key': { kind: 'string', help: 'the PEM private key of --tls-cert' },
+  'no-web': { kind: 'bool', default: false, help: 'do not serve the web chat at / (docs/web.md)' },
+  demo: { kind: 'bool', default: false, help: 'demo sign-in for local use only: the web chat mints a token for any user name typed' },
   help: HELP_FLAG,
 };
 
@@ -97,6 +99,7 @@ export async function runServe(argv: string[]): Promise<number> {
     if (!LOG_LEVELS.has(String(parsed['log-level']))) throw new UsageError(`flag --log-level takes one of ${[...LOG_LEVELS].join(', ')}`);
     if (parsed['durability'] !== 'full' && parsed['durability'] !== 'process') throw new UsageError('flag --durability takes full or process');
     if ((parsed['tls-cert'] === undefined) !== (parsed['tls-key'] === undefined)) throw new UsageError('flags --tls-cert and --tls-key go together');
+    if (parsed['demo'] && parsed['no-web']) throw new UsageError('flag --demo signs in to the web chat, which --no-web turns off');
   });
   if (typeof flags === 'number') return flags;
   const fail = (message: string, code = 1): number => {
@@ -162,6 +165,8 @@ async function serveUntilStopped(
       durability: flags['durability'] as 'full' | 'process',
       ...(postgresUrl === undefined ? {} : { postgresUrl }),
       ...(tls === undefined ? {} : { tls }),
+      web: !flags['no-web'],
+      demo: Boolean(flags['demo']),
       ...Object.fromEntries(Object.entries(LIMIT_FLAGS).flatMap(([flag, { option }]) => (flags[flag] === undefined ? [] : [[option, Number(flags[flag])]]))),
       logger,
     });
@@ -182,8 +187,9 @@ async function serveUntilStopped(
     if (described !== undefined) return fail(described);
     throw error;
   }
+  if (flags['demo']) logger.warn({ demo: true }, 'demo sign-in is on: anyone who reaches this port gets a token for any user; for local use only');
   logger.info(
-    { port: server.port, url: server.url, http: server.httpUrl, ...(server.metricsUrl === undefined ? {} : { metrics: server.metricsUrl }), data: dataDir, secret: secret.source, store: postgresUrl === undefined ? 'sqlite' : 'postgres' },
+    { port: server.port, url: server.url, http: server.httpUrl, ...(server.webUrl === undefined ? {} : { web: server.webUrl }), ...(server.metricsUrl === undefined ? {} : { metrics: server.metricsUrl }), data: dataDir, secret: secret.source, store: postgresUrl === undefined ? 'sqlite' : 'postgres' },
     'listening',
   );
   const running = server;

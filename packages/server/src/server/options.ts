@@ -75,6 +75,10 @@ export interface ServerOptions {
   postgresUrl?: string;
   /** Use these timestamps and mids instead of the ones kept in dataDir (the server closes them on close()). */
   ids?: IdSources;
+  /** Serve the web chat (built into this package's web/ folder) at `/`. Default false; `serve` turns it on. */
+  web?: boolean;
+  /** With web: POST /demo/token mints a token for any user name. Local use only; default false. */
+  demo?: boolean;
   logger?: Logger;
 }
 
@@ -106,6 +110,8 @@ export interface ResolvedOptions {
   readonly durability: 'full' | 'process';
   readonly postgresUrl: string | undefined;
   readonly tls: { readonly cert: string | Buffer; readonly key: string | Buffer } | undefined;
+  readonly web: boolean;
+  readonly demo: boolean;
 }
 
 export class OptionError extends Error {
@@ -124,6 +130,12 @@ function integer(name: string, value: number | undefined, fallback: number, min:
   if (!Number.isSafeInteger(value) || value < min || value > max) {
     throw new OptionError(name, `expected an integer from ${min} to ${max}, got ${String(value)}`);
   }
+  return value;
+}
+
+function flag(name: string, value: boolean | undefined): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw new OptionError(name, `expected true or false, got ${String(value)}`);
   return value;
 }
 
@@ -158,6 +170,9 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   if (secret !== undefined && secret.length < 32) {
     throw new OptionError('secret', 'must be at least 32 characters');
   }
+  const web = flag('web', options.web);
+  const demo = flag('demo', options.demo);
+  if (demo && !web) throw new OptionError('demo', 'the demo sign-in is part of the web app: set web too');
   const maxFrame = integer('maxFrame', options.maxFrame, DEFAULT_MAX_FRAME, 1024, 64 * 1024 * 1024);
   const maxBuffered = integer('maxBuffered', options.maxBuffered, DEFAULT_MAX_BUFFERED, 1024);
   return Object.freeze({
@@ -189,5 +204,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     maxBatch: integer('maxBatch', options.maxBatch, DEFAULT_MAX_BATCH, 1),
     durability,
     tls: tlsOption(options.tls),
+    web,
+    demo,
   });
 }

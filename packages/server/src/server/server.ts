@@ -22,6 +22,7 @@ import { listenForMetrics, type MetricsListener } from './metrics-listener.js';
 import { resolveOptions, type ServerOptions } from './options.js';
 import { Reads } from './reads.js';
 import { Sequencer } from './sequencer.js';
+import { mountWeb } from './web.js';
 
 export interface RunningServer {
   readonly port: number;
@@ -29,6 +30,8 @@ export interface RunningServer {
   readonly url: string;
   /** http://host:port (https:// with TLS): /healthz */
   readonly httpUrl: string;
+  /** http://host:port/, the web chat, when web is on */
+  readonly webUrl: string | undefined;
   /** http://metricsHost:metricsPort/metrics, when metricsPort was given */
   readonly metricsUrl: string | undefined;
   mintToken(user: string, device: string, ttlSeconds?: number): Promise<string>;
@@ -71,6 +74,7 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
   const groups = new Groups(conversations, sequencer);
   const reads = new Reads(store, conversations, options);
   const gateway = new Gateway(options, tokens, { ingest, groups, reads, fanout }, flusher, metrics, logger);
+  if (options.web) mountWeb(gateway.http, { demo: options.demo ? tokens : undefined, logger });
 
   let metricsListener: MetricsListener | undefined;
   try {
@@ -121,6 +125,7 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
     port,
     url: `${ws}://${hostForUrl}:${port}${WS_PATH}`,
     httpUrl: `${http}://${hostForUrl}:${port}`,
+    webUrl: options.web ? `${http}://${hostForUrl}:${port}/` : undefined,
     metricsUrl: metricsListener?.url,
     mintToken: (user, device, ttlSeconds) => tokens.mint(user, device, ttlSeconds),
     close: () => (closing ??= close()),
