@@ -2,6 +2,9 @@
  * `npm run bench:chat`: chat-shaped load against the servers a team would pick
  * instead, each in the same run, with the ratios printed.
  *
+ * Scenarios (`--scenarios`, comma-separated; the table is SCENARIOS below):
+ * `large-groups` (here), `catch-up` (chat-catchup.ts). Each writes its own section of bench/results/chat.*.
+ *
  * Scenario `large-groups`: one group of N members (2,000 and 10,000 by default),
  * every member online on a connection of its own, the members spread over several
  * client processes; 5 senders send into the group. Measured per system: deliveries/s
@@ -21,18 +24,20 @@ import { fileURLToPath } from 'node:url';
 import { io, type Socket as IoSocket } from 'socket.io-client';
 import WebSocket from 'ws';
 import { newCmid } from 'sequent-client';
-import { parseFlags, usage, UsageError, type FlagSpec } from '../src/cli/args.js';
+import { parseFlags, usage, UsageError, type FlagSpec, type ParsedFlags } from '../src/cli/args.js';
 import { spawnServerProcess, stopServer } from '../src/chaos/server-process.js';
 import { TokenAuthority } from '../src/server/auth.js';
 import { processCpuSeconds } from './cpu.js';
 import type { FromMembers, MemberSystem, ToMembers } from './chat-members.js';
 import { quantile } from './load.js';
-import { ratio, writeResults, type Row } from './report.js';
+import { catchUpScenario } from './chat-catchup.js';
+import { writeChatResults } from './chat-results.js';
+import type { ChatScenario, ScenarioOutcome } from './chat-scenario.js';
+import { ratio, type Results, type Row } from './report.js';
 
 const SYSTEMS: readonly MemberSystem[] = ['sequent', 'ws-corked', 'ws-naive', 'socketio'];
 
-const FLAGS: Record<string, FlagSpec> = {
-  scenarios: { kind: 'string', default: 'large-groups', help: 'comma-separated scenarios: large-groups' },
+const LARGE_GROUP_FLAGS: Record<string, FlagSpec> = {
   members: { kind: 'string', default: '2000,10000', help: 'group sizes of large-groups, comma-separated' },
   senders: { kind: 'int', default: 5, min: 1, max: 100, help: 'members that send' },
   deliveries: { kind: 'int', default: 1_000_000, min: 1000, help: 'deliveries per group size and system (messages = this / members)' },
@@ -41,7 +46,6 @@ const FLAGS: Record<string, FlagSpec> = {
   body: { kind: 'int', default: 100, min: 1, max: 60_000, help: 'bytes of text in each message body' },
   systems: { kind: 'string', default: SYSTEMS.join(','), help: `comma-separated subset of ${SYSTEMS.join(', ')}` },
   timeout: { kind: 'int', default: 120_000, min: 1000, help: 'longest any one phase may take, ms' },
-  help: { kind: 'bool', default: false, help: 'print this help' },
 };
 
 interface Config {
@@ -55,18 +59,13 @@ interface Config {
   timeoutMs: number;
 }
 
-function readConfig(argv: readonly string[]): Config | { exit: number; text: string } {
-  let flags;
-  try {
-    flags = parseFlags(argv, FLAGS);
-    for (const s of String(flags['scenarios']).split(',')) if (s !== 'large-groups') throw new UsageError(`flag --scenarios: unknown scenario ${JSON.stringify(s)}`);
-    for (const s of String(flags['systems']).split(',')) if (!(SYSTEMS as readonly string[]).includes(s)) throw new UsageError(`flag --systems: unknown system ${JSON.stringify(s)}`);
-    for (const m of String(flags['members']).split(',')) if (!/^\d+$/.test(m) || Number(m) < 2) throw new UsageError(`flag --members: ${JSON.stringify(m)} is not a group size (at least 2)`);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    return { exit: 2, text: `bench:chat: ${error.message}\n${usage('bench:chat', FLAGS)}` };
-  }
-  if (flags['help']) return { exit: 0, text: usage('bench:chat', FLAGS) };
+function checkLargeGroups(flags: ParsedFlags): string | undefined {
+  for (const s of String(flags['systems']).split(',')) if (!(SYSTEMS as readonly string[]).includes(s)) return `flag --systems: unknown system ${JSON.stringify(s)}`;
+  for (const m of String(flags['members']).split(',')) if (!/^\d+$/.test(m) || Number(m) < 2) return `flag --members: ${JSON.stringify(m)} is not a group size (at least 2)`;
+  return undefined;
+}
+
+function largeGroupConfig(flags: ParsedFlags): Config {
   return {
     sizes: String(flags['members']).split(',').map(Number),
     senders: Number(flags['senders']),
@@ -373,12 +372,8 @@ async function largeGroup(system: MemberSystem, config: Config, members: number)
   }
 }
 
-async function main(): Promise<number> {
-  const config = readConfig(process.argv.slice(2));
-  if ('exit' in config) {
-    (config.exit === 0 ? process.stdout : process.stderr).write(config.text);
-    return config.exit;
-  }
+async function runLargeGroups(flags: ParsedFlags): Promise<ScenarioOutcome> {
+  const config = largeGroupConfig(flags);
   const rows: Row[] = [];
   const ratios: Record<string, number> = {};
   for (const members of config.sizes) {
@@ -404,13 +399,56 @@ async function main(): Promise<number> {
       ratios[`sequent / ws-corked server CPU per delivery, ${members} members`] = ratio(Number(ours['server_cpu_ms_per_1k_deliveries']), Number(corked['server_cpu_ms_per_1k_deliveries']));
     }
   }
-  const subset = config.systems.length < SYSTEMS.length || config.sizes.join(',') !== String(FLAGS['members']!.default);
-  if (subset) {
-    // A partial run is printed, not written over the full results.
-    process.stdout.write(`${JSON.stringify({ rows, ratios }, null, 2)}\n(a subset: bench/results/chat.* left as they were)\n`);
-  } else {
-    writeResults('chat', { rows, ratios, config: { ...config, body: config.body.length } });
+  const subset = config.systems.length < SYSTEMS.length || config.sizes.join(',') !== String(LARGE_GROUP_FLAGS['members']!.default);
+  return { results: { rows, ratios, config: { ...config, body: config.body.length } }, write: !subset };
+}
+
+const largeGroupsScenario: ChatScenario = { flags: LARGE_GROUP_FLAGS, check: checkLargeGroups, run: runLargeGroups };
+
+/** Every scenario by its --scenarios name. A new scenario is one line here (and its own files). */
+const SCENARIOS: Record<string, ChatScenario> = {
+  'large-groups': largeGroupsScenario,
+  'catch-up': catchUpScenario,
+};
+
+const FLAGS: Record<string, FlagSpec> = {
+  scenarios: { kind: 'string', default: 'large-groups', help: `comma-separated scenarios: ${Object.keys(SCENARIOS).join(', ')}` },
+  ...Object.assign({}, ...Object.values(SCENARIOS).map((s) => s.flags)),
+  help: { kind: 'bool', default: false, help: 'print this help' },
+};
+
+function readFlags(argv: readonly string[]): { flags: ParsedFlags; scenarios: string[] } | { exit: number; text: string } {
+  let flags: ParsedFlags;
+  try {
+    flags = parseFlags(argv, FLAGS);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    return { exit: 2, text: `bench:chat: ${error.message}\n${usage('bench:chat', FLAGS)}` };
   }
+  if (flags['help']) return { exit: 0, text: usage('bench:chat', FLAGS) };
+  const scenarios = String(flags['scenarios']).split(',');
+  for (const name of scenarios) {
+    const scenario = SCENARIOS[name];
+    const problem = scenario ? scenario.check?.(flags) : `flag --scenarios: unknown scenario ${JSON.stringify(name)}`;
+    if (problem !== undefined) return { exit: 2, text: `bench:chat: ${problem}\n${usage('bench:chat', FLAGS)}` };
+  }
+  return { flags, scenarios };
+}
+
+async function main(): Promise<number> {
+  const read = readFlags(process.argv.slice(2));
+  if ('exit' in read) {
+    (read.exit === 0 ? process.stdout : process.stderr).write(read.text);
+    return read.exit;
+  }
+  const written: Record<string, Results> = {};
+  for (const name of read.scenarios) {
+    const outcome = await SCENARIOS[name]!.run(read.flags, log);
+    if (outcome.write) written[name] = outcome.results;
+    // A partial run is printed, not written over the full results.
+    else process.stdout.write(`${name}: ${JSON.stringify(outcome.results, null, 2)}\n(a partial run: bench/results/chat.* left as they were)\n`);
+  }
+  if (Object.keys(written).length > 0) writeChatResults(written);
   return 0;
 }
 
