@@ -23,6 +23,7 @@ import { resolveOptions, type ServerOptions } from './options.js';
 import { Reads } from './reads.js';
 import { Sequencer } from './sequencer.js';
 import { mountWeb } from './web.js';
+import { ChatState } from './chat-state.js';
 
 export interface RunningServer {
   readonly port: number;
@@ -73,7 +74,8 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
   const ingest = new Ingest(store, conversations, sequencer, metrics, options);
   const groups = new Groups(conversations, sequencer);
   const reads = new Reads(store, conversations, options);
-  const gateway = new Gateway(options, tokens, { ingest, groups, reads, fanout }, flusher, metrics, logger);
+  const chat = new ChatState(store, conversations, fanout);
+  const gateway = new Gateway(options, tokens, { ingest, groups, reads, fanout, chat }, flusher, metrics, logger);
   if (options.web) mountWeb(gateway.http, { demo: options.demo ? tokens : undefined, logger });
 
   let metricsListener: MetricsListener | undefined;
