@@ -229,7 +229,7 @@ export class FakeServer {
         if (!range) return error('forbidden', 'not a member');
         const last = range.until ?? this.log(frame.conv).length;
         const msgs = this.log(frame.conv)
-          .filter((e) => e.seq > frame.after && e.seq >= range.from && e.seq <= last)
+          .filter((e) => e.seq > (frame.after ?? 0) && e.seq >= range.from && e.seq <= last)
           .slice(0, frame.limit ?? 100);
         return connection.reply({ t: 'batch', id: frame.id, conv: frame.conv, msgs, last });
       }

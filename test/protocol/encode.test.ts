@@ -10,7 +10,7 @@ const entryArb: fc.Arbitrary<Entry> = fc
   .record({
     conv: text,
     seq: number,
-    kind: fc.constantFrom('msg' as const, 'system' as const),
+    kind: fc.constantFrom('msg' as const, 'system' as const, 'edit' as const, 'delete' as const, 'react' as const),
     mid: text,
     ts: number,
     from: text,
@@ -19,12 +19,18 @@ const entryArb: fc.Arbitrary<Entry> = fc
     cmid: fc.option(text, { nil: undefined }),
     dseq: fc.option(number, { nil: undefined }),
     ctx: fc.option(fc.record({ seen: number }, { requiredKeys: [] }), { nil: undefined }),
+    ref: fc.option(number, { nil: undefined }),
+    edited: fc.option(number, { nil: undefined }),
+    deleted: fc.option(number, { nil: undefined }),
   })
-  .map(({ cmid, dseq, ctx, ...required }) => {
+  .map(({ cmid, dseq, ctx, ref, edited, deleted, ...required }) => {
     const entry: Entry = { ...required };
     if (cmid !== undefined) entry.cmid = cmid;
     if (dseq !== undefined) entry.dseq = dseq;
     if (ctx !== undefined) entry.ctx = ctx;
+    if (ref !== undefined) entry.ref = ref;
+    if (edited !== undefined) entry.edited = edited;
+    if (deleted !== undefined) entry.deleted = deleted;
     return entry;
   });
 

@@ -5,7 +5,7 @@
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
 import { CLIENT_FRAME_SCHEMAS, type ClientFrame, type ClientFrameType, type SendFrame } from './frames.js';
-import { MAX_CTX_BYTES, MAX_JSON_DEPTH } from './limits.js';
+import { MAX_CTX_BYTES, MAX_JSON_DEPTH, MAX_REACTION_KEY } from './limits.js';
 import type { ErrorCode } from './errors.js';
 
 export type DecodeResult =
@@ -138,12 +138,37 @@ function decode(text: string, maxFrame: number, maxBody: number): DecodeResult {
   }
   const frame = value as ClientFrame;
   if (frame.t === 'send') return decodeSend(frame, maxBody, id);
+  if (frame.t === 'sync' && (frame.after === undefined) === (frame.before === undefined)) {
+    return refuse('bad_request', 'sync: exactly one of after and before', id, 'sync');
+  }
   return { ok: true, frame };
+}
+
+/** The chat-state rules of a send that the frame alone decides: which kinds take `ref`, and the bodies of delete and react. */
+function kindProblem(frame: SendFrame): string | undefined {
+  const kind = frame.kind ?? 'msg';
+  if (kind === 'msg') return frame.ref === undefined ? undefined : 'send /ref: only edit, delete and react take ref';
+  if (frame.ref === undefined) return `send /ref: required with kind ${kind}`;
+  if (kind === 'delete' && frame.body !== null) return 'send /body: a delete has body null';
+  if (kind === 'react') return reactBodyProblem(frame.body);
+  return undefined;
+}
+
+function reactBodyProblem(body: unknown): string | undefined {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'send /body: a reaction is {"key": string, "on": boolean}';
+  const { key, on } = body as Record<string, unknown>;
+  if (typeof key !== 'string') return 'send /body/key: required string';
+  const length = [...key].length;
+  if (length < 1 || length > MAX_REACTION_KEY) return `send /body/key: 1 to ${MAX_REACTION_KEY} characters`;
+  if (typeof on !== 'boolean') return 'send /body/on: required boolean';
+  return undefined;
 }
 
 /** A send's body and ctx: nested at most MAX_JSON_DEPTH, and together at most maxBody bytes, so that whatever is acked can be stored and pushed. */
 function decodeSend(frame: SendFrame, maxBody: number, id: number | undefined): DecodeResult {
   if (frame.body === undefined) return refuse('bad_request', 'send /body: required', id, 'send');
+  const problem = kindProblem(frame);
+  if (problem !== undefined) return refuse('bad_request', problem, id, 'send');
   if (nestsDeeperThan(frame.body, MAX_JSON_DEPTH)) {
     return refuse('bad_request', `send /body: nests deeper than ${MAX_JSON_DEPTH} levels`, id, 'send');
   }

@@ -24,6 +24,9 @@ function entryMembers(entry: Entry, bodyJson: string | undefined): string {
   if (entry.cmid !== undefined) text += `,"cmid":${str(entry.cmid)}`;
   if (entry.dseq !== undefined) text += `,"dseq":${num(entry.dseq)}`;
   if (entry.ctx !== undefined) text += `,"ctx":${JSON.stringify(entry.ctx)}`;
+  if (entry.ref !== undefined) text += `,"ref":${num(entry.ref)}`;
+  if (entry.edited !== undefined) text += `,"edited":${num(entry.edited)}`;
+  if (entry.deleted !== undefined) text += `,"deleted":${num(entry.deleted)}`;
   return text;
 }
 

@@ -15,12 +15,16 @@ export {
   MAX_MEMBERS_PER_CHANGE,
   MAX_JSON_DEPTH,
   MAX_CTX_BYTES,
+  DEFAULT_CONVS_LIMIT,
+  MAX_CONVS_LIMIT,
+  MAX_REACTION_KEY,
+  TYPING_INTERVAL_MS,
 } from './limits.js';
 export type { Limits } from './limits.js';
 export { decodeClientFrame, utf8Length, isClientFrameType } from './codec.js';
 export type { DecodeResult } from './codec.js';
 export { encodeMsgFrame, encodeAck } from './encode.js';
-export { CLIENT_FRAME_SCHEMAS } from './frames.js';
+export { CLIENT_FRAME_SCHEMAS, REF_KINDS } from './frames.js';
 export type {
   ClientFrame,
   ClientFrameType,
@@ -31,6 +35,14 @@ export type {
   SyncFrame,
   ConvsFrame,
   PingFrame,
+  ReadFrame,
+  InfoFrame,
+  TypingFrame,
+  SendKind,
+  ReactBody,
+  ReadPushFrame,
+  InfoReplyFrame,
+  TypingPushFrame,
   Entry,
   EntryKind,
   SystemBody,

@@ -9,6 +9,13 @@ export const HELLO_TIMEOUT_MS = 10_000;
 export const DEFAULT_SYNC_LIMIT = 100;
 export const MAX_SYNC_LIMIT = 1000;
 export const MAX_CMID_LENGTH = 64;
+/** Chat state: rows of a `convs since` reply by default and at most. */
+export const DEFAULT_CONVS_LIMIT = 500;
+export const MAX_CONVS_LIMIT = 1000;
+/** Chat state: a reaction's `key` is 1 to this many characters (code points). */
+export const MAX_REACTION_KEY = 32;
+/** Chat state: the server forwards at most one typing push per (user, conversation) in this many ms. */
+export const TYPING_INTERVAL_MS = 1000;
 /** A create or members frame may name at most this many users (extension limit). */
 export const MAX_MEMBERS_PER_CHANGE = 1000;
 /**

@@ -264,17 +264,24 @@ export class Gateway {
   private dispatch(session: Session, frame: Exclude<ClientFrame, HelloFrame>, receivedAt: number, bodyJson: string | undefined): void | Promise<void> {
     switch (frame.t) {
       case 'send':
+        // Chat-state kinds arrive with the server side of them; until then they are refused, never stored as messages.
+        if (frame.kind !== undefined && frame.kind !== 'msg') return session.error(frame.id, 'bad_request', `kind ${frame.kind} is not served yet`);
         return this.handlers.ingest.send(session, frame, receivedAt, bodyJson ?? JSON.stringify(frame.body));
       case 'create':
         return this.handlers.groups.create(session, frame);
       case 'members':
         return this.handlers.groups.members(session, frame);
       case 'sync':
+        if (frame.before !== undefined) return session.error(frame.id, 'bad_request', 'sync before is not served yet');
         return this.handlers.reads.sync(session, frame);
       case 'convs':
         return this.handlers.reads.convs(session, frame.id);
       case 'ping':
         return session.send({ t: 'pong', id: frame.id, serverTime: Date.now() });
+      case 'read':
+      case 'info':
+      case 'typing':
+        return session.error(frame.id, 'bad_request', `${frame.t} is not served yet`);
     }
   }
 

@@ -52,7 +52,7 @@ export class Reads {
     const range = state.readableRange(session.user);
     if (!range) return session.error(frame.id, 'forbidden', `${session.user} is not a member of ${frame.conv}`);
     // Before its first entry a DM has nothing to read; that is an empty log, not an error.
-    const after = Math.max(frame.after, range.from - 1);
+    const after = Math.max(frame.after ?? 0, range.from - 1);
     const limit = frame.limit ?? DEFAULT_SYNC_LIMIT;
     const msgs = after >= range.until ? [] : await this.store.read(state.conv, after, range.until, limit, this.limits.maxSyncBytes);
     session.send({ t: 'batch', id: frame.id, conv: state.conv, msgs, last: range.until });
