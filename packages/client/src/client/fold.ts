@@ -107,6 +107,26 @@ export class ConversationFold {
     return this.shown.get(seq) ?? this.actions.get(seq);
   }
 
+  /** Every entry held that a fold acts on (messages, system entries, edits, deletes, reactions), in no order. */
+  *known(): Iterable<FoldEntry> {
+    yield* this.shown.values();
+    yield* this.actions.values();
+  }
+
+  /** Each deleted message's seq and the seq of its delete. */
+  *deletions(): Iterable<[number, number]> {
+    for (const target of this.deletes.keys()) {
+      const at = this.deletedAt(target);
+      if (at !== undefined) yield [target, at];
+    }
+  }
+
+  /** Who sent a delete of `seq` (its author, as only the author may), if that entry is here. */
+  deleterOf(seq: number): string | undefined {
+    for (const deleter of this.deletes.get(seq)?.keys() ?? []) if (deleter !== SERVER) return deleter;
+    return undefined;
+  }
+
   /** Takes one entry (any kind, any order, again and again); returns false for a seq taken before. */
   add(entry: FoldEntry): boolean {
     const fresh = !this.seen.has(entry.seq);
