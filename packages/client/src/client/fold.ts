@@ -93,10 +93,12 @@ export class ConversationFold {
     return this.seen.size;
   }
 
-  /** The lowest seq shown (a msg or system entry), if any: where "load earlier" starts. */
-  get lowestShown(): number | undefined {
-    return this.order[0];
+  /** The lowest seq taken in (any kind), if any: where "load earlier" continues. */
+  get lowest(): number | undefined {
+    return this.lowestSeq;
   }
+
+  private lowestSeq: number | undefined;
 
   has(seq: number): boolean {
     return this.seen.has(seq);
@@ -131,6 +133,7 @@ export class ConversationFold {
   add(entry: FoldEntry): boolean {
     const fresh = !this.seen.has(entry.seq);
     this.seen.add(entry.seq);
+    if (this.lowestSeq === undefined || entry.seq < this.lowestSeq) this.lowestSeq = entry.seq;
     this.annotate(entry);
     if (SHOWN.has(entry.kind)) {
       if (!this.shown.has(entry.seq)) {

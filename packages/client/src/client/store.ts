@@ -36,6 +36,10 @@ export interface OutboxEntry {
   body: unknown;
   /** ctx.seen sent with the message. */
   seen?: number;
+  /** Chat state: `edit`, `delete` or `react` (absent: a message). */
+  kind?: 'edit' | 'delete' | 'react';
+  /** With kind: the seq of the message it acts on. */
+  ref?: number;
   createdAt: number;
   tries: number;
   /** Set when the send gave up (deadline or refusal); cleared by retry(). */
