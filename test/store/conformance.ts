@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Entry } from '../../packages/client/src/protocol/index.js';
 import type { CommitBatch, MembershipChange, Store } from '../../packages/server/src/store/index.js';
 import { entrySize } from '../../packages/server/src/store/rows.js';
+import { describeChatStateConformance } from './conformance-chat.js';
 
 export interface StoreFixture {
   /** A fresh store on empty data; the suite calls init(). */
@@ -309,9 +310,10 @@ export function describeStoreConformance(name: string, factory: StoreFactory, op
         await store.commit(batch({ entries: [system('g:b', 3, 'alice', 'add', 700)], memberships: [add('g:b', 'bob', 3)] }));
         await store.commit(batch({ entries: [system('g:a', 2, 'alice', 'rm', 800)], memberships: [remove('g:a', 'bob', 2)] }));
         expect(await store.listConvs('bob')).toEqual([
-          { conv: 'dm:alice:bob', last: 1, ts: 900, fromSeq: 1, toSeq: null },
-          { conv: 'g:a', last: 2, ts: 800, fromSeq: 1, toSeq: 2 },
-          { conv: 'g:b', last: 3, ts: 700, fromSeq: 3, toSeq: null },
+          // bob sent seq 1 of the DM, so has read it; a (re-)add starts reading just before itself.
+          { conv: 'dm:alice:bob', last: 1, ts: 900, fromSeq: 1, toSeq: null, read: 1, unread: 0, version: expect.any(Number) },
+          { conv: 'g:a', last: 2, ts: 800, fromSeq: 1, toSeq: 2, read: 0, unread: 0, version: expect.any(Number) },
+          { conv: 'g:b', last: 3, ts: 700, fromSeq: 3, toSeq: null, read: 2, unread: 0, version: expect.any(Number) },
         ]);
         expect((await store.listConvs('alice')).map((l) => l.conv)).toEqual(['dm:alice:bob', 'g:a', 'g:b', 'g:c']);
         expect(await store.listConvs('nobody')).toEqual([]);
@@ -324,8 +326,9 @@ export function describeStoreConformance(name: string, factory: StoreFactory, op
         await store.commit(batch({ entries: [system('g:left', 2, 'alice', 'rm', 200)], memberships: [remove('g:left', 'bob', 2)] }));
         await store.commit(batch({ entries: [msg('g:left', 3, 'alice', 'd', 'later', 1, 'after bob left', 5000)] }));
         expect(await store.listConvs('bob')).toEqual([
-          { conv: 'g:quiet', last: 1, ts: 300, fromSeq: 1, toSeq: null },
-          { conv: 'g:left', last: 3, ts: 200, fromSeq: 1, toSeq: 2 },
+          { conv: 'g:quiet', last: 1, ts: 300, fromSeq: 1, toSeq: null, read: 0, unread: 0, version: expect.any(Number) },
+          // alice's message after bob left is not bob's to count
+          { conv: 'g:left', last: 3, ts: 200, fromSeq: 1, toSeq: 2, read: 0, unread: 0, version: expect.any(Number) },
         ]);
         expect((await store.listConvs('alice')).map((l) => [l.conv, l.ts])).toEqual([['g:left', 5000], ['g:quiet', 300]]);
       });
@@ -335,6 +338,8 @@ export function describeStoreConformance(name: string, factory: StoreFactory, op
         expect((await store.listConvs('alice')).map((l) => l.conv)).toEqual(['g:a', 'g:m', 'g:z']);
       });
     });
+
+    describeChatStateConformance({ store: () => store, get reopen() { return fixture?.reopen ? reopen : undefined; } });
 
     describe('meta', () => {
       it('gets null for a missing key, sets and overwrites', async () => {
@@ -430,7 +435,18 @@ export function describeStoreConformance(name: string, factory: StoreFactory, op
         await store.commit(big);
         const listing = await store.listConvs('alice');
         expect(listing).toHaveLength(convCount);
-        expect(listing[0]).toEqual({ conv: `g:big${convCount - 1}`, last: perConv, ts: 1_000 + (perConv - 1) * convCount + convCount - 1, fromSeq: 1, toSeq: null });
+        expect(listing[0]).toEqual({
+          conv: `g:big${convCount - 1}`,
+          last: perConv,
+          ts: 1_000 + (perConv - 1) * convCount + convCount - 1,
+          fromSeq: 1,
+          toSeq: null,
+          read: perConv,
+          unread: 0,
+          version: expect.any(Number),
+        });
+        const other = await store.listConvs(`user${convCount - 1}`);
+        expect(other.map((l) => [l.read, l.unread])).toEqual([[0, perConv]]);
         const log = await readAll(store, 'g:big7');
         expect(log).toHaveLength(perConv);
         expect(log.map((e) => e.seq)).toEqual(Array.from({ length: perConv }, (_, i) => i + 1));

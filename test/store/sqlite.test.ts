@@ -94,8 +94,8 @@ describe('sqlite settings', () => {
     await store.close();
     const check = new Database(path, { readonly: true });
     const indexes = check.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'entries' AND sql IS NOT NULL ORDER BY name").all();
-    // v2 dropped the dseq index; v3 leads the cmid index with the cmid.
-    expect(indexes.map((i) => i.name)).toEqual(['entries_by_cmid']);
+    // v2 dropped the dseq index; v3 leads the cmid index with the cmid; v5 adds the chat-state ones.
+    expect(indexes.map((i) => i.name)).toEqual(['entries_by_cmid', 'entries_by_ref', 'entries_deleted']);
     check.close();
   });
 
@@ -125,9 +125,79 @@ describe('sqlite settings', () => {
     await store.close();
     const check = new Database(path, { readonly: true });
     const indexes = check.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'entries' AND sql IS NOT NULL ORDER BY name").all();
-    expect(indexes.map((i) => i.name)).toEqual(['entries_by_cmid']);
+    expect(indexes.map((i) => i.name)).toEqual(['entries_by_cmid', 'entries_by_ref', 'entries_deleted']);
     check.close();
   });
+
+  it('migrates a schema 4 file: what was stored counts as read, and unread, edits and deletes work from there on', async () => {
+    const path = join(root, `m${++n}.db`);
+    const old = new Database(path);
+    old.exec(readFileSync(new URL('./fixtures/sqlite-schema-v4.sql', import.meta.url), 'utf8'));
+    old.exec(`
+      INSERT INTO meta VALUES ('store.schema', '4');
+      INSERT INTO convs VALUES ('g:a', 'group', 5, 105), ('g:b', 'group', 2, 202);
+      INSERT INTO entries VALUES ('g:a', 1, 'system', '1', 101, 'ann', 'server', NULL, NULL, '{}', NULL),
+                                 ('g:a', 2, 'msg', '2', 102, 'ann', 'p', 'a-1', 1, '"one"', NULL),
+                                 ('g:a', 3, 'msg', '3', 103, 'bob', 'p', 'b-1', 1, '"two"', NULL),
+                                 ('g:a', 4, 'system', '4', 104, 'ann', 'p', NULL, NULL, '{}', NULL),
+                                 ('g:a', 5, 'msg', '5', 105, 'ann', 'p', 'a-2', 2, '"three"', NULL),
+                                 ('g:b', 1, 'system', '6', 201, 'bob', 'server', NULL, NULL, '{}', NULL),
+                                 ('g:b', 2, 'msg', '7', 202, 'bob', 'p', 'b-2', 1, '"four"', NULL);
+      INSERT INTO device_lanes VALUES ('g:a', 'ann', 'p', 2, 'a-1', 'a-2'), ('g:a', 'bob', 'p', 1, 'b-1', 'b-1'), ('g:b', 'bob', 'p', 1, 'b-2', 'b-2');
+      INSERT INTO memberships VALUES ('g:a', 'ann', 1, NULL), ('g:a', 'bob', 1, 4), ('g:b', 'bob', 1, NULL);
+    `);
+    old.close();
+    const store = openSqliteStore({ path });
+    const rows = await store.listConvs('bob');
+    expect(rows.map((r) => [r.conv, r.read, r.unread])).toEqual([['g:b', 2, 0], ['g:a', 4, 0]]);
+    expect((await store.listConvs('ann')).map((r) => [r.conv, r.read, r.unread])).toEqual([['g:a', 5, 0]]);
+    expect((await store.convsState('bob')).version).toBeGreaterThan(0);
+    // The prefix counts were rebuilt: a new message from someone else is one unread, its delete none.
+    const next = (seq: number, kind: 'msg' | 'delete', body: unknown, ref?: number) => ({
+      conv: 'g:a', seq, kind, mid: String(100 + seq), ts: 200 + seq, from: 'ann', dev: 'p', cmid: `a-${seq}`, dseq: seq, body, ...(ref ? { ref } : {}),
+    });
+    await store.commit({ newConvs: [], entries: [next(6, 'msg', 'five')], memberships: [], reads: [] });
+    await store.commit({ newConvs: [], entries: [], memberships: [{ op: 'add', conv: 'g:a', user: 'cy', seq: 6 }] });
+    expect((await store.listConvs('cy'))[0]).toMatchObject({ read: 5, unread: 1 });
+    await store.commit({ newConvs: [], entries: [next(7, 'delete', null, 6)], memberships: [] });
+    expect((await store.listConvs('cy'))[0]).toMatchObject({ unread: 0 });
+    expect((await store.read('g:a', 1, 3, 2)).map((e) => e.body)).toEqual(['one', 'two']);
+    expect(await store.getMeta('store.schema')).toBe(String(SQLITE_SCHEMA_VERSION));
+    await store.close();
+  });
+
+  it.each([['a short body', 40], ['a body spilling to overflow pages', 20_000]])(
+    'a delete leaves no byte of %s in the database file or its WAL',
+    async (_name, size) => {
+      const path = join(root, `sd${++n}.db`);
+      const store = openSqliteStore({ path });
+      await store.init();
+      const marker = `SECRET-${size}-`;
+      const text = (marker + 'x'.repeat(size)).slice(0, Math.max(size, marker.length + 1));
+      const entry = (seq: number, kind: 'system' | 'msg' | 'delete', body: unknown, ref?: number) => ({
+        conv: 'g:s', seq, kind, mid: String(seq), ts: seq, from: 'u', dev: 'd', ...(kind === 'system' ? {} : { cmid: `c${seq}`, dseq: seq }), body, ...(ref ? { ref } : {}),
+      });
+      await store.commit({ newConvs: [{ conv: 'g:s', kind: 'group' }], entries: [entry(1, 'system', {})], memberships: [{ op: 'add', conv: 'g:s', user: 'u', seq: 1 }] });
+      await store.commit({ newConvs: [], entries: [entry(2, 'msg', { text }), entry(3, 'msg', { text: 'kept' })], memberships: [] });
+      const present = () =>
+        [path, `${path}-wal`].some((file) => {
+          try {
+            return readFileSync(file).includes(marker);
+          } catch {
+            return false;
+          }
+        });
+      expect(present()).toBe(true);
+      await store.commit({ newConvs: [], entries: [entry(4, 'delete', null, 2)], memberships: [] });
+      // The writer scrubs as soon as it is idle after the commit.
+      const deadline = Date.now() + 5000;
+      while (present() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(present()).toBe(false);
+      expect((await store.read('g:s', 1, 3, 2)).map((e) => e.body)).toEqual([null, { text: 'kept' }]);
+      await store.close();
+      expect(present()).toBe(false);
+    },
+  );
 
   it('finds a cmid with one seek of the cmid-led index', async () => {
     const path = join(root, `p${++n}.db`);

@@ -5,7 +5,7 @@
  * touch reloads the truth.
  */
 import { parseConvId, type ConvRef } from 'sequent-client/protocol';
-import type { Membership, Store } from '../store/index.js';
+import type { Membership, ReadPosition, Store } from '../store/index.js';
 import type { DeviceLane } from './lanes.js';
 
 export interface Stretch {
@@ -35,13 +35,19 @@ export class ConvState {
    * default; a conversation whose commit ever failed turns it on for good.
    */
   strictDedup = false;
+  /** Chat state: each user's read positions as the owner has decided them (durable or on the way). */
+  readonly reads = new Map<string, { read: number; publicRead: number }>();
+  /** Chat state: targets deleted by entries handed a seq here (the store knows the committed ones), target → delete seq. */
+  readonly deletedTargets = new Map<number, number>();
 
   constructor(
     readonly ref: ConvRef,
     last: number,
     lastTs: number,
     memberships: readonly Membership[],
+    reads: readonly ReadPosition[] = [],
   ) {
+    for (const r of reads) this.reads.set(r.user, { read: r.read, publicRead: r.publicRead });
     this.last = last;
     this.committed = last;
     this.lastTs = lastTs;
@@ -69,7 +75,25 @@ export class ConvState {
     return this.members.has(user);
   }
 
+  /** The user's read position (0 when it has none yet). */
+  readOf(user: string): { read: number; publicRead: number } {
+    let position = this.reads.get(user);
+    if (!position) this.reads.set(user, (position = { read: 0, publicRead: 0 }));
+    return position;
+  }
+
+  /** Moves a read position forward, as the store will; true when it moved. */
+  moveRead(user: string, seq: number, isPublic: boolean): boolean {
+    const position = this.readOf(user);
+    const moved = seq > position.read;
+    position.read = Math.max(position.read, seq);
+    if (isPublic) position.publicRead = Math.max(position.publicRead, seq);
+    return moved;
+  }
+
   addMember(user: string, seq: number): void {
+    // Nothing before the add is readable to the user, so nothing before it is unread (as the store does).
+    this.moveRead(user, seq - 1, true);
     this.members.add(user);
     this.stretches.set(user, { fromSeq: seq, toSeq: null });
     this.memberList = [...this.members];
@@ -134,10 +158,14 @@ export class Conversations {
   }
 
   private async load(ref: ConvRef): Promise<ConvState> {
-    const [record, memberships] = await Promise.all([this.store.getConv(ref.conv), this.store.getMemberships(ref.conv)]);
+    const [record, memberships, reads] = await Promise.all([
+      this.store.getConv(ref.conv),
+      this.store.getMemberships(ref.conv),
+      this.store.readPositions(ref.conv),
+    ]);
     const latest = new Map<string, Membership>();
     for (const m of memberships) latest.set(m.user, m);
-    const state = new ConvState(ref, record?.last ?? 0, record?.lastTs ?? 0, [...latest.values()]);
+    const state = new ConvState(ref, record?.last ?? 0, record?.lastTs ?? 0, [...latest.values()], reads);
     state.strictDedup = this.failedBefore.has(ref.conv);
     this.onLoad(state);
     this.evictIdle();

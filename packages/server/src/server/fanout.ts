@@ -33,6 +33,20 @@ export class Fanout {
     return [...this.online.values()].flatMap((set) => [...set]);
   }
 
+  /** One frame, already spelled, to every online device of the users. */
+  pushText(users: readonly string[], text: string): void {
+    let bytes: Buffer | undefined;
+    for (const user of users) {
+      const sessions = this.online.get(user);
+      if (!sessions) continue;
+      for (const session of sessions) {
+        if (session.closed) continue;
+        bytes ??= Buffer.from(text);
+        session.sendText(bytes);
+      }
+    }
+  }
+
   deliver(batch: readonly Committed[]): void {
     for (const { entry, bodyJson, audience, originId } of batch) {
       let text: Buffer | undefined;

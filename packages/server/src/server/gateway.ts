@@ -19,6 +19,7 @@ import type { Ingest } from './ingest.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import type { Reads } from './reads.js';
+import type { ChatState } from './chat-state.js';
 import { Session, TokenBucket } from './session.js';
 import type { FrameFlusher } from './turn-frames.js';
 
@@ -27,6 +28,7 @@ export interface Handlers {
   groups: Groups;
   reads: Reads;
   fanout: Fanout;
+  chat: ChatState;
 }
 
 export const WS_PATH = '/v1/ws';
@@ -264,24 +266,23 @@ export class Gateway {
   private dispatch(session: Session, frame: Exclude<ClientFrame, HelloFrame>, receivedAt: number, bodyJson: string | undefined): void | Promise<void> {
     switch (frame.t) {
       case 'send':
-        // Chat-state kinds arrive with the server side of them; until then they are refused, never stored as messages.
-        if (frame.kind !== undefined && frame.kind !== 'msg') return session.error(frame.id, 'bad_request', `kind ${frame.kind} is not served yet`);
         return this.handlers.ingest.send(session, frame, receivedAt, bodyJson ?? JSON.stringify(frame.body));
       case 'create':
         return this.handlers.groups.create(session, frame);
       case 'members':
         return this.handlers.groups.members(session, frame);
       case 'sync':
-        if (frame.before !== undefined) return session.error(frame.id, 'bad_request', 'sync before is not served yet');
         return this.handlers.reads.sync(session, frame);
       case 'convs':
-        return this.handlers.reads.convs(session, frame.id);
+        return this.handlers.reads.convs(session, frame);
       case 'ping':
         return session.send({ t: 'pong', id: frame.id, serverTime: Date.now() });
       case 'read':
+        return this.handlers.chat.read(session, frame);
       case 'info':
+        return this.handlers.chat.info(session, frame);
       case 'typing':
-        return session.error(frame.id, 'bad_request', `${frame.t} is not served yet`);
+        return this.handlers.chat.typing(session, frame);
     }
   }
 

@@ -10,8 +10,9 @@ import type { ConvState, Conversations } from './conversations.js';
 import { DeviceLane, type HeldSend, type Sent, type Waiter } from './lanes.js';
 import { HoldBudget, type HoldLimits } from './hold-budget.js';
 import type { ServerMetrics } from './metrics.js';
-import { CommitFailed, type Sequencer } from './sequencer.js';
+import { CommitFailed, type EntryDraft, type Sequencer } from './sequencer.js';
 import type { Session } from './session.js';
+import { actsOnEntry, targetRefusal, type Target } from './targets.js';
 
 export interface IngestLimits extends HoldLimits {
   holdMs: number;
@@ -82,16 +83,24 @@ export class Ingest {
     }
   }
 
-  private step(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter): void | Promise<void> {
+  private step(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter, target?: Target): void | Promise<void> {
     if (state.broken) return waiter.session.error(frame.id, 'unavailable', 'conversation is reloading; resend');
     const sent = lane.lookup(frame.cmid);
     if (sent) return this.resendOf(sent, waiter);
-    if (this.mayBeStored(state, lane, frame)) return this.stepAfterStore(state, lane, frame, bodyJson, waiter);
-    return this.place(state, lane, frame, bodyJson, waiter);
+    if (actsOnEntry(frame) && target === undefined) return this.stepWithTarget(state, lane, frame, bodyJson, waiter);
+    if (this.mayBeStored(state, lane, frame)) return this.stepAfterStore(state, lane, frame, bodyJson, waiter, target);
+    return this.place(state, lane, frame, bodyJson, waiter, target);
+  }
+
+  /** An edit, delete or reaction first learns what its target is; whether it may act on it is decided when it takes its seq. */
+  private async stepWithTarget(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter): Promise<void> {
+    const ref = frame.ref!;
+    const meta = ref <= state.committed ? await this.store.entryMeta(state.conv, ref) : null;
+    return this.step(state, lane, frame, bodyJson, waiter, { meta });
   }
 
   /** The rarer step that must ask the store: whether the cmid is stored, and where the lane's dseqs stand. */
-  private async stepAfterStore(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter): Promise<void> {
+  private async stepAfterStore(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter, target?: Target): Promise<void> {
     const { session } = waiter;
     const stored = await this.store.findByCmid(state.conv, session.user, session.device, frame.cmid);
     if (stored) {
@@ -101,7 +110,7 @@ export class Ingest {
     if (lane.nextDseq === undefined) lane.load(await this.store.lane(state.conv, session.user, session.device));
     // A commit may have failed while this step waited on the store.
     if (state.broken) return session.error(frame.id, 'unavailable', 'conversation is reloading; resend');
-    this.place(state, lane, frame, bodyJson, waiter);
+    this.place(state, lane, frame, bodyJson, waiter, target);
   }
 
   /** A resend of a cmid that has its seq: the same ack, now or once it is durable. */
@@ -112,7 +121,7 @@ export class Ingest {
   }
 
   /** A cmid never given a seq, on a lane whose next dseq is known: wait with its twin, hold it back, refuse it, or sequence it. */
-  private place(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter): void {
+  private place(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter, target?: Target): void {
     const { session } = waiter;
     const heldTwin = lane.heldByCmid.get(frame.cmid);
     if (heldTwin) {
@@ -128,9 +137,9 @@ export class Ingest {
     if (frame.dseq < expected || lane.held.has(frame.dseq)) {
       return session.error(frame.id, 'bad_request', `dseq ${frame.dseq} is already taken by another cmid; next expected is ${expected}`);
     }
-    if (frame.dseq > expected) return this.holdBack(state, lane, frame, bodyJson, waiter);
+    if (frame.dseq > expected) return this.holdBack(state, lane, frame, bodyJson, waiter, target);
 
-    if (this.accept(state, lane, frame, bodyJson, [waiter])) this.drainHeld(state, lane);
+    if (this.accept(state, lane, frame, bodyJson, [waiter], target)) this.drainHeld(state, lane);
   }
 
   /**
@@ -146,13 +155,24 @@ export class Ingest {
     return state.strictDedup || lane.nextDseq === undefined || frame.dseq < lane.nextDseq || lane.mayBeStored(frame.cmid);
   }
 
-  /** Gives the send its seq; false (and `unavailable` to its waiters) when the sequencer cannot. */
-  private accept(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiters: Waiter[]): boolean {
+  /**
+   * Gives the send its seq; false (and the reason to its waiters) when it may not
+   * have one: an edit, delete or reaction its target refuses (which takes no dseq
+   * either), or a sequencer that cannot.
+   */
+  private accept(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiters: Waiter[], target?: Target): boolean {
     const { session } = waiters[0]!;
-    const draft = { kind: 'msg' as const, from: session.user, dev: session.device, body: frame.body, bodyJson, cmid: frame.cmid, dseq: frame.dseq };
+    const refusal = target ? targetRefusal(state, session.user, frame, target) : undefined;
+    if (refusal) {
+      for (const w of waiters) w.session.error(w.requestId, refusal.code, refusal.message);
+      return false;
+    }
+    const draft: EntryDraft = { kind: frame.kind ?? 'msg', from: session.user, dev: session.device, body: frame.body, bodyJson, cmid: frame.cmid, dseq: frame.dseq };
+    if (frame.ctx !== undefined) draft.ctx = frame.ctx;
+    if (frame.ref !== undefined && draft.kind !== 'msg') draft.ref = frame.ref;
     const sent: Sent = { entry: undefined, waiters };
     try {
-      this.sequencer.appendThen(state, frame.ctx === undefined ? draft : { ...draft, ctx: frame.ctx }, session.id, (outcome) =>
+      this.sequencer.appendThen(state, draft, session.id, (outcome) =>
         this.settle(lane, frame.cmid, sent, outcome),
       );
     } catch (error) {
@@ -189,11 +209,11 @@ export class Ingest {
         for (const w of next.waiters) w.session.error(w.requestId, 'forbidden', `not a member of ${state.conv}`);
         return;
       }
-      if (!this.accept(state, lane, next.frame, next.bodyJson, next.waiters)) return;
+      if (!this.accept(state, lane, next.frame, next.bodyJson, next.waiters, next.target)) return;
     }
   }
 
-  private holdBack(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter): void {
+  private holdBack(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter, target?: Target): void {
     const expected = lane.nextDseq!;
     const { user, device } = waiter.session;
     const bytes = bodyJson.length + (frame.ctx === undefined ? 0 : JSON.stringify(frame.ctx).length);
@@ -208,6 +228,7 @@ export class Ingest {
       waiters: [waiter],
       timer: setTimeout(() => void lane.run(() => this.expire(lane, held)), this.limits.holdMs),
     };
+    if (target) held.target = target;
     held.timer.unref();
     lane.hold(held);
   }

@@ -8,6 +8,7 @@ import type { Entry, SendFrame } from 'sequent-client/protocol';
 import { isOrderableCmid } from '../store/cmid-order.js';
 import type { LaneRecord } from '../store/index.js';
 import type { Session } from './session.js';
+import type { Target } from './targets.js';
 
 export interface Waiter {
   session: Session;
@@ -31,6 +32,8 @@ export interface HeldSend {
   bytes: number;
   waiters: Waiter[];
   timer: NodeJS.Timeout;
+  /** For an edit, delete or reaction: its target as the store had it when the send arrived. */
+  target?: Target;
 }
 
 /** How many acked cmids a lane remembers before asking the store. */

@@ -3,8 +3,8 @@
  * complete: `sync` returns every readable entry after a seq, `convs` the
  * caller's conversations by recent activity.
  */
-import { DEFAULT_SYNC_LIMIT, type ConvSummary, type SyncFrame } from 'sequent-client/protocol';
-import type { Store } from '../store/index.js';
+import { DEFAULT_CONVS_LIMIT, DEFAULT_SYNC_LIMIT, type ConvSummary, type ConvsFrame, type ConvsReplyFrame, type Entry, type SyncFrame } from 'sequent-client/protocol';
+import type { ConvListing, Store } from '../store/index.js';
 import type { Conversations } from './conversations.js';
 import type { Session } from './session.js';
 
@@ -28,8 +28,8 @@ export class Reads {
     return this.bounded(session, frame.id, () => this.syncNow(session, frame));
   }
 
-  convs(session: Session, id: number): Promise<void> {
-    return this.bounded(session, id, () => this.convsNow(session, id));
+  convs(session: Session, frame: ConvsFrame): Promise<void> {
+    return this.bounded(session, frame.id, () => this.convsNow(session, frame));
   }
 
   /** A client that asks faster than the store answers is told to slow down, instead of piling up replies in memory. */
@@ -51,26 +51,69 @@ export class Reads {
     if (!state.exists) return session.error(frame.id, 'not_found', `no conversation ${frame.conv}`);
     const range = state.readableRange(session.user);
     if (!range) return session.error(frame.id, 'forbidden', `${session.user} is not a member of ${frame.conv}`);
-    // Before its first entry a DM has nothing to read; that is an empty log, not an error.
-    const after = Math.max(frame.after ?? 0, range.from - 1);
     const limit = frame.limit ?? DEFAULT_SYNC_LIMIT;
-    const msgs = after >= range.until ? [] : await this.store.read(state.conv, after, range.until, limit, this.limits.maxSyncBytes);
+    const msgs =
+      frame.before !== undefined
+        ? await this.readBefore(state.conv, frame.before, range, limit)
+        : await this.readAfter(state.conv, frame.after ?? 0, range, limit);
     session.send({ t: 'batch', id: frame.id, conv: state.conv, msgs, last: range.until });
   }
 
-  private async convsNow(session: Session, id: number): Promise<void> {
+  private async readAfter(conv: string, afterSeq: number, range: { from: number; until: number }, limit: number): Promise<Entry[]> {
+    // Before its first entry a DM has nothing to read; that is an empty log, not an error.
+    const after = Math.max(afterSeq, range.from - 1);
+    return after >= range.until ? [] : this.store.read(conv, after, range.until, limit, this.limits.maxSyncBytes);
+  }
+
+  /**
+   * The `limit` readable entries just below `before`. A page the byte budget cuts
+   * would end short of `before` and leave a gap, so it is read again, fewer and
+   * newer, until it reaches `before - 1`.
+   */
+  private async readBefore(conv: string, before: number, range: { from: number; until: number }, limit: number): Promise<Entry[]> {
+    const until = Math.min(before - 1, range.until);
+    let count = Math.min(limit, until - (range.from - 1));
+    while (count > 0) {
+      const page = await this.store.read(conv, until - count, until, count, this.limits.maxSyncBytes);
+      if (page.length === count) return page;
+      count = page.length;
+    }
+    return [];
+  }
+
+  private summary(listing: ConvListing): ConvSummary {
+    const summary: ConvSummary = { conv: listing.conv, last: listing.last, ts: listing.ts, from: listing.fromSeq };
+    if (listing.toSeq !== null) {
+      summary.last = Math.min(listing.last, listing.toSeq);
+      summary.until = listing.toSeq;
+    }
+    summary.read = listing.read;
+    summary.unread = listing.unread;
+    return summary;
+  }
+
+  /**
+   * The version is read before the rows: a row that changes in between shows up
+   * again on the next `since`, which is harmless; the other order could hide it.
+   */
+  private async convsNow(session: Session, frame: ConvsFrame): Promise<void> {
+    const { id, since } = frame;
+    const state = await this.store.convsState(session.user);
+    if (since !== undefined && since <= state.version) {
+      const limit = frame.limit ?? DEFAULT_CONVS_LIMIT;
+      const rows = await this.store.listConvsSince(session.user, since, limit);
+      const more = rows.length >= limit;
+      const newest = rows.at(-1)?.version ?? since;
+      const version = more ? newest : Math.max(state.version, newest);
+      return session.send({ t: 'convs', id, convs: rows.map((r) => this.summary(r)), version, unread: state.unread, more });
+    }
     // One row more than is sent tells whether the list was cut.
     const listings = await this.store.listConvs(session.user, this.limits.maxConvs + 1);
     const truncated = listings.length > this.limits.maxConvs;
     if (truncated) listings.length = this.limits.maxConvs;
-    const convs: ConvSummary[] = listings.map((listing) => {
-      const summary: ConvSummary = { conv: listing.conv, last: listing.last, ts: listing.ts, from: listing.fromSeq };
-      if (listing.toSeq !== null) {
-        summary.last = Math.min(listing.last, listing.toSeq);
-        summary.until = listing.toSeq;
-      }
-      return summary;
-    });
-    session.send(truncated ? { t: 'convs', id, convs, truncated } : { t: 'convs', id, convs });
+    const reply: ConvsReplyFrame = { t: 'convs', id, convs: listings.map((l) => this.summary(l)), version: state.version, unread: state.unread };
+    if (truncated) reply.truncated = true;
+    if (since !== undefined) reply.full = true;
+    session.send(reply);
   }
 }

@@ -30,6 +30,8 @@ export interface EntryDraft {
   cmid?: string;
   dseq?: number;
   ctx?: { seen?: number };
+  /** For an edit, delete or reaction: the seq of the message it acts on. */
+  ref?: number;
   /** Membership changes this entry makes, applied at its seq. */
   add?: readonly string[];
   remove?: readonly string[];
@@ -120,6 +122,8 @@ export class Sequencer {
     if (draft.cmid !== undefined) entry.cmid = draft.cmid;
     if (draft.dseq !== undefined) entry.dseq = draft.dseq;
     if (draft.ctx !== undefined) entry.ctx = draft.ctx;
+    if (draft.ref !== undefined) entry.ref = draft.ref;
+    if (draft.kind === 'delete' && draft.ref !== undefined) state.deletedTargets.set(draft.ref, seq);
 
     const memberships: MembershipChange[] = [];
     if (newConv === 'dm' && state.ref.kind === 'dm') {
@@ -138,6 +142,8 @@ export class Sequencer {
       }
       audience = [...new Set([...before, ...state.memberList])];
     }
+    // Sending any entry moves the sender's read position to it (the store does the same in the commit).
+    state.moveRead(draft.from, seq, true);
     state.last = seq;
     state.lastTs = ts;
     state.inFlight++;

@@ -22,6 +22,7 @@ import { listenForMetrics, type MetricsListener } from './metrics-listener.js';
 import { resolveOptions, type ServerOptions } from './options.js';
 import { Reads } from './reads.js';
 import { Sequencer } from './sequencer.js';
+import { ChatState } from './chat-state.js';
 
 export interface RunningServer {
   readonly port: number;
@@ -70,7 +71,8 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
   const ingest = new Ingest(store, conversations, sequencer, metrics, options);
   const groups = new Groups(conversations, sequencer);
   const reads = new Reads(store, conversations, options);
-  const gateway = new Gateway(options, tokens, { ingest, groups, reads, fanout }, flusher, metrics, logger);
+  const chat = new ChatState(store, conversations, fanout);
+  const gateway = new Gateway(options, tokens, { ingest, groups, reads, fanout, chat }, flusher, metrics, logger);
 
   let metricsListener: MetricsListener | undefined;
   try {

@@ -6,14 +6,17 @@
 import type { Entry } from 'sequent-client/protocol';
 import { isOrderableCmid } from './cmid-order.js';
 import { entrySize, jsonText } from './rows.js';
-import type { CommitBatch, ConvListing, ConvRecord, LaneRecord, Membership, Store } from './types.js';
+import { applyChatState, unreadOf, type MemberState } from './memory-chat.js';
+import type { CommitBatch, ConvListing, ConvRecord, ConvsState, EntryMeta, LaneRecord, Membership, ReadPosition, Store } from './types.js';
 
-interface MemConv {
+export interface MemConv {
   record: ConvRecord;
   log: Entry[];
   memberships: Membership[];
   byCmid: Map<string, Entry>;
   lanes: Map<string, LaneRecord>;
+  /** Chat state: per user who ever was a member, read positions and the row's version. */
+  members: Map<string, MemberState>;
 }
 
 const deviceKey = (user: string, device: string) => `${user}\u0000${device}`;
@@ -29,6 +32,8 @@ export class StoreConflictError extends Error {
 export class MemoryStore implements Store {
   private convs = new Map<string, MemConv>();
   private meta = new Map<string, string>();
+  /** The store-wide change counter: every commit takes the next value as the version of the rows it changes. */
+  private version = 0;
 
   async init(): Promise<void> {}
   async close(): Promise<void> {}
@@ -43,8 +48,10 @@ export class MemoryStore implements Store {
   }
 
   async findByCmid(conv: string, user: string, device: string, cmid: string): Promise<Entry | null> {
-    const entry = this.convs.get(conv)?.byCmid.get(cmidKey(user, device, cmid));
-    return entry ? copy(entry) : null;
+    const state = this.convs.get(conv);
+    const found = state?.byCmid.get(cmidKey(user, device, cmid));
+    // The log holds the entry as edits and deletes have left it.
+    return found ? copy(state!.log[found.seq - 1] ?? found) : null;
   }
 
   async lane(conv: string, user: string, device: string): Promise<LaneRecord> {
@@ -70,6 +77,7 @@ export class MemoryStore implements Store {
           memberships: base.memberships.map((m) => ({ ...m })),
           byCmid: new Map(base.byCmid),
           lanes: new Map([...base.lanes].map(([key, lane]) => [key, { ...lane }])),
+          members: new Map([...base.members].map(([user, m]) => [user, { ...m }])),
         };
         touched.set(conv, state);
         next.set(conv, state);
@@ -79,7 +87,7 @@ export class MemoryStore implements Store {
     const appended = new Map<string, Entry[]>();
     for (const { conv, kind } of batch.newConvs) {
       if (next.has(conv)) throw new StoreConflictError(`conversation ${conv} already exists`);
-      next.set(conv, { record: { conv, kind, last: 0, lastTs: 0 }, log: [], memberships: [], byCmid: new Map(), lanes: new Map() });
+      next.set(conv, { record: { conv, kind, last: 0, lastTs: 0 }, log: [], memberships: [], byCmid: new Map(), lanes: new Map(), members: new Map() });
     }
     for (const entry of batch.entries) {
       const state = working(entry.conv);
@@ -122,6 +130,9 @@ export class MemoryStore implements Store {
       const state = next.get(conv)!;
       state.log = [...state.log, ...entries];
     }
+    for (const move of batch.reads ?? []) working(move.conv);
+    if (touched.size > 0) applyChatState(touched, batch, this.version + 1);
+    if (touched.size > 0) this.version++;
     this.convs = next;
   }
 
@@ -145,9 +156,45 @@ export class MemoryStore implements Store {
       const mine = state.memberships.filter((m) => m.user === user).at(-1);
       if (!mine) continue;
       const ts = mine.toSeq === null ? state.record.lastTs : (state.log[mine.toSeq - 1]?.ts ?? state.record.lastTs);
-      listings.push({ conv: state.record.conv, last: state.record.last, ts, fromSeq: mine.fromSeq, toSeq: mine.toSeq });
+      const member = state.members.get(user);
+      const read = member?.read ?? 0;
+      listings.push({
+        conv: state.record.conv,
+        last: state.record.last,
+        ts,
+        fromSeq: mine.fromSeq,
+        toSeq: mine.toSeq,
+        read,
+        unread: unreadOf(state.log, user, read, mine.toSeq ?? state.record.last),
+        version: member?.version ?? 0,
+      });
     }
     return listings.sort((a, b) => b.ts - a.ts || (a.conv < b.conv ? -1 : a.conv > b.conv ? 1 : 0)).slice(0, limit);
+  }
+
+  async listConvsSince(user: string, since: number, limit: number): Promise<ConvListing[]> {
+    const changed = (await this.listConvs(user))
+      .filter((l) => l.version > since)
+      .sort((a, b) => a.version - b.version || (a.conv < b.conv ? -1 : a.conv > b.conv ? 1 : 0));
+    if (changed.length <= limit) return changed;
+    // Rows of one version go together: the next page starts after the last row's version.
+    const cut = changed[limit - 1]!.version;
+    return changed.filter((l, i) => i < limit || l.version === cut);
+  }
+
+  async convsState(user: string): Promise<ConvsState> {
+    const rows = await this.listConvs(user);
+    return { version: rows.reduce((v, r) => Math.max(v, r.version), 0), unread: rows.reduce((sum, r) => sum + r.unread, 0) };
+  }
+
+  async readPositions(conv: string): Promise<ReadPosition[]> {
+    const members = this.convs.get(conv)?.members ?? new Map<string, MemberState>();
+    return [...members].map(([user, m]) => ({ user, read: m.read, publicRead: m.publicRead }));
+  }
+
+  async entryMeta(conv: string, seq: number): Promise<EntryMeta | null> {
+    const entry = this.convs.get(conv)?.log[seq - 1];
+    return entry ? { kind: entry.kind, from: entry.from, deleted: entry.deleted ?? null } : null;
   }
 
   async getMeta(key: string): Promise<string | null> {

@@ -13,8 +13,9 @@ import pg from 'pg';
 import { inTransaction } from '../db/pg-transaction.js';
 import type { Entry } from 'sequent-client/protocol';
 import { StoreConflictError } from './memory.js';
-import { batchRows, encodeCmid, ENTRY_COLUMNS, entryFromRow, type EntryRow, laneHighs, validateRowOrder } from './rows.js';
-import type { CommitBatch, ConvKind, ConvListing, ConvRecord, LaneRecord, Membership, Store } from './types.js';
+import { batchRows, encodeCmid, ENTRY_COLUMNS, entryFromRow, type EntryRow, laneHighs, READ_COLUMNS, validateRowOrder } from './rows.js';
+import { PostgresConvReads, writeChatEffects } from './postgres-chat.js';
+import type { CommitBatch, ConvKind, ConvListing, ConvRecord, ConvsState, EntryMeta, LaneRecord, Membership, ReadPosition, Store } from './types.js';
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/db */
@@ -73,7 +74,42 @@ CREATE TABLE IF NOT EXISTS ${schema}.memberships (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS memberships_open ON ${schema}.memberships (conv, member) WHERE to_seq IS NULL;
 CREATE INDEX IF NOT EXISTS memberships_by_member ON ${schema}.memberships (member, conv, from_seq);
+-- Chat state (the SQLite store's schema 5, sqlite-schema.ts, says why each piece is there).
+ALTER TABLE ${schema}.convs ADD COLUMN IF NOT EXISTS msgs BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE ${schema}.entries ADD COLUMN IF NOT EXISTS ref BIGINT;
+ALTER TABLE ${schema}.entries ADD COLUMN IF NOT EXISTS edited BIGINT;
+ALTER TABLE ${schema}.entries ADD COLUMN IF NOT EXISTS deleted BIGINT;
+ALTER TABLE ${schema}.entries ADD COLUMN IF NOT EXISTS mcount BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS entries_by_ref ON ${schema}.entries (conv, ref) WHERE ref IS NOT NULL;
+CREATE INDEX IF NOT EXISTS entries_deleted ON ${schema}.entries (conv, seq) WHERE deleted IS NOT NULL AND kind = 'msg';
+CREATE TABLE IF NOT EXISTS ${schema}.member_state (
+  conv TEXT NOT NULL,
+  member TEXT NOT NULL,
+  read BIGINT NOT NULL,
+  pub_read BIGINT NOT NULL,
+  ver BIGINT NOT NULL,
+  active BOOLEAN NOT NULL,
+  PRIMARY KEY (conv, member)
+);
+CREATE INDEX IF NOT EXISTS member_state_by_ver ON ${schema}.member_state (member, ver);
+CREATE TABLE IF NOT EXISTS ${schema}.counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+INSERT INTO ${schema}.counters (name, value) VALUES ('version', 0) ON CONFLICT DO NOTHING;
 `;
+}
+
+/** Data stored before the chat state: prefix counts, and every member's latest stretch read up to its end (see migrateChatState in sqlite-schema.ts). */
+function chatStateBackfill(s: string): string {
+  return `
+UPDATE ${s}.entries e SET mcount = p.m
+  FROM (SELECT conv, seq, count(*) FILTER (WHERE kind = 'msg') OVER (PARTITION BY conv ORDER BY seq) AS m FROM ${s}.entries) p
+ WHERE p.conv = e.conv AND p.seq = e.seq;
+UPDATE ${s}.convs c SET msgs = (SELECT count(*) FROM ${s}.entries e WHERE e.conv = c.conv AND e.kind = 'msg');
+UPDATE ${s}.counters SET value = 1 WHERE name = 'version' AND value < 1;
+INSERT INTO ${s}.member_state (conv, member, read, pub_read, ver, active)
+  SELECT m.conv, m.member, coalesce(m.to_seq, c.last), coalesce(m.to_seq, c.last), 1, m.to_seq IS NULL
+    FROM ${s}.memberships m JOIN ${s}.convs c ON c.conv = m.conv
+   WHERE m.from_seq = (SELECT MAX(from_seq) FROM ${s}.memberships l WHERE l.conv = m.conv AND l.member = m.member)
+ON CONFLICT DO NOTHING;`;
 }
 
 function laneRangeBackfill(s: string): string {
@@ -111,9 +147,14 @@ class PostgresStore implements Store {
         [this.s],
       );
       const { rows: existing } = await client.query(`SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'device_lanes'`, [this.s]);
+      const { rows: chat } = await client.query(
+        `SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'entries' AND column_name = 'mcount'`,
+        [this.s],
+      );
       await client.query(schemaSql(this.s));
       // Lanes stored before the cmid range was kept get it from their entries, once.
       if (existing.length > 0 && ranged.length === 0) await client.query(laneRangeBackfill(this.s));
+      if (existing.length > 0 && chat.length === 0) await client.query(chatStateBackfill(this.s));
     });
   }
 
@@ -146,7 +187,7 @@ class PostgresStore implements Store {
 
   async findByCmid(conv: string, user: string, device: string, cmid: string): Promise<Entry | null> {
     const [row] = await this.query<EntryRow>(
-      `SELECT ${ENTRY_COLUMNS} FROM ${this.s}.entries WHERE conv = $1 AND from_user = $2 AND dev = $3 AND cmid = $4`,
+      `SELECT ${READ_COLUMNS} FROM ${this.s}.entries WHERE conv = $1 AND from_user = $2 AND dev = $3 AND cmid = $4`,
       [conv, user, device, encodeCmid(cmid)],
     );
     return row ? entryFromRow(row) : null;
@@ -175,15 +216,18 @@ class PostgresStore implements Store {
   private async writeBatch(client: pg.PoolClient, batch: CommitBatch): Promise<void> {
     const s = this.s;
     for (const { conv, kind } of batch.newConvs) await client.query(`INSERT INTO ${s}.convs (conv, kind) VALUES ($1, $2)`, [conv, kind]);
-    const heads = new Map<string, { last: number; ts: number; dirty: boolean }>();
+    const heads = new Map<string, { last: number; ts: number; msgs: number; dirty: boolean }>();
     const head = async (conv: string) => {
       let h = heads.get(conv);
       if (!h) {
         // Locked until commit: a second owner's batch for this conversation waits, then fails the order check.
-        const { rows } = await client.query<{ last: string; last_ts: string }>(`SELECT last, last_ts FROM ${s}.convs WHERE conv = $1 FOR UPDATE`, [conv]);
+        const { rows } = await client.query<{ last: string; last_ts: string; msgs: string }>(
+          `SELECT last, last_ts, msgs FROM ${s}.convs WHERE conv = $1 FOR UPDATE`,
+          [conv],
+        );
         const row = rows[0];
         if (!row) throw new StoreConflictError(`conversation ${conv} does not exist`);
-        h = { last: Number(row.last), ts: Number(row.last_ts), dirty: false };
+        h = { last: Number(row.last), ts: Number(row.last_ts), msgs: Number(row.msgs), dirty: false };
         heads.set(conv, h);
       }
       return h;
@@ -192,7 +236,11 @@ class PostgresStore implements Store {
     for (const row of rows) {
       const h = await head(row[0]);
       validateRowOrder(row, h.last);
-      await client.query(`INSERT INTO ${s}.entries (${ENTRY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, row);
+      if (row[2] === 'msg') h.msgs++;
+      await client.query(`INSERT INTO ${s}.entries (${ENTRY_COLUMNS}, mcount) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, [
+        ...row,
+        h.msgs,
+      ]);
       h.last = row[1];
       h.ts = row[4];
       h.dirty = true;
@@ -220,18 +268,21 @@ class PostgresStore implements Store {
         if (result.rowCount !== 1) throw new StoreConflictError(`${change.conv}: ${change.user} is not a member`);
       }
     }
+    for (const move of batch.reads ?? []) await head(move.conv);
     for (const [conv, h] of heads) {
-      if (h.dirty) await client.query(`UPDATE ${s}.convs SET last = $1, last_ts = $2 WHERE conv = $3`, [h.last, h.ts, conv]);
+      if (h.dirty) await client.query(`UPDATE ${s}.convs SET last = $1, last_ts = $2, msgs = $3 WHERE conv = $4`, [h.last, h.ts, h.msgs, conv]);
     }
+    // Last, so that the counter row (which orders every commit's version) is held as briefly as possible.
+    await writeChatEffects(client, s, rows, batch.memberships, batch.reads ?? []);
   }
 
   async read(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Entry[]> {
     if (limit <= 0 || untilSeq <= afterSeq) return [];
     // The byte budget is applied in the database (the sizes as entrySize counts them), so rows past it never travel.
     const rows = await this.query<EntryRow>(
-      `SELECT ${ENTRY_COLUMNS} FROM (
+      `SELECT ${READ_COLUMNS} FROM (
          SELECT *, sum(128 + length(body) + coalesce(length(ctx), 0)) OVER (ORDER BY seq) AS run, row_number() OVER (ORDER BY seq) AS n
-           FROM (SELECT ${ENTRY_COLUMNS} FROM ${this.s}.entries WHERE conv = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4) limited
+           FROM (SELECT ${READ_COLUMNS} FROM ${this.s}.entries WHERE conv = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4) limited
        ) page
        WHERE run <= $5 OR n = 1 ORDER BY seq`,
       [conv, afterSeq, untilSeq, limit, Math.min(maxBytes, Number.MAX_SAFE_INTEGER)],
@@ -240,19 +291,28 @@ class PostgresStore implements Store {
   }
 
   async listConvs(user: string, limit = Number.MAX_SAFE_INTEGER): Promise<ConvListing[]> {
-    // A removed member's row shows its removal entry's time (the entry is always there: it is committed with the removal).
-    const rows = await this.query<{ conv: string; last: string; last_ts: string; from_seq: string; to_seq: string | null }>(
-      `SELECT c.conv, c.last, m.from_seq, m.to_seq,
-              CASE WHEN m.to_seq IS NULL THEN c.last_ts
-                   ELSE coalesce((SELECT e.ts FROM ${this.s}.entries e WHERE e.conv = m.conv AND e.seq = m.to_seq), c.last_ts) END AS last_ts
-         FROM ${this.s}.memberships m JOIN ${this.s}.convs c ON c.conv = m.conv
-        WHERE m.member = $1
-          AND m.from_seq = (SELECT MAX(from_seq) FROM ${this.s}.memberships l WHERE l.member = $1 AND l.conv = m.conv)
-        ORDER BY 5 DESC, c.conv COLLATE "C" ASC
-        LIMIT $2`,
-      [user, limit],
-    );
-    return rows.map((r) => ({ conv: r.conv, last: Number(r.last), ts: Number(r.last_ts), fromSeq: Number(r.from_seq), toSeq: r.to_seq === null ? null : Number(r.to_seq) }));
+    return this.chat.list(user, limit);
+  }
+
+  private get chat(): PostgresConvReads {
+    if (this.closed) throw new Error('the store is closed');
+    return new PostgresConvReads(this.pool, this.s);
+  }
+
+  async listConvsSince(user: string, since: number, limit: number): Promise<ConvListing[]> {
+    return this.chat.listSince(user, since, limit);
+  }
+
+  async convsState(user: string): Promise<ConvsState> {
+    return this.chat.state(user);
+  }
+
+  async readPositions(conv: string): Promise<ReadPosition[]> {
+    return this.chat.readPositions(conv);
+  }
+
+  async entryMeta(conv: string, seq: number): Promise<EntryMeta | null> {
+    return this.chat.entryMeta(conv, seq);
   }
 
   async getMeta(key: string): Promise<string | null> {

@@ -8,7 +8,9 @@ import { StoreConflictError } from './memory.js';
 import type { CommitBatch } from './types.js';
 
 /** The columns of an `entries` row, in the order entryRowValues gives them. */
-export const ENTRY_COLUMNS = 'conv, seq, kind, mid, ts, from_user, dev, cmid, dseq, body, ctx';
+export const ENTRY_COLUMNS = 'conv, seq, kind, mid, ts, from_user, dev, cmid, dseq, body, ctx, ref';
+/** What a read returns: the written columns and what later entries set (an edit's seq, a delete's seq). */
+export const READ_COLUMNS = `${ENTRY_COLUMNS}, edited, deleted`;
 
 /** An entries row as a driver returns it. PostgreSQL BIGINTs arrive as strings. */
 export interface EntryRow {
@@ -23,6 +25,9 @@ export interface EntryRow {
   dseq: number | string | null;
   body: string;
   ctx: string | null;
+  ref: number | string | null;
+  edited?: number | string | null;
+  deleted?: number | string | null;
 }
 
 /**
@@ -75,10 +80,13 @@ export function entryFromRow(row: EntryRow): Entry {
   if (row.cmid !== null) entry.cmid = decodeCmid(row.cmid);
   if (row.dseq !== null) entry.dseq = Number(row.dseq);
   if (row.ctx !== null) entry.ctx = JSON.parse(row.ctx) as Entry['ctx'];
+  if (row.ref !== null) entry.ref = Number(row.ref);
+  if (row.edited !== undefined && row.edited !== null) entry.edited = Number(row.edited);
+  if (row.deleted !== undefined && row.deleted !== null) entry.deleted = Number(row.deleted);
   return entry;
 }
 
-export type EntryRowValues = [string, number, string, string, number, string, string, string | null, number | null, string, string | null];
+export type EntryRowValues = [string, number, string, string, number, string, string, string | null, number | null, string, string | null, number | null];
 
 /**
  * An entry as the values of an `entries` row, in ENTRY_COLUMNS order. `bodyJson`
@@ -98,6 +106,7 @@ export function entryRowValues(entry: Entry, bodyJson?: string): EntryRowValues 
     entry.dseq ?? null,
     bodyJson ?? jsonText(entry.body),
     entry.ctx === undefined ? null : jsonText(entry.ctx),
+    entry.ref ?? null,
   ];
 }
 

@@ -8,12 +8,13 @@ import Database from 'better-sqlite3';
 import { retryWhileBusy } from '../db/sqlite-busy.js';
 import { StoreConflictError } from './memory.js';
 import { batchRows, ENTRY_COLUMNS, laneHighs, validateRowOrder, type EntryRowValues } from './rows.js';
+import { ChatEffects, prepareChatWrites } from './sqlite-chat.js';
 import type { CommitBatch } from './types.js';
 
 export type SqliteDurability = 'full' | 'process';
 
 /** Bumped when the schema changes shape; a store refuses a file written by a newer schema. */
-export const SQLITE_SCHEMA_VERSION = 4;
+export const SQLITE_SCHEMA_VERSION = 5;
 
 // STRICT tables: a value of the wrong type is an error, not a silent coercion.
 const SCHEMA = `
@@ -26,7 +27,8 @@ CREATE TABLE IF NOT EXISTS convs (
   conv    TEXT PRIMARY KEY,
   kind    TEXT NOT NULL CHECK (kind IN ('dm', 'group')),
   last    INTEGER NOT NULL DEFAULT 0,
-  last_ts INTEGER NOT NULL DEFAULT 0
+  last_ts INTEGER NOT NULL DEFAULT 0,
+  msgs    INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID, STRICT;
 
 -- A rowid table: bodies can be large, and appends stay cheap. (conv, seq) is the fence.
@@ -42,6 +44,10 @@ CREATE TABLE IF NOT EXISTS entries (
   dseq      INTEGER,
   body      TEXT NOT NULL,
   ctx       TEXT,
+  ref       INTEGER,
+  edited    INTEGER,
+  deleted   INTEGER,
+  mcount    INTEGER NOT NULL DEFAULT 0,
   UNIQUE (conv, seq)
 ) STRICT;
 -- Dedup: one entry per (conv, user, device, cmid). cmid leads: cmids that grow with time
@@ -73,17 +79,44 @@ CREATE TABLE IF NOT EXISTS memberships (
 -- At most one open stretch per (conv, member): an add for a current member is refused.
 CREATE UNIQUE INDEX IF NOT EXISTS memberships_open ON memberships (conv, member) WHERE to_seq IS NULL;
 CREATE INDEX IF NOT EXISTS memberships_by_member ON memberships (member, conv, from_seq);
+
+-- Chat state, one row per (conversation, user who ever was a member): read positions and
+-- the version at which the user's row of the list last changed.
+CREATE TABLE IF NOT EXISTS member_state (
+  conv     TEXT NOT NULL,
+  member   TEXT NOT NULL,
+  read     INTEGER NOT NULL,
+  pub_read INTEGER NOT NULL,
+  ver      INTEGER NOT NULL,
+  active   INTEGER NOT NULL,
+  PRIMARY KEY (conv, member)
+) WITHOUT ROWID, STRICT;
+CREATE INDEX IF NOT EXISTS member_state_by_ver ON member_state (member, ver);
+
+-- The store-wide change counter: each commit takes the next value as its version.
+CREATE TABLE IF NOT EXISTS counters (
+  name  TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID, STRICT;
+INSERT OR IGNORE INTO counters (name, value) VALUES ('version', 0);
+`;
+
+/** Indexes on columns that schema 5 added: made after a migration has added the columns. */
+const CHAT_INDEXES = `
+-- The edits (and reactions, deletes) of one target: a delete removes its edits' bodies too.
+CREATE INDEX IF NOT EXISTS entries_by_ref ON entries (conv, ref) WHERE ref IS NOT NULL;
+-- Deleted messages: the unread count subtracts those in (read, last] without reading the rest.
+CREATE INDEX IF NOT EXISTS entries_deleted ON entries (conv, seq) WHERE deleted IS NOT NULL AND kind = 'msg';
 `;
 
 
 function prepareWrites(db: Database.Database) {
   return {
     insertConv: db.prepare<[string, string]>('INSERT INTO convs (conv, kind) VALUES (?, ?)'),
-    convLast: db.prepare<[string], { last: number; last_ts: number }>('SELECT last, last_ts FROM convs WHERE conv = ?'),
-    setConvLast: db.prepare<[number, number, string]>('UPDATE convs SET last = ?, last_ts = ? WHERE conv = ?'),
-    insertEntry: db.prepare<[string, number, string, string, number, string, string, string | null, number | null, string, string | null]>(
-      `INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ),
+    convLast: db.prepare<[string], { last: number; last_ts: number; msgs: number }>('SELECT last, last_ts, msgs FROM convs WHERE conv = ?'),
+    setConvLast: db.prepare<[number, number, number, string]>('UPDATE convs SET last = ?, last_ts = ?, msgs = ? WHERE conv = ?'),
+    insertEntry: db.prepare<[...EntryRowValues, number]>(`INSERT INTO entries (${ENTRY_COLUMNS}, mcount) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    ...prepareChatWrites(db),
     addMember: db.prepare<[string, string, number]>('INSERT INTO memberships (conv, member, from_seq, to_seq) VALUES (?, ?, ?, NULL)'),
     raiseLane: db.prepare<[string, string, string, number, string | null, string | null]>(
       `INSERT INTO device_lanes (conv, from_user, dev, last_dseq, min_cmid, max_cmid) VALUES (?, ?, ?, ?, ?, ?)
@@ -107,6 +140,8 @@ export function openDatabase(path: string, durability: SqliteDurability): Databa
   // A second connection or process on the same file waits for the write lock instead of failing at once.
   db.pragma('busy_timeout = 5000');
   db.pragma('temp_store = MEMORY');
+  // A deleted message's bytes are overwritten in the file, not only unlinked (docs/store.md).
+  db.pragma('secure_delete = ON');
   return db;
 }
 
@@ -119,6 +154,7 @@ export function ensureSchema(db: Database.Database): void {
   }
   if (stored && Number(stored.value) === SQLITE_SCHEMA_VERSION) return;
   if (stored) migrate(db, Number(stored.value));
+  db.exec(CHAT_INDEXES);
   db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(
     'store.schema',
     String(SQLITE_SCHEMA_VERSION),
@@ -146,7 +182,31 @@ function migrate(db: Database.Database, from: number): void {
                  max_cmid = (SELECT MAX(cmid) FROM entries e WHERE e.conv = device_lanes.conv AND e.from_user = device_lanes.from_user
                                AND e.dev = device_lanes.dev AND e.cmid NOT GLOB '*[^ -~]*')`);
     }
+    if (from < 5) migrateChatState(db);
   }).immediate();
+}
+
+/**
+ * Schema 5 adds the chat state. Entries get their prefix count of `msg` entries;
+ * every member's latest stretch gets a read position at its last readable seq:
+ * what was stored before the upgrade counts as read, so an upgrade does not
+ * greet every user with their whole history unread.
+ */
+function migrateChatState(db: Database.Database): void {
+  const has = (table: string, column: string) =>
+    db.prepare<[], { name: string }>(`PRAGMA table_info(${table})`).all().some((c) => c.name === column);
+  if (!has('convs', 'msgs')) db.exec('ALTER TABLE convs ADD COLUMN msgs INTEGER NOT NULL DEFAULT 0');
+  for (const column of ['ref', 'edited', 'deleted']) if (!has('entries', column)) db.exec(`ALTER TABLE entries ADD COLUMN ${column} INTEGER`);
+  if (!has('entries', 'mcount')) db.exec('ALTER TABLE entries ADD COLUMN mcount INTEGER NOT NULL DEFAULT 0');
+  db.exec(`UPDATE entries SET mcount = p.m
+             FROM (SELECT rowid AS r, sum(kind = 'msg') OVER (PARTITION BY conv ORDER BY seq) AS m FROM entries) p
+            WHERE p.r = entries.rowid;
+           UPDATE convs SET msgs = (SELECT count(*) FROM entries e WHERE e.conv = convs.conv AND e.kind = 'msg');
+           UPDATE counters SET value = 1 WHERE name = 'version' AND value < 1;
+           INSERT OR IGNORE INTO member_state (conv, member, read, pub_read, ver, active)
+             SELECT m.conv, m.member, coalesce(m.to_seq, c.last), coalesce(m.to_seq, c.last), 1, m.to_seq IS NULL
+               FROM memberships m JOIN convs c ON c.conv = m.conv
+              WHERE m.from_seq = (SELECT MAX(from_seq) FROM memberships l WHERE l.conv = m.conv AND l.member = m.member);`);
 }
 
 /**
@@ -158,10 +218,16 @@ export interface RowBatch {
   newConvs: CommitBatch['newConvs'];
   rows: EntryRowValues[];
   memberships: CommitBatch['memberships'];
+  reads: NonNullable<CommitBatch['reads']>;
 }
 
 export function rowBatchOf(batch: CommitBatch): RowBatch {
-  return { newConvs: batch.newConvs, rows: batchRows(batch), memberships: batch.memberships };
+  return { newConvs: batch.newConvs, rows: batchRows(batch), memberships: batch.memberships, reads: batch.reads ?? [] };
+}
+
+/** Whether a batch removes content: the writer then scrubs the WAL at its next checkpoint. */
+export function removesContent(batch: RowBatch): boolean {
+  return batch.rows.some((row) => row[2] === 'delete');
 }
 
 /**
@@ -189,21 +255,24 @@ export function batchWriter(db: Database.Database): (batches: readonly RowBatch[
 function writeBatch(s: WriteStatements, batch: RowBatch): void {
   for (const { conv, kind } of batch.newConvs) s.insertConv.run(conv, kind);
   // The fence: each conversation's entries must continue its stored log without a gap.
-  const heads = new Map<string, { last: number; ts: number; dirty: boolean }>();
+  const heads = new Map<string, { last: number; ts: number; msgs: number; dirty: boolean }>();
   const head = (conv: string) => {
     let h = heads.get(conv);
     if (!h) {
       const row = s.convLast.get(conv);
       if (!row) throw new StoreConflictError(`conversation ${conv} does not exist`);
-      h = { last: row.last, ts: row.last_ts, dirty: false };
+      h = { last: row.last, ts: row.last_ts, msgs: row.msgs, dirty: false };
       heads.set(conv, h);
     }
     return h;
   };
+  const chat = new ChatEffects(s, s.nextVersion.get()!.value);
   for (const row of batch.rows) {
     const h = head(row[0]);
     validateRowOrder(row, h.last);
-    s.insertEntry.run(...row);
+    if (row[2] === 'msg') h.msgs++;
+    s.insertEntry.run(...row, h.msgs);
+    chat.entry(row);
     h.last = row[1];
     h.ts = row[4];
     h.dirty = true;
@@ -216,8 +285,11 @@ function writeBatch(s: WriteStatements, batch: RowBatch): void {
     } else if (s.removeMember.run(change.seq, change.conv, change.user).changes !== 1) {
       throw new StoreConflictError(`${change.conv}: ${change.user} is not a member`);
     }
+    chat.membership(change);
   }
-  for (const [conv, h] of heads) if (h.dirty) s.setConvLast.run(h.last, h.ts, conv);
+  for (const move of batch.reads) head(move.conv);
+  chat.finish(batch.reads);
+  for (const [conv, h] of heads) if (h.dirty) s.setConvLast.run(h.last, h.ts, h.msgs, conv);
 }
 
 function isConstraintError(error: unknown): error is Error {

@@ -16,7 +16,7 @@
  */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { StoreConflictError } from './memory.js';
-import { batchWriter, openDatabase, type RowBatch, type SqliteDurability } from './sqlite-schema.js';
+import { batchWriter, openDatabase, removesContent, type RowBatch, type SqliteDurability } from './sqlite-schema.js';
 
 export interface WriterInit {
   path: string;
@@ -57,6 +57,8 @@ if (parentPort) {
   const write = batchWriter(db);
   /** Estimated WAL pages since the last checkpoint. */
   let sinceCheckpoint = 0;
+  /** A delete was committed: its old bodies are still in WAL frames until a truncating checkpoint. */
+  let scrubPending = false;
 
   /** One transaction for all the requests; false, having answered nothing, if it failed and there were several. */
   const tryTogether = (requests: WriterRequest[]): boolean => {
@@ -77,7 +79,10 @@ if (parentPort) {
     // A batch at fault must not fail the others that shared its transaction: each is tried
     // again alone, in order (a later batch that continued a failed one fails its order check).
     if (!tryTogether(requests)) for (const request of requests) tryTogether([request]);
-    for (const request of requests) sinceCheckpoint += walPagesOf(request.batch);
+    for (const request of requests) {
+      sinceCheckpoint += walPagesOf(request.batch);
+      if (removesContent(request.batch)) scrubPending = true;
+    }
   };
 
   /** Every request already sent, without going back to the event loop. */
@@ -92,6 +97,17 @@ if (parentPort) {
     db.pragma('wal_checkpoint(PASSIVE)');
   };
 
+  /**
+   * After a delete: copy the WAL into the file (whose freed bytes secure_delete
+   * zeroes) and truncate it, so the deleted bodies' old frames are gone too. It
+   * waits for readers (busy_timeout); if one holds on, the next idle turn retries.
+   */
+  const scrub = (): void => {
+    sinceCheckpoint = 0;
+    const [result] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+    scrubPending = result?.busy !== 0;
+  };
+
   port.on('message', (first: WriterRequest) => {
     let requests = [first, ...waiting()];
     while (requests.length > 0) {
@@ -99,6 +115,7 @@ if (parentPort) {
       if (sinceCheckpoint >= CHECKPOINT_FORCED_AFTER) checkpoint();
       requests = waiting();
     }
-    if (sinceCheckpoint >= CHECKPOINT_WHEN_IDLE_AFTER) checkpoint();
+    if (scrubPending) scrub();
+    else if (sinceCheckpoint >= CHECKPOINT_WHEN_IDLE_AFTER) checkpoint();
   });
 }

@@ -18,10 +18,11 @@ import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import type { Entry } from 'sequent-client/protocol';
 import { StoreConflictError } from './memory.js';
-import { encodeCmid, ENTRY_COLUMNS, entryFromRow, entrySize, type EntryRow } from './rows.js';
-import { batchWriter, ensureSchema, openDatabase, rowBatchOf, type RowBatch, type SqliteDurability } from './sqlite-schema.js';
+import { encodeCmid, entryFromRow, entrySize, READ_COLUMNS, type EntryRow } from './rows.js';
+import { entryMeta, listConvs, listConvsSince, prepareConvReads, readPositions } from './sqlite-convs.js';
+import { batchWriter, ensureSchema, openDatabase, removesContent, rowBatchOf, type RowBatch, type SqliteDurability } from './sqlite-schema.js';
 import type { WriterInit, WriterReply, WriterRequest } from './sqlite-writer.js';
-import type { CommitBatch, ConvKind, ConvListing, ConvRecord, LaneRecord, Membership, Store } from './types.js';
+import type { CommitBatch, ConvKind, ConvListing, ConvRecord, ConvsState, EntryMeta, LaneRecord, Membership, ReadPosition, Store } from './types.js';
 
 export { SQLITE_SCHEMA_VERSION, type SqliteDurability } from './sqlite-schema.js';
 
@@ -46,25 +47,15 @@ function prepareReads(db: Database.Database) {
       'SELECT conv, member, from_seq, to_seq FROM memberships WHERE conv = ? ORDER BY from_seq, member',
     ),
     findByCmid: db.prepare<[string, string, string, string], EntryRow>(
-      `SELECT ${ENTRY_COLUMNS} FROM entries WHERE conv = ? AND from_user = ? AND dev = ? AND cmid = ?`,
+      `SELECT ${READ_COLUMNS} FROM entries WHERE conv = ? AND from_user = ? AND dev = ? AND cmid = ?`,
     ),
     lane: db.prepare<[string, string, string], { last_dseq: number; min_cmid: string | null; max_cmid: string | null }>(
       'SELECT last_dseq, min_cmid, max_cmid FROM device_lanes WHERE conv = ? AND from_user = ? AND dev = ?',
     ),
     read: db.prepare<[string, number, number, number], EntryRow>(
-      `SELECT ${ENTRY_COLUMNS} FROM entries WHERE conv = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
+      `SELECT ${READ_COLUMNS} FROM entries WHERE conv = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
     ),
-    // A removed member's row shows its removal entry's time (the entry is always there: it is committed with the removal).
-    listConvs: db.prepare<[{ user: string; limit: number }], { conv: string; last: number; shown_ts: number; from_seq: number; to_seq: number | null }>(
-      `SELECT c.conv, c.last, m.from_seq, m.to_seq,
-              CASE WHEN m.to_seq IS NULL THEN c.last_ts
-                   ELSE coalesce((SELECT e.ts FROM entries e WHERE e.conv = m.conv AND e.seq = m.to_seq), c.last_ts) END AS shown_ts
-         FROM memberships m JOIN convs c ON c.conv = m.conv
-        WHERE m.member = @user
-          AND m.from_seq = (SELECT MAX(from_seq) FROM memberships l WHERE l.member = @user AND l.conv = m.conv)
-        ORDER BY shown_ts DESC, c.conv ASC
-        LIMIT @limit`,
-    ),
+    ...prepareConvReads(db),
     getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
     setMeta: db.prepare<[string, string]>('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
   };
@@ -80,12 +71,15 @@ interface Writer {
 class InlineWriter implements Writer {
   private readonly write: (batches: readonly RowBatch[]) => void;
 
-  constructor(db: Database.Database) {
+  constructor(private readonly db: Database.Database) {
     this.write = batchWriter(db);
   }
 
   async commit(batch: CommitBatch): Promise<void> {
-    this.write([rowBatchOf(batch)]);
+    const rows = rowBatchOf(batch);
+    this.write([rows]);
+    // As the writer thread does: a delete's old bodies leave the WAL at once.
+    if (removesContent(rows)) this.db.pragma('wal_checkpoint(TRUNCATE)');
   }
 
   async close(): Promise<void> {}
@@ -245,9 +239,23 @@ class SqliteStore implements Store {
   }
 
   async listConvs(user: string, limit = Number.MAX_SAFE_INTEGER): Promise<ConvListing[]> {
-    return this.ready()
-      .listConvs.all({ user, limit })
-      .map((r) => ({ conv: r.conv, last: r.last, ts: r.shown_ts, fromSeq: r.from_seq, toSeq: r.to_seq }));
+    return listConvs(this.ready(), user, limit);
+  }
+
+  async listConvsSince(user: string, since: number, limit: number): Promise<ConvListing[]> {
+    return listConvsSince(this.ready(), user, since, limit);
+  }
+
+  async convsState(user: string): Promise<ConvsState> {
+    return this.ready().state(user);
+  }
+
+  async readPositions(conv: string): Promise<ReadPosition[]> {
+    return readPositions(this.ready(), conv);
+  }
+
+  async entryMeta(conv: string, seq: number): Promise<EntryMeta | null> {
+    return entryMeta(this.ready(), conv, seq);
   }
 
   async getMeta(key: string): Promise<string | null> {

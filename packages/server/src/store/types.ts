@@ -45,6 +45,43 @@ export interface CommitBatch {
    * stores bodies as text uses it instead of serializing every body again.
    */
   bodyJson?: readonly (string | undefined)[];
+  /**
+   * Chat state: read positions moved by `read` requests, applied after the
+   * entries, forward only (a lower seq than the stored one changes nothing).
+   * Every entry also moves its sender's position (read and public) to its seq,
+   * without being listed here.
+   */
+  reads?: readonly ReadMove[];
+}
+
+export interface ReadMove {
+  conv: string;
+  user: string;
+  seq: number;
+  /** False for a private read: only the user's own position moves, not the one others see. */
+  public: boolean;
+}
+
+/** A member's read positions in one conversation. */
+export interface ReadPosition {
+  user: string;
+  read: number;
+  /** The last position others may see (a private read leaves it behind). */
+  publicRead: number;
+}
+
+/** What an edit, delete or reaction needs to know of its target. */
+export interface EntryMeta {
+  kind: Entry['kind'];
+  from: string;
+  /** The seq of the delete that removed it, or null. */
+  deleted: number | null;
+}
+
+/** The caller's list state: its version, and its unread count over every conversation. */
+export interface ConvsState {
+  version: number;
+  unread: number;
 }
 
 /**
@@ -66,6 +103,12 @@ export interface ConvListing {
   ts: number;
   fromSeq: number;
   toSeq: number | null;
+  /** Chat state: the user's read position. */
+  read: number;
+  /** Chat state: `msg` entries in (read, min(last, toSeq)] by others and not deleted. */
+  unread: number;
+  /** Chat state: the user's version at which this row last changed. */
+  version: number;
 }
 
 export interface Store {
@@ -109,6 +152,19 @@ export interface Store {
    * time of its removal entry: it learns nothing of what came after.
    */
   listConvs(user: string, limit?: number): Promise<ConvListing[]>;
+  /**
+   * Chat state: the user's rows whose version is above `since`, lowest version
+   * first, at most `limit` — except that rows sharing one version are never split
+   * (a page may then pass `limit`): asking again from the last row's version
+   * misses nothing. Reads only those rows (an index on the user's version).
+   */
+  listConvsSince(user: string, since: number, limit: number): Promise<ConvListing[]>;
+  /** Chat state: the user's version (0 before any row) and unread total, from one snapshot. */
+  convsState(user: string): Promise<ConvsState>;
+  /** Chat state: the read positions of everyone who ever was a member. */
+  readPositions(conv: string): Promise<ReadPosition[]>;
+  /** Chat state: the kind, author and delete state of one entry, or null when there is no such seq. */
+  entryMeta(conv: string, seq: number): Promise<EntryMeta | null>;
 
   /** A small key/value table for server settings (the generated token secret, …). */
   getMeta(key: string): Promise<string | null>;

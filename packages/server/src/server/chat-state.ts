@@ -1,0 +1,92 @@
+/**
+ * The chat-state requests that are not log entries: `read` (a durable, forward-
+ * only position per user), `info` (members and their public positions) and
+ * `typing` (forwarded, never stored).
+ */
+import { TYPING_INTERVAL_MS, type InfoFrame, type ReadFrame, type TypingFrame } from 'sequent-client/protocol';
+import type { Store } from '../store/index.js';
+import type { ConvState, Conversations } from './conversations.js';
+import type { Fanout } from './fanout.js';
+import type { Session } from './session.js';
+
+/** Past this many remembered typing times, the stale ones are swept. */
+const TYPING_SWEEP_AT = 10_000;
+
+export class ChatState {
+  /** When each (user, conversation) last had a typing push forwarded. */
+  private readonly typingAt = new Map<string, number>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly conversations: Conversations,
+    private readonly fanout: Fanout,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The conversation, if the caller is one of its current members; otherwise the error is sent and undefined returned. */
+  private async memberState(session: Session, id: number, conv: string): Promise<ConvState | undefined> {
+    const state = await this.conversations.get(conv);
+    if (!state) return void session.error(id, 'bad_request', `malformed conversation id ${conv}`);
+    if (!state.exists) return void session.error(id, 'not_found', `no conversation ${conv}`);
+    if (!state.isMember(session.user)) return void session.error(id, 'forbidden', `${session.user} is not a member of ${conv}`);
+    return state;
+  }
+
+  async read(session: Session, frame: ReadFrame): Promise<void> {
+    const state = await this.conversations.get(frame.conv);
+    if (!state) return session.error(frame.id, 'bad_request', `malformed conversation id ${frame.conv}`);
+    if (!state.exists) return session.error(frame.id, 'not_found', `no conversation ${frame.conv}`);
+    const range = state.readableRange(session.user);
+    if (!range) return session.error(frame.id, 'forbidden', `${session.user} is not a member of ${frame.conv}`);
+    if (frame.seq > state.committed) return session.error(frame.id, 'bad_request', `seq ${frame.seq} is above the conversation's last (${state.committed})`);
+    if (frame.seq > range.until) return session.error(frame.id, 'forbidden', `${session.user} may read ${frame.conv} only up to seq ${range.until}`);
+    const isPublic = frame.private !== true;
+    const current = state.readOf(session.user).read;
+    if (frame.seq <= current) return session.send({ t: 'ok', id: frame.id, conv: state.conv, seq: current });
+    state.moveRead(session.user, frame.seq, isPublic);
+    try {
+      await this.store.commit({ newConvs: [], entries: [], memberships: [], reads: [{ conv: state.conv, user: session.user, seq: frame.seq, public: isPublic }] });
+    } catch (error) {
+      // Memory moved ahead of the store: reload the truth on the next touch.
+      this.conversations.invalidate(state);
+      return session.error(frame.id, 'unavailable', `the read position could not be stored: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    const seq = state.readOf(session.user).read;
+    session.send({ t: 'ok', id: frame.id, conv: state.conv, seq });
+    const own = JSON.stringify(isPublic ? { t: 'read', conv: state.conv, user: session.user, seq } : { t: 'read', conv: state.conv, user: session.user, seq, private: true });
+    this.fanout.pushText([session.user], own);
+    if (isPublic) {
+      const others = state.memberList.filter((user) => user !== session.user);
+      this.fanout.pushText(others, JSON.stringify({ t: 'read', conv: state.conv, user: session.user, seq: frame.seq }));
+    }
+  }
+
+  async info(session: Session, frame: InfoFrame): Promise<void> {
+    const state = await this.memberState(session, frame.id, frame.conv);
+    if (!state) return;
+    const positions = await this.store.readPositions(state.conv);
+    const members = [...state.memberList].sort();
+    const publicRead = new Map(positions.map((p) => [p.user, p.publicRead]));
+    const read: Record<string, number> = {};
+    for (const user of members) read[user] = publicRead.get(user) ?? 0;
+    session.send({ t: 'info', id: frame.id, conv: state.conv, members, last: state.committed, read });
+  }
+
+  async typing(session: Session, frame: TypingFrame): Promise<void> {
+    const state = await this.memberState(session, frame.id, frame.conv);
+    if (!state) return;
+    session.send({ t: 'ok', id: frame.id, conv: state.conv, seq: state.committed });
+    const key = `${session.user}\u0000${state.conv}`;
+    const now = this.now();
+    const last = this.typingAt.get(key);
+    if (last !== undefined && now - last < TYPING_INTERVAL_MS) return;
+    if (this.typingAt.size >= TYPING_SWEEP_AT) this.sweep(now);
+    this.typingAt.set(key, now);
+    const others = state.memberList.filter((user) => user !== session.user);
+    this.fanout.pushText(others, JSON.stringify({ t: 'typing', conv: state.conv, user: session.user }));
+  }
+
+  private sweep(now: number): void {
+    for (const [key, at] of this.typingAt) if (now - at >= TYPING_INTERVAL_MS) this.typingAt.delete(key);
+  }
+}

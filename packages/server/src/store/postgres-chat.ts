@@ -1,0 +1,143 @@
+/**
+ * The PostgreSQL store's chat state: the same effects and reads as the SQLite
+ * store's (sqlite-chat.ts, sqlite-convs.ts explain them), in PostgreSQL's SQL.
+ *
+ * Versions come from one counter row, updated at the end of each commit
+ * transaction: its row lock makes versions follow commit order across every
+ * connection and server, so a client that saw version v can never later miss a
+ * change below it.
+ */
+import type pg from 'pg';
+import type { EntryRowValues } from './rows.js';
+import type { ConvListing, ConvsState, EntryMeta, MembershipChange, ReadMove, ReadPosition } from './types.js';
+
+export async function writeChatEffects(
+  client: pg.PoolClient,
+  s: string,
+  rows: readonly EntryRowValues[],
+  memberships: readonly MembershipChange[],
+  reads: readonly ReadMove[],
+): Promise<void> {
+  if (rows.length === 0 && memberships.length === 0 && reads.length === 0) return;
+  const senders = new Map<string, Map<string, number>>();
+  for (const row of rows) {
+    const [conv, seq, kind, , , from] = row;
+    const ref = row[11];
+    if (kind === 'edit' && ref !== null) {
+      await client.query(`UPDATE ${s}.entries SET edited = $1 WHERE conv = $2 AND seq = $3 AND kind = 'msg'`, [seq, conv, ref]);
+    }
+    if (kind === 'delete' && ref !== null) {
+      await client.query(`UPDATE ${s}.entries SET body = 'null', deleted = $1 WHERE conv = $2 AND (seq = $3 OR (ref = $3 AND kind = 'edit'))`, [seq, conv, ref]);
+    }
+    let bySender = senders.get(conv);
+    if (!bySender) senders.set(conv, (bySender = new Map()));
+    bySender.set(from, Math.max(bySender.get(from) ?? 0, seq));
+  }
+  const { rows: counter } = await client.query<{ value: string }>(`UPDATE ${s}.counters SET value = value + 1 WHERE name = 'version' RETURNING value`);
+  const ver = Number(counter[0]!.value);
+  for (const change of memberships) {
+    if (change.op === 'add') {
+      await client.query(
+        `INSERT INTO ${s}.member_state AS m (conv, member, read, pub_read, ver, active) VALUES ($1, $2, $3, $3, $4, true)
+         ON CONFLICT (conv, member) DO UPDATE SET active = true, read = GREATEST(m.read, excluded.read), pub_read = GREATEST(m.pub_read, excluded.pub_read), ver = excluded.ver`,
+        [change.conv, change.user, change.seq - 1, ver],
+      );
+    } else {
+      await client.query(`UPDATE ${s}.member_state SET active = false, ver = $1 WHERE conv = $2 AND member = $3`, [ver, change.conv, change.user]);
+    }
+  }
+  const move = (conv: string, member: string, seq: number, pub: boolean) =>
+    client.query(
+      `UPDATE ${s}.member_state SET read = GREATEST(read, $1), pub_read = CASE WHEN $2 THEN GREATEST(pub_read, $1) ELSE pub_read END, ver = $3
+        WHERE conv = $4 AND member = $5`,
+      [seq, pub, ver, conv, member],
+    );
+  for (const [conv, bySender] of senders) {
+    await client.query(`UPDATE ${s}.member_state SET ver = $1 WHERE conv = $2 AND active`, [ver, conv]);
+    for (const [member, seq] of bySender) await move(conv, member, seq, true);
+  }
+  for (const r of reads) await move(r.conv, r.user, r.seq, r.public);
+}
+
+function rowSql(s: string): string {
+  return `
+  SELECT c.conv, c.last, m.from_seq, m.to_seq, st.read, st.ver,
+         CASE WHEN m.to_seq IS NULL THEN c.last_ts
+              ELSE coalesce((SELECT e.ts FROM ${s}.entries e WHERE e.conv = m.conv AND e.seq = m.to_seq), c.last_ts) END AS shown_ts,
+         CASE WHEN m.to_seq IS NULL THEN c.msgs
+              ELSE coalesce((SELECT u.mcount FROM ${s}.entries u WHERE u.conv = st.conv AND u.seq = m.to_seq), 0) END
+           - coalesce((SELECT r.mcount FROM ${s}.entries r WHERE r.conv = st.conv AND r.seq = st.read), 0)
+           - (SELECT count(*) FROM ${s}.entries d WHERE d.conv = st.conv AND d.deleted IS NOT NULL AND d.kind = 'msg'
+                AND d.seq > st.read AND d.seq <= coalesce(m.to_seq, c.last)) AS unread
+    FROM ${s}.member_state st
+    JOIN ${s}.convs c ON c.conv = st.conv
+    JOIN ${s}.memberships m ON m.conv = st.conv AND m.member = st.member
+         AND m.from_seq = (SELECT MAX(from_seq) FROM ${s}.memberships l WHERE l.member = st.member AND l.conv = st.conv)`;
+}
+
+type Row = Record<'conv' | 'last' | 'from_seq' | 'read' | 'ver' | 'shown_ts' | 'unread', string> & { to_seq: string | null };
+
+function listing(r: Row): ConvListing {
+  return {
+    conv: r.conv,
+    last: Number(r.last),
+    ts: Number(r.shown_ts),
+    fromSeq: Number(r.from_seq),
+    toSeq: r.to_seq === null ? null : Number(r.to_seq),
+    read: Number(r.read),
+    unread: Number(r.unread),
+    version: Number(r.ver),
+  };
+}
+
+export class PostgresConvReads {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly s: string,
+  ) {}
+
+  private async rows(where: string, order: string, values: unknown[]): Promise<ConvListing[]> {
+    const result = await this.pool.query<Row>(`${rowSql(this.s)} WHERE ${where} ORDER BY ${order}`, values);
+    return result.rows.map(listing);
+  }
+
+  list(user: string, limit: number): Promise<ConvListing[]> {
+    return this.rows('st.member = $1', '7 DESC, c.conv COLLATE "C" ASC LIMIT $2', [user, Math.min(limit, Number.MAX_SAFE_INTEGER)]);
+  }
+
+  async listSince(user: string, since: number, limit: number): Promise<ConvListing[]> {
+    const rows = await this.rows('st.member = $1 AND st.ver > $2', 'st.ver, c.conv COLLATE "C" LIMIT $3', [user, since, limit + 1]);
+    if (rows.length <= limit) return rows;
+    const cut = rows[limit - 1]!.version;
+    if (rows[limit]!.version !== cut) return rows.slice(0, limit);
+    const tied = await this.rows('st.member = $1 AND st.ver = $2', 'c.conv COLLATE "C"', [user, cut]);
+    return [...rows.filter((r) => r.version < cut), ...tied];
+  }
+
+  /** One statement, one snapshot. */
+  async state(user: string): Promise<ConvsState> {
+    const { rows } = await this.pool.query<{ version: string; unread: string }>(
+      `SELECT (SELECT coalesce(MAX(ver), 0) FROM ${this.s}.member_state WHERE member = $1) AS version,
+              (SELECT coalesce(SUM(unread), 0) FROM (${rowSql(this.s)} WHERE st.member = $1) x) AS unread`,
+      [user],
+    );
+    return { version: Number(rows[0]!.version), unread: Number(rows[0]!.unread) };
+  }
+
+  async readPositions(conv: string): Promise<ReadPosition[]> {
+    const { rows } = await this.pool.query<{ member: string; read: string; pub_read: string }>(
+      `SELECT member, read, pub_read FROM ${this.s}.member_state WHERE conv = $1 ORDER BY member COLLATE "C"`,
+      [conv],
+    );
+    return rows.map((r) => ({ user: r.member, read: Number(r.read), publicRead: Number(r.pub_read) }));
+  }
+
+  async entryMeta(conv: string, seq: number): Promise<EntryMeta | null> {
+    const { rows } = await this.pool.query<{ kind: string; from_user: string; deleted: string | null }>(
+      `SELECT kind, from_user, deleted FROM ${this.s}.entries WHERE conv = $1 AND seq = $2`,
+      [conv, seq],
+    );
+    const row = rows[0];
+    return row ? { kind: row.kind as EntryMeta['kind'], from: row.from_user, deleted: row.deleted === null ? null : Number(row.deleted) } : null;
+  }
+}
