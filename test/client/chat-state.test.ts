@@ -87,7 +87,7 @@ describe('edits, deletes and reactions', () => {
 describe('read positions and unread counts', () => {
   it('count messages by others, follow markRead, deletes and own sends, and total over conversations', async () => {
     const fake = new FakeServer();
-    fake.createGroup(CONV, ['alice', 'bob']);
+    fake.createGroup(CONV, ['bob', 'alice']); // bob created it: his read position is at 1, alice's at 0
     fake.createGroup('g:other', ['alice', 'carol']);
     for (const text of ['a', 'b', 'c']) fake.append(CONV, { from: 'bob', dev: 'b', body: text }, undefined);
     fake.append('g:other', { from: 'carol', dev: 'c', body: 'x' }, undefined);
@@ -109,7 +109,7 @@ describe('read positions and unread counts', () => {
 
   it('markRead is forward only and coalesced: one request in flight, the newest value next', async () => {
     const fake = new FakeServer();
-    fake.createGroup(CONV, ['alice', 'bob']);
+    fake.createGroup(CONV, ['bob', 'alice']); // bob created it: his read position is at 1, alice's at 0
     for (let i = 0; i < 20; i++) fake.append(CONV, { from: 'bob', dev: 'b', body: i }, undefined);
     const alice = await online(fake, 'alice', 'phone');
     for (let seq = 1; seq <= 21; seq++) alice.markRead(CONV, seq);

@@ -163,7 +163,7 @@ export class FakeServer {
       }
     }
     // Sending an entry moves the sender's read position to it.
-    if (entry.kind !== 'system') this.moveRead(conv, entry.from, entry.seq, false, undefined);
+    this.moveRead(conv, entry.from, entry.seq, false, undefined);
     return entry;
   }
 
@@ -177,7 +177,8 @@ export class FakeServer {
   unread(conv: string, user: string): number {
     const range = this.range(conv, user);
     const last = range?.until ?? this.log(conv).length;
-    return unreadIn(this.log(conv), this.chat.read(user, conv).own, last, user);
+    // Nothing before the user's add is readable, so nothing there is unread.
+    return unreadIn(this.log(conv), Math.max(this.chat.read(user, conv).own, (range?.from ?? 1) - 1), last, user);
   }
 
   /** Moves a read position and pushes it (to the user's devices, and to the other members unless private). */

@@ -505,7 +505,7 @@ export class SequentClient<Body = unknown> {
     }
     let listChanged = this.list.touch(entry);
     // Sending an entry moves the sender's read position to it, on the server too.
-    if (self && entry.from === self.user && entry.kind !== 'system' && this.list.moveRead(entry.conv, entry.seq, true)) listChanged = true;
+    if (self && entry.from === self.user && this.list.moveRead(entry.conv, entry.seq, true)) listChanged = true;
     if (self && entry.kind === 'system') listChanged = this.list.applyMembership(entry.conv, self.user, entry.seq, entry.body) || listChanged;
     if (listChanged) this.conversationsChanged();
     this.bufferOf(entry.conv).accept(entry);
