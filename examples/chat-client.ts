@@ -34,7 +34,8 @@ const problem = (error: unknown): void => say(error instanceof SequentClientErro
 const client = new SequentClient<Chat>({ url, token, store: new FileClientStore(storePath), transport: webSocketTransport(WebSocket) });
 client.on('message', ({ conv: from, entry }) => {
   if (from !== conv) return;
-  const text = entry.kind === 'system' ? JSON.stringify(entry.body) : entry.body.text;
+  // Edits, deletes and reactions are entries too: this line-per-entry client prints them as they are.
+  const text = entry.kind === 'msg' ? entry.body.text : `(${entry.kind}${entry.ref === undefined ? '' : ` of #${entry.ref}`}) ${JSON.stringify(entry.body)}`;
   process.stdout.write(`#${entry.seq} ${entry.from}: ${text}\n`);
 });
 client.on('state', ({ to }) => say(to));

@@ -9,7 +9,7 @@ import type { ClientOptions } from '../../packages/client/src/client/options.js'
 const doc = readFileSync(new URL('../../docs/client.md', import.meta.url), 'utf8');
 
 // Lists typed against the SDK's own types: adding an event or option without listing it here fails to compile.
-const EVENTS: Record<keyof ClientEvents, true> = { state: true, message: true, send: true, conversations: true, blocked: true, error: true };
+const EVENTS: Record<keyof ClientEvents, true> = { state: true, message: true, send: true, conversations: true, blocked: true, read: true, typing: true, error: true };
 const OPTIONS: Record<keyof ClientOptions, true> = {
   url: true, token: true, getToken: true, store: true, transport: true, delivery: true, gapWaitMs: true,
   ackTimeoutMs: true, sendDeadlineMs: true, backoff: true, pingIntervalMs: true, pingTimeoutMs: true,

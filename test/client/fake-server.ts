@@ -5,11 +5,15 @@
  * test step in at every frame: drop it, close around it, delay or duplicate a
  * reply, or push arbitrary frames in any order.
  *
+ * The chat state (edits, deletes, reactions, read positions, unread counts,
+ * list versions, typing, info) follows the rules in fake-chat.ts.
+ *
  * Tokens are "user/device"; anything else is refused.
  */
-import type { ClientFrame, Entry, ServerFrame } from '../../packages/client/src/protocol/frames.js';
+import type { ClientFrame, ConvSummary, Entry, ServerFrame } from '../../packages/client/src/protocol/frames.js';
 import type { Transport } from '../../packages/client/src/client/transport.js';
 import { createPipe, refusedConnection, type ServerEnd } from './memory-pipe.js';
+import { FakeChatState, refuseAction, synced, unreadIn } from './fake-chat.js';
 
 /** What to do with a client frame. */
 export type FrameVerdict = 'handle' | 'drop' | 'handle-then-cut' | 'cut';
@@ -84,6 +88,7 @@ export class FakeServer {
   private readonly convs = new Map<string, Conv>();
   private readonly orders = new Map<string, DeviceOrder>();
   private nextMid = 1000;
+  readonly chat = new FakeChatState();
   private clock = 1_700_000_000_000;
   /** Sent in welcome; a dseq gap waits this long before out_of_order. */
   holdMs = 30;
@@ -132,7 +137,7 @@ export class FakeServer {
    */
   append(
     conv: string,
-    fields: Pick<Entry, 'from' | 'dev' | 'body'> & Partial<Pick<Entry, 'kind' | 'cmid' | 'dseq' | 'ctx'>>,
+    fields: Pick<Entry, 'from' | 'dev' | 'body'> & Partial<Pick<Entry, 'kind' | 'cmid' | 'dseq' | 'ctx' | 'ref'>>,
     origin: FakeConnection | undefined,
     push = true,
   ): Entry {
@@ -141,6 +146,7 @@ export class FakeServer {
     if (fields.cmid !== undefined) entry.cmid = fields.cmid;
     if (fields.dseq !== undefined) entry.dseq = fields.dseq;
     if (fields.ctx !== undefined) entry.ctx = fields.ctx;
+    if (fields.ref !== undefined) entry.ref = fields.ref;
     state.log.push(entry);
     const body = entry.body as { op?: string; members?: string[]; add?: string[]; remove?: string[] };
     if (entry.kind === 'system' && state.members) {
@@ -150,12 +156,39 @@ export class FakeServer {
         if (membership) membership.until = entry.seq;
       }
     }
+    this.chat.touch(conv, this.readers(conv, entry.seq));
     if (push) {
       for (const connection of this.live()) {
         if (connection !== origin && this.mayRead(conv, connection.user as string, entry.seq)) connection.reply({ t: 'msg', ...entry });
       }
     }
+    // Sending an entry moves the sender's read position to it.
+    this.moveRead(conv, entry.from, entry.seq, false, undefined);
     return entry;
+  }
+
+  /** The users who may read `seq` (members then, the removed one included at its removal). */
+  readers(conv: string, seq: number): string[] {
+    const users = conv.startsWith('dm:') ? conv.split(':').slice(1) : [...(this.convs.get(conv)?.members?.keys() ?? [])];
+    return users.filter((user) => this.mayRead(conv, user, seq));
+  }
+
+  /** The server's unread count for the user now. */
+  unread(conv: string, user: string): number {
+    const range = this.range(conv, user);
+    const last = range?.until ?? this.log(conv).length;
+    // Nothing before the user's add is readable, so nothing there is unread.
+    return unreadIn(this.log(conv), Math.max(this.chat.read(user, conv).own, (range?.from ?? 1) - 1), last, user);
+  }
+
+  /** Moves a read position and pushes it (to the user's devices, and to the other members unless private). */
+  moveRead(conv: string, user: string, seq: number, isPrivate: boolean, origin: FakeConnection | undefined): void {
+    if (!this.chat.moveRead(user, conv, seq, isPrivate)) return;
+    for (const connection of this.live()) {
+      if (connection === origin || !this.mayRead(conv, connection.user as string, this.log(conv).length)) continue;
+      if (connection.user === user) connection.reply({ t: 'read', conv, user, seq });
+      else if (!isPrivate) connection.reply({ t: 'read', conv, user, seq });
+    }
   }
 
   private conv(conv: string): Conv {
@@ -214,24 +247,39 @@ export class FakeServer {
     switch (frame.t) {
       case 'ping':
         return connection.reply({ t: 'pong', id: frame.id, serverTime: this.clock });
-      case 'convs': {
-        const convs = [...this.convs.entries()]
-          .filter(([conv]) => this.range(conv, user) !== undefined)
-          .map(([conv, state]) => {
-            const range = this.range(conv, user) as Membership;
-            return { conv, last: state.log.length, ts: state.log.at(-1)?.ts ?? 0, from: range.from, ...(range.until ? { until: range.until } : {}) };
-          })
-          .sort((a, b) => b.ts - a.ts);
-        return connection.reply({ t: 'convs', id: frame.id, convs });
+      case 'convs':
+        return this.convsReply(connection, frame);
+      case 'read': {
+        const range = this.range(frame.conv, user);
+        if (!range) return error('forbidden', 'not a member');
+        if (frame.seq > this.log(frame.conv).length) return error('bad_request', 'above last');
+        this.moveRead(frame.conv, user, frame.seq, frame.private === true, connection);
+        return connection.reply({ t: 'ok', id: frame.id, conv: frame.conv, seq: this.chat.read(user, frame.conv).own });
+      }
+      case 'info': {
+        if (!this.range(frame.conv, user)) return error('forbidden', 'not a member');
+        const members = this.readers(frame.conv, this.log(frame.conv).length);
+        const read = Object.fromEntries(members.map((member) => [member, this.chat.read(member, frame.conv).public]));
+        return connection.reply({ t: 'info', id: frame.id, conv: frame.conv, members, last: this.log(frame.conv).length, read });
+      }
+      case 'typing': {
+        if (!this.range(frame.conv, user)) return error('forbidden', 'not a member');
+        for (const other of this.live()) {
+          if (other.user !== user && this.mayRead(frame.conv, other.user as string, this.log(frame.conv).length)) other.reply({ t: 'typing', conv: frame.conv, user });
+        }
+        return connection.reply({ t: 'ok', id: frame.id, conv: frame.conv, seq: this.log(frame.conv).length });
       }
       case 'sync': {
         const range = this.range(frame.conv, user);
         if (!range) return error('forbidden', 'not a member');
         const last = range.until ?? this.log(frame.conv).length;
-        const msgs = this.log(frame.conv)
-          .filter((e) => e.seq > (frame.after ?? 0) && e.seq >= range.from && e.seq <= last)
-          .slice(0, frame.limit ?? 100);
-        return connection.reply({ t: 'batch', id: frame.id, conv: frame.conv, msgs, last });
+        const log = this.log(frame.conv);
+        const readable = log.filter((e) => e.seq >= range.from && e.seq <= last);
+        const page =
+          frame.before !== undefined
+            ? readable.filter((e) => e.seq < (frame.before as number)).slice(-(frame.limit ?? 100))
+            : readable.filter((e) => e.seq > (frame.after ?? 0)).slice(0, frame.limit ?? 100);
+        return connection.reply({ t: 'batch', id: frame.id, conv: frame.conv, msgs: page.map((e) => synced(log, e)), last });
       }
       case 'create': {
         if (this.convs.has(frame.conv)) return error('conflict', 'exists');
@@ -248,6 +296,29 @@ export class FakeServer {
       default:
         return error('bad_request', `unexpected ${frame.t}`);
     }
+  }
+
+  private convsReply(connection: FakeConnection, frame: Extract<ClientFrame, { t: 'convs' }>): void {
+    const user = connection.user as string;
+    const version = this.chat.version(user);
+    const mine = [...this.convs.keys()].filter((conv) => this.range(conv, user) !== undefined);
+    const row = (conv: string): ConvSummary => {
+      const range = this.range(conv, user) as Membership;
+      const log = this.log(conv);
+      const summary: ConvSummary = { conv, last: log.length, ts: log.at(-1)?.ts ?? 0, from: range.from, read: this.chat.read(user, conv).own, unread: this.unread(conv, user) };
+      if (range.until) summary.until = range.until;
+      return summary;
+    };
+    const unread = mine.reduce((sum, conv) => sum + this.unread(conv, user), 0);
+    if (frame.since === undefined || frame.since > version) {
+      const convs = mine.map(row).sort((a, b) => b.ts - a.ts);
+      return connection.reply({ t: 'convs', id: frame.id, convs, version, unread, ...(frame.since === undefined ? {} : { full: true as const }) });
+    }
+    const changed = this.chat.changedSince(user, frame.since).filter((conv) => mine.includes(conv));
+    const page = changed.slice(0, frame.limit ?? 500);
+    const more = page.length < changed.length;
+    const pageVersion = more ? this.chat.changedAtOf(user, page.at(-1) as string) : version;
+    connection.reply({ t: 'convs', id: frame.id, convs: page.map(row), version: pageVersion, unread, more });
   }
 
   private createGroupBy(conv: string, members: string[], origin: FakeConnection): Entry {
@@ -268,6 +339,8 @@ export class FakeServer {
     if (!this.mayRead(frame.conv, user, this.log(frame.conv).length + 1)) {
       return connection.reply({ t: 'error', id: frame.id, code: 'forbidden', message: 'not a member' });
     }
+    const refusal = refuseAction(this.log(frame.conv), frame, user);
+    if (refusal && frame.dseq === order.expected) return connection.reply({ t: 'error', id: frame.id, ...refusal });
     if (frame.dseq < order.expected) {
       return connection.reply({ t: 'error', id: frame.id, code: 'bad_request', message: 'dseq already taken' });
     }
@@ -292,7 +365,7 @@ export class FakeServer {
   }
 
   private take(connection: FakeConnection, frame: Extract<ClientFrame, { t: 'send' }>, order: DeviceOrder): void {
-    const fields = { from: connection.user as string, dev: connection.device as string, body: frame.body, cmid: frame.cmid, dseq: frame.dseq };
+    const fields = { from: connection.user as string, dev: connection.device as string, body: frame.body, cmid: frame.cmid, dseq: frame.dseq, kind: frame.kind ?? 'msg', ...(frame.ref === undefined ? {} : { ref: frame.ref }) };
     const entry = this.append(frame.conv, frame.ctx ? { ...fields, ctx: frame.ctx } : fields, connection);
     const ack = { seq: entry.seq, mid: entry.mid, ts: entry.ts, dseq: frame.dseq };
     order.acks.set(frame.cmid, ack);

@@ -3,7 +3,7 @@
  * IndexedDB, and any store an app brings.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ClientStore, OutboxEntry } from '../../packages/client/src/client/store.js';
+import type { ChatState, ClientStore, OutboxEntry } from '../../packages/client/src/client/store.js';
 
 export interface StoreFactory {
   /** A fresh, empty store. */
@@ -14,6 +14,22 @@ export interface StoreFactory {
 
 function entry(conv: string, dseq: number, extra: Partial<OutboxEntry> = {}): OutboxEntry {
   return { conv, cmid: `c${dseq}`, dseq, body: { text: `m${dseq}`, nested: [1, 'two', null] }, createdAt: 1000 + dseq, tries: 0, ...extra };
+}
+
+function chat(version: number | undefined, reads: Record<string, number>): ChatState {
+  return {
+    ...(version === undefined ? {} : { version }),
+    convs: Object.entries(reads).map(([conv, read], i) => ({
+      conv,
+      last: read + i,
+      ts: 1000 + i,
+      from: 1,
+      ...(i === 1 ? { until: read + i } : {}),
+      read,
+      readConfirmed: Math.max(0, read - 1),
+      anchor: { read: Math.max(0, read - 1), last: read + i, unread: i },
+    })),
+  };
 }
 
 export function clientStoreConformance(name: string, factory: StoreFactory): void {
@@ -116,6 +132,30 @@ export function clientStoreConformance(name: string, factory: StoreFactory): voi
       expect((await store.load()).outbox[0]?.tries).toBe(0);
     });
 
+    it('saveChat keeps the newest chat state (version, rows, read positions) apart from cursors and outbox', async () => {
+      const store = await create();
+      if (!store.saveChat) return;
+      await store.enqueue(entry('g:a', 1));
+      await store.saveChat(chat(undefined, { 'g:a': 3 }));
+      expect((await store.load()).chat).toEqual(chat(undefined, { 'g:a': 3 }));
+      await store.saveChat(chat(41, { 'g:a': 5, 'dm:a:b': 2 }));
+      await store.setCursor('g:a', 4);
+      const snapshot = await store.load();
+      expect(snapshot.chat).toEqual(chat(41, { 'g:a': 5, 'dm:a:b': 2 }));
+      expect(snapshot.outbox).toEqual([entry('g:a', 1)]);
+      expect(snapshot.convs).toEqual([{ conv: 'g:a', nextDseq: 2, cursor: 4 }]);
+    });
+
+    it('saveChat writes issued at once land in call order', async () => {
+      const store = await create();
+      if (!store.saveChat) return;
+      await Promise.all([1, 2, 3].map((version) => store.saveChat!(chat(version, { 'g:a': version }))));
+      expect((await store.load()).chat).toEqual(chat(3, { 'g:a': 3 }));
+      const copy = (await store.load()).chat as ChatState;
+      (copy.convs[0] as { read: number }).read = 99;
+      expect((await store.load()).chat?.convs[0]?.read).toBe(3);
+    });
+
     if (factory.reopen) {
       const reopen = factory.reopen;
       it('gives a reopened store everything written before', async () => {
@@ -125,12 +165,14 @@ export function clientStoreConformance(name: string, factory: StoreFactory): voi
         await store.enqueue(entry('g:a', 2));
         await store.removeOutbox('g:a', 'c1');
         await store.setCursor('g:a', 11);
+        await store.saveChat?.(chat(7, { 'g:a': 9 }));
         const again = await reopen(store);
         opened.push(again);
         expect(await again.load()).toEqual({
           identity: { device: 'dev1', user: 'alice' },
           convs: [{ conv: 'g:a', nextDseq: 3, cursor: 11 }],
           outbox: [entry('g:a', 2)],
+          ...(store.saveChat ? { chat: chat(7, { 'g:a': 9 }) } : {}),
         });
         await again.replaceOutbox!('g:a', [entry('g:a', 1, { cmid: 'c2' })], 2);
         const third = await reopen(again);

@@ -22,7 +22,8 @@ it('types entry.body as the app\'s body for messages and as SystemBody for syste
   const entry = client.entries('g:typed').at(-1)!;
   expectTypeOf(entry).toEqualTypeOf<TypedEntry<Chat>>();
   if (entry.kind === 'msg') expectTypeOf(entry.body).toEqualTypeOf<Chat>();
-  else expectTypeOf(entry.body).toEqualTypeOf<SystemBody>();
+  else if (entry.kind === 'system') expectTypeOf(entry.body).toEqualTypeOf<SystemBody>();
+  else if (entry.kind === 'edit') expectTypeOf(entry.body).toEqualTypeOf<Chat | null>();
   client.on('message', ({ entry: pushed }) => {
     if (pushed.kind === 'msg') expectTypeOf(pushed.body.text).toBeString();
   });

@@ -4,17 +4,31 @@
  * reports everything through typed events.
  */
 import type { AckFrame, Entry, ServerFrame, WelcomeFrame } from '../protocol/frames.js';
+import { MAX_REACTION_KEY, ConversationFold, type ChatMessage } from './fold.js';
+import { ChatWriter } from './chat-writer.js';
+import { ReadSender } from './read-sender.js';
+import { countUnread } from './unread.js';
+import { readableLast } from './syncer.js';
 import { parseConvId } from '../protocol/ids.js';
 import { DEFAULT_MAX_BODY } from '../protocol/limits.js';
 import { Connection, type ClientState } from './connection.js';
 import { ConversationList, type ConversationInfo } from './conversations.js';
 import { CursorWriter } from './cursor-writer.js';
 import { Emitter, type Listener } from './emitter.js';
-import type { ClientEvents, MembershipResult, SendOptions, TypedEntry } from './events.js';
+import type {
+  ClientEvents,
+  ConversationMembers,
+  HistoryOptions,
+  HistoryPage,
+  MembershipResult,
+  ReadOptions,
+  SendOptions,
+  TypedEntry,
+} from './events.js';
 import { SequentClientError } from './errors.js';
 import { newDeviceId } from './ids.js';
 import { resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options.js';
-import { Outbox, type BlockedConversation } from './outbox.js';
+import { Outbox, type BlockedConversation, type MessageAction } from './outbox.js';
 import { ReorderBuffer } from './reorder.js';
 import type { SendHandle } from './send-handle.js';
 import { MemoryClientStore, type ClientIdentity, type ClientSnapshot, type ClientStore } from './store.js';
@@ -23,6 +37,11 @@ import { webSocketTransport } from './transport.js';
 import { ConversationView, type ViewItem } from './view.js';
 
 const encoder = new TextEncoder();
+/** At most one typing frame per conversation this often: the server forwards one a second, others show it for 5 s. */
+export const TYPING_THROTTLE_MS = 3000;
+/** How long a typing push is shown. */
+export const TYPING_SHOW_MS = 5000;
+const DEFAULT_HISTORY_LIMIT = 50;
 
 function utf8Length(text: string): number {
   return encoder.encode(text).length;
@@ -38,7 +57,19 @@ export class SequentClient<Body = unknown> {
   private readonly syncer: Syncer;
   private readonly buffers = new Map<string, ReorderBuffer>();
   private readonly views = new Map<string, ConversationView>();
-  private readonly list = new ConversationList((conv) => this.cursor(conv));
+  private readonly folds = new Map<string, ConversationFold>();
+  private readonly list = new ConversationList(
+    (conv) => this.cursor(conv),
+    (conv, anchor, read) => countUnread(anchor, read, this.folds.get(conv), this.user),
+  );
+  /** Per conversation, the public read positions of the other members (from info() and read pushes). */
+  private readonly receipts = new Map<string, Map<string, number>>();
+  private readonly typingSentAt = new Map<string, number>();
+  private readonly reads: ReadSender;
+  private readonly chatWriter: ChatWriter;
+  /** The user's list version the saved rows are caught up to. */
+  private version: number | undefined;
+  private refresh: { timer: ReturnType<typeof setTimeout> | undefined; again: boolean } | undefined;
   private readonly storedCursors = new Map<string, number>();
   private readonly cursors: CursorWriter;
   private loading: Promise<ClientSnapshot> | undefined;
@@ -53,6 +84,16 @@ export class SequentClient<Body = unknown> {
     this.options = resolveClientOptions(options);
     this.store = options.store ?? new MemoryClientStore();
     this.cursors = new CursorWriter(this.store, (error) => this.emit('error', error));
+    this.chatWriter = new ChatWriter(
+      this.store,
+      () => ({ ...(this.version === undefined ? {} : { version: this.version }), convs: this.list.snapshot() }),
+      (error) => this.emit('error', error),
+    );
+    this.reads = new ReadSender({
+      ask: (frame) => this.connection.ask(frame, this.options.requestTimeoutMs),
+      confirmed: (conv, seq) => this.readMoved(conv, seq, true),
+      error: (error) => this.emit('error', error),
+    });
     const transport = options.transport ?? webSocketTransport();
     this.connection = new Connection(this.options, transport, () => this.identity?.device ?? '', {
       state: (change) => this.emit('state', change),
@@ -83,7 +124,18 @@ export class SequentClient<Body = unknown> {
           // Before `from` lies history this user may not read (it joined later).
           if (summary.from !== undefined && summary.from > 1) this.bufferOf(summary.conv).skipTo(summary.from - 1);
         }
+        this.chatWriter.save();
       },
+      version: () => this.version,
+      versioned: (version) => {
+        this.version = version;
+        this.chatWriter.save();
+      },
+      behind: () =>
+        this.list.convs().filter((conv) => {
+          const info = this.list.get(conv);
+          return info !== undefined && readableLast(info) > this.cursor(conv);
+        }),
       error: (error) => this.emit('error', error),
     });
   }
@@ -155,8 +207,11 @@ export class SequentClient<Body = unknown> {
     this.connection.stop();
     this.outbox.stop();
     for (const buffer of this.buffers.values()) buffer.stop();
+    clearTimeout(this.refresh?.timer);
+    this.refresh = undefined;
     await this.outbox.drain();
     await this.cursors.drain();
+    await this.chatWriter.drain();
   }
 
   /**
@@ -172,8 +227,106 @@ export class SequentClient<Body = unknown> {
     const bytes = utf8Length(text);
     if (bytes > this.maxBody) throw new SequentClientError('too_large', `the body is ${bytes} bytes, more than maxBody (${this.maxBody})`);
     const seen = options.seen ?? Math.max(this.viewOf(conv).highestSeq, this.cursor(conv));
-    // A copy: what is sent (and resent) must not change if the app mutates its object.
-    return this.outbox.enqueue(conv, JSON.parse(text) as unknown, seen > 0 ? seen : undefined) as SendHandle<Body>;
+    return this.enqueue(conv, body, seen > 0 ? seen : undefined, undefined) as SendHandle<Body>;
+  }
+
+  /** Replaces the text of one's own message at `seq` (any device of the author may). Same outbox, order and retries as send(). */
+  edit(conv: string, seq: number, body: Body): SendHandle<Body> {
+    return this.enqueue(conv, body, undefined, { kind: 'edit', ref: checkSeq(seq) }) as SendHandle<Body>;
+  }
+
+  /** Deletes one's own message at `seq`: everyone's view shows a tombstone there, and the server drops the content. */
+  delete(conv: string, seq: number): SendHandle<null> {
+    return this.enqueue(conv, null, undefined, { kind: 'delete', ref: checkSeq(seq) }) as SendHandle<null>;
+  }
+
+  /** Sets (on, the default) or clears this user's reaction `key` (1–32 characters) on the message at `seq`. */
+  react(conv: string, seq: number, key: string, on = true): SendHandle<{ key: string; on: boolean }> {
+    if (typeof key !== 'string' || key.length < 1 || key.length > MAX_REACTION_KEY) {
+      throw new SequentClientError('invalid_argument', `a reaction key has 1 to ${MAX_REACTION_KEY} characters: ${String(key)}`);
+    }
+    return this.enqueue(conv, { key, on: on === true }, undefined, { kind: 'react', ref: checkSeq(seq) }) as SendHandle<{ key: string; on: boolean }>;
+  }
+
+  /**
+   * The app has shown the conversation up to `seq`: moves the user's read
+   * position there (never back), for all its devices. Calls are coalesced, so
+   * call it as often as the screen moves; offline, it goes out on the next
+   * connection (and survives a restart with a store that has saveChat).
+   */
+  markRead(conv: string, seq: number, options: ReadOptions = {}): void {
+    this.assertRunning();
+    if (!parseConvId(conv)) throw new SequentClientError('invalid_argument', `not a conversation id: ${String(conv)}`);
+    // Above the newest known entry the server says bad_request: one cannot have displayed it.
+    const target = Math.min(checkSeq(seq), this.list.get(conv)?.last ?? 0);
+    if (!this.list.moveRead(conv, target, false)) return;
+    this.readMoved(conv, target, false);
+    if (this.connection.authenticated) this.reads.want(conv, target, options.private === true);
+  }
+
+  /** Messages by other users not yet read, over every conversation. */
+  totalUnread(): number {
+    return this.list.totalUnread();
+  }
+
+  /**
+   * The conversation folded for a chat screen: each msg and system entry once
+   * in seq order, showing its newest edit and its reactions, or a tombstone
+   * (`deleted`, body null) — the same whatever order pushes and syncs came in.
+   * Holds what this session delivered and what history() loaded.
+   */
+  messages(conv: string): ChatMessage<Body>[] {
+    return this.foldOf(conv).messages() as ChatMessage<Body>[];
+  }
+
+  /** "Load earlier": the entries just below `before` (default: below the oldest held), folded into messages(). */
+  async history(conv: string, options: HistoryOptions = {}): Promise<HistoryPage<Body>> {
+    this.assertRunning();
+    const fold = this.foldOf(conv);
+    const before = options.before === undefined ? (fold.lowest ?? this.cursor(conv) + 1) : checkSeq(options.before);
+    const limit = Math.min(1000, Math.max(1, Math.floor(options.limit ?? DEFAULT_HISTORY_LIMIT)));
+    const readableFrom = this.list.get(conv)?.from ?? 1;
+    if (before <= readableFrom) return { messages: [], from: undefined, more: false };
+    await this.connection.whenAuthenticated(this.options.requestTimeoutMs);
+    const reply = await this.connection.ask({ t: 'sync', conv, before, limit }, this.options.requestTimeoutMs);
+    if (reply.t === 'error') throw new SequentClientError(reply.code, `history of ${conv}: ${reply.message}`);
+    if (reply.t !== 'batch') throw new SequentClientError('protocol', `unexpected reply to sync: ${reply.t}`);
+    for (const msg of reply.msgs) fold.add(msg);
+    const from = reply.msgs[0]?.seq;
+    this.conversationsChanged();
+    return {
+      messages: fold.messages().filter((m) => from !== undefined && m.seq >= from && m.seq < before) as ChatMessage<Body>[],
+      from,
+      more: from !== undefined && from > readableFrom,
+    };
+  }
+
+  /** The user is typing in `conv`: tells the other members, at most once per TYPING_THROTTLE_MS; offline, nothing. */
+  typing(conv: string): void {
+    this.assertRunning();
+    const now = this.options.now();
+    if (now - (this.typingSentAt.get(conv) ?? Number.NEGATIVE_INFINITY) < TYPING_THROTTLE_MS) return;
+    if (this.connection.request({ t: 'typing', conv }, () => undefined) !== undefined) this.typingSentAt.set(conv, now);
+  }
+
+  /** The members and their public read positions; seenBy() stays current from read pushes after it. */
+  async info(conv: string): Promise<ConversationMembers> {
+    this.assertRunning();
+    await this.connection.whenAuthenticated(this.options.requestTimeoutMs);
+    const reply = await this.connection.ask({ t: 'info', conv }, this.options.requestTimeoutMs);
+    if (reply.t === 'error') throw new SequentClientError(reply.code, `info of ${conv}: ${reply.message}`);
+    if (reply.t !== 'info') throw new SequentClientError('protocol', `unexpected reply to info: ${reply.t}`);
+    const known = this.receipts.get(conv);
+    const read = new Map<string, number>();
+    for (const member of reply.members) read.set(member, Math.max(reply.read[member] ?? 0, known?.get(member) ?? 0));
+    this.receipts.set(conv, read);
+    return { conv, members: [...reply.members], last: reply.last, read: Object.fromEntries(read) };
+  }
+
+  /** The other members whose public read position is at or past `seq` (after info(), kept current by read pushes). */
+  seenBy(conv: string, seq: number): string[] {
+    const self = this.user;
+    return [...(this.receipts.get(conv) ?? [])].filter(([user, read]) => user !== self && read >= seq).map(([user]) => user).sort();
   }
 
   /** Creates a group (`g:<name>`); the caller is a member too. Resolves with the seq of its creation entry. */
@@ -196,7 +349,7 @@ export class SequentClient<Body = unknown> {
     await this.syncer.syncConv(conv);
   }
 
-  /** The user's conversations, most recent activity first. */
+  /** The user's conversations, most recent activity first, with read positions and unread counts. */
   conversations(): ConversationInfo[] {
     return this.list.list();
   }
@@ -242,6 +395,10 @@ export class SequentClient<Body = unknown> {
     this.loading ??= (async () => {
       const snapshot = await this.store.load();
       for (const record of snapshot.convs) this.storedCursors.set(record.conv, record.cursor);
+      if (snapshot.chat) {
+        this.list.restore(snapshot.chat.convs);
+        this.version = snapshot.chat.version;
+      }
       this.identity = snapshot.identity;
       if (!this.identity) {
         this.identity = { device: newDeviceId() };
@@ -290,6 +447,7 @@ export class SequentClient<Body = unknown> {
     this.maxBody = welcome.limits.maxBody;
     this.outbox.setHoldMs(welcome.holdMs);
     this.outbox.flush();
+    for (const { conv, read } of this.list.unconfirmedReads()) this.reads.want(conv, read, false);
     this.syncer.catchUp().then(
       () => this.connection.markReady(epoch),
       (error: unknown) => {
@@ -305,9 +463,17 @@ export class SequentClient<Body = unknown> {
     if (frame.t === 'msg') {
       const { t: _type, ...entry } = frame;
       this.accept(entry);
+    } else if (frame.t === 'read') {
+      const own = frame.user === this.user;
+      if (own) this.readMoved(frame.conv, frame.seq, true);
+      else this.receipt(frame.conv, frame.user, frame.seq);
+      this.emit('read', { conv: frame.conv, user: frame.user, seq: frame.seq, own });
+    } else if (frame.t === 'typing') {
+      if (frame.user !== this.user) this.emit('typing', { conv: frame.conv, user: frame.user, until: this.options.now() + TYPING_SHOW_MS });
     } else if (frame.t === 'error') {
       this.emit('error', new SequentClientError(frame.code, frame.message));
     }
+    // Frames of kinds this SDK does not know are ignored: servers may add more.
   }
 
   private onAck(handle: SendHandle, ack: AckFrame): void {
@@ -316,7 +482,7 @@ export class SequentClient<Body = unknown> {
     const entry: Entry = {
       conv: ack.conv,
       seq: ack.seq,
-      kind: 'msg',
+      kind: handle.kind,
       mid: ack.mid,
       ts: ack.ts,
       from: self.user,
@@ -326,6 +492,7 @@ export class SequentClient<Body = unknown> {
       body: handle.body,
     };
     if (handle.seen !== undefined) entry.ctx = { seen: handle.seen };
+    if (handle.ref !== undefined) entry.ref = handle.ref;
     this.accept(entry);
   }
 
@@ -337,6 +504,8 @@ export class SequentClient<Body = unknown> {
       this.outbox.settle(entry.conv, entry.cmid, entry);
     }
     let listChanged = this.list.touch(entry);
+    // Sending an entry moves the sender's read position to it, on the server too.
+    if (self && entry.from === self.user && this.list.moveRead(entry.conv, entry.seq, true)) listChanged = true;
     if (self && entry.kind === 'system') listChanged = this.list.applyMembership(entry.conv, self.user, entry.seq, entry.body) || listChanged;
     if (listChanged) this.conversationsChanged();
     this.bufferOf(entry.conv).accept(entry);
@@ -355,6 +524,68 @@ export class SequentClient<Body = unknown> {
     return buffer;
   }
 
+  private foldOf(conv: string): ConversationFold {
+    let fold = this.folds.get(conv);
+    if (!fold) {
+      fold = new ConversationFold();
+      this.folds.set(conv, fold);
+    }
+    return fold;
+  }
+
+  private enqueue(conv: string, body: unknown, seen: number | undefined, action: MessageAction | undefined): SendHandle {
+    this.assertRunning();
+    if (!parseConvId(conv)) throw new SequentClientError('invalid_argument', `not a conversation id: ${String(conv)}`);
+    const text = JSON.stringify(body);
+    if (text === undefined) throw new SequentClientError('invalid_argument', 'the body must be a JSON value');
+    const bytes = utf8Length(text);
+    if (bytes > this.maxBody) throw new SequentClientError('too_large', `the body is ${bytes} bytes, more than maxBody (${this.maxBody})`);
+    // A copy: what is sent (and resent) must not change if the app mutates its object.
+    return this.outbox.enqueue(conv, JSON.parse(text) as unknown, seen, action);
+  }
+
+  /** This user's read position moved (markRead, a read push, the server's reply, an own entry). */
+  private readMoved(conv: string, seq: number, confirmed: boolean): void {
+    this.list.moveRead(conv, seq, confirmed);
+    this.conversationsChanged();
+    // Read on another device past what this session holds: only the server can count what is left.
+    if (!this.list.unreadOf(conv).exact) this.refreshList();
+  }
+
+  private receipt(conv: string, user: string, seq: number): void {
+    let byUser = this.receipts.get(conv);
+    if (!byUser) {
+      byUser = new Map();
+      this.receipts.set(conv, byUser);
+    }
+    byUser.set(user, Math.max(byUser.get(user) ?? 0, seq));
+  }
+
+  /** Asks the server for the rows changed since the version (coalesced); a failure waits for the next catch-up. */
+  private refreshList(): void {
+    if (this.refresh) {
+      this.refresh.again = true;
+      return;
+    }
+    const run = { timer: undefined as ReturnType<typeof setTimeout> | undefined, again: false };
+    this.refresh = run;
+    run.timer = setTimeout(() => {
+      if (!this.connection.authenticated) {
+        this.refresh = undefined;
+        return;
+      }
+      this.syncer.readList().then(
+        () => {
+          this.refresh = undefined;
+          if (run.again) this.refreshList();
+        },
+        () => {
+          this.refresh = undefined;
+        },
+      );
+    }, 20);
+  }
+
   private viewOf(conv: string): ConversationView {
     let view = this.views.get(conv);
     if (!view) {
@@ -370,6 +601,8 @@ export class SequentClient<Body = unknown> {
     const view = this.viewOf(entry.conv);
     if (own && entry.cmid !== undefined) view.takePending(entry.cmid);
     const index = view.insert(entry);
+    this.foldOf(entry.conv).add(entry);
+    if (entry.kind === 'msg' || entry.kind === 'delete') this.conversationsChanged();
     this.emit('message', { conv: entry.conv, entry: entry as TypedEntry, index, own });
   }
 
@@ -392,6 +625,7 @@ export class SequentClient<Body = unknown> {
   }
 
   private conversationsChanged(): void {
+    this.chatWriter.save();
     if (this.conversationsQueued || this.events.listenerCount('conversations') === 0) return;
     this.conversationsQueued = true;
     queueMicrotask(() => {
@@ -403,4 +637,9 @@ export class SequentClient<Body = unknown> {
   private emit<K extends keyof ClientEvents>(event: K, payload: ClientEvents[K]): void {
     this.events.emit(event, payload, (error) => this.options.logger?.warn({ event, error: String(error) }, 'an event listener threw'));
   }
+}
+
+function checkSeq(seq: number): number {
+  if (!Number.isSafeInteger(seq) || seq < 1) throw new SequentClientError('invalid_argument', `not a seq: ${String(seq)}`);
+  return seq;
 }

@@ -1,9 +1,11 @@
 /**
  * The "recent chats" list: every conversation of the user, most recent
  * activity first, from the server's `convs` reply and kept current by pushes,
- * acks and syncs in between.
+ * acks and syncs in between, with the user's read position and unread count.
  */
 import type { ConvSummary, Entry } from '../protocol/frames.js';
+import type { StoredConv, UnreadAnchor } from './store.js';
+import { NO_ANCHOR, type UnreadCount } from './unread.js';
 
 export interface ConversationInfo {
   conv: string;
@@ -17,18 +19,89 @@ export interface ConversationInfo {
   from: number;
   /** Set when the user was removed: the last seq it may read. */
   until?: number;
+  /** The user's read position (shared by all its devices; moves only forward). */
+  read: number;
+  /** Messages by other users after `read`, not deleted. */
+  unread: number;
 }
 
+interface Row {
+  conv: string;
+  last: number;
+  ts: number;
+  from: number;
+  until?: number;
+  read: number;
+  readConfirmed: number;
+  anchor: UnreadAnchor;
+}
+
+/** Counts a conversation's unread messages from the server's anchor and the user's read position. */
+export type UnreadCounter = (conv: string, anchor: UnreadAnchor, read: number) => UnreadCount;
+
 export class ConversationList {
-  private readonly byConv = new Map<string, ConversationInfo>();
-  private sorted: ConversationInfo[] | undefined;
+  private readonly byConv = new Map<string, Row>();
+  private sorted: Row[] | undefined;
   /** The seq of the newest membership change of the user known per conversation. */
   private readonly membershipSeq = new Map<string, number>();
 
-  constructor(private readonly cursorOf: (conv: string) => number) {}
+  constructor(
+    private readonly cursorOf: (conv: string) => number,
+    private readonly counter: UnreadCounter,
+  ) {}
 
   get(conv: string): ConversationInfo | undefined {
-    return this.byConv.get(conv);
+    const row = this.byConv.get(conv);
+    return row ? this.info(row) : undefined;
+  }
+
+  /** The conversations known, in no order. */
+  convs(): string[] {
+    return [...this.byConv.keys()];
+  }
+
+  /** The user's read position here (0 when unknown). */
+  readOf(conv: string): number {
+    return this.byConv.get(conv)?.read ?? 0;
+  }
+
+  /** The read position the server confirmed. */
+  confirmedReadOf(conv: string): number {
+    return this.byConv.get(conv)?.readConfirmed ?? 0;
+  }
+
+  unreadOf(conv: string): UnreadCount {
+    const row = this.byConv.get(conv);
+    return row ? this.counter(conv, row.anchor, row.read) : { count: 0, exact: true };
+  }
+
+  /** Moves the read position forward (a markRead, a read push, an own entry); `confirmed` when the server said so. Returns true if it moved. */
+  moveRead(conv: string, seq: number, confirmed: boolean): boolean {
+    const row = this.ensure(conv);
+    if (confirmed) row.readConfirmed = Math.max(row.readConfirmed, seq);
+    if (seq <= row.read) return false;
+    row.read = seq;
+    return true;
+  }
+
+  /** Conversations whose read position the server has not confirmed yet. */
+  unconfirmedReads(): { conv: string; read: number }[] {
+    return [...this.byConv.values()].filter((row) => row.read > row.readConfirmed).map((row) => ({ conv: row.conv, read: row.read }));
+  }
+
+  /** For the store. */
+  snapshot(): StoredConv[] {
+    return [...this.byConv.values()].map((row) => ({ ...row, anchor: { ...row.anchor } }));
+  }
+
+  /** Takes back what the store kept (before any server row). */
+  restore(rows: readonly StoredConv[]): void {
+    for (const stored of rows) {
+      const row: Row = { ...stored, anchor: { ...stored.anchor } };
+      this.byConv.set(stored.conv, row);
+      this.membershipSeq.set(stored.conv, Math.max(stored.from, stored.until ?? 0));
+    }
+    this.sorted = undefined;
   }
 
   /** Merges the server's list; returns true if anything changed. */
@@ -38,6 +111,15 @@ export class ConversationList {
       const info = this.ensure(summary.conv);
       const from = summary.from ?? 1;
       if (summary.last > info.last || summary.ts > info.ts || from !== info.from || summary.until !== info.until) changed = true;
+      if (summary.read !== undefined) {
+        // The server's count as of its row; rows only grow, so an older one (a reply overtaken by pushes) never replaces a newer.
+        if (summary.last >= info.anchor.last && summary.read >= info.anchor.read) {
+          info.anchor = { read: summary.read, last: summary.last, unread: summary.unread ?? 0 };
+          changed = true;
+        }
+        info.readConfirmed = Math.max(info.readConfirmed, summary.read);
+        info.read = Math.max(info.read, summary.read);
+      }
       info.last = Math.max(info.last, summary.last);
       info.ts = Math.max(info.ts, summary.ts);
       info.from = from;
@@ -82,13 +164,34 @@ export class ConversationList {
   /** Most recent activity first; ties by conversation id, so the order is stable. */
   list(): ConversationInfo[] {
     this.sorted ??= [...this.byConv.values()].sort((a, b) => b.ts - a.ts || (a.conv < b.conv ? -1 : a.conv > b.conv ? 1 : 0));
-    return this.sorted.map((info) => ({ ...info, cursor: this.cursorOf(info.conv) }));
+    return this.sorted.map((row) => this.info(row));
   }
 
-  private ensure(conv: string): ConversationInfo {
+  /** The sum of unread over every conversation. */
+  totalUnread(): number {
+    let total = 0;
+    for (const row of this.byConv.values()) total += this.counter(row.conv, row.anchor, row.read).count;
+    return total;
+  }
+
+  private info(row: Row): ConversationInfo {
+    const info: ConversationInfo = {
+      conv: row.conv,
+      last: row.last,
+      ts: row.ts,
+      cursor: this.cursorOf(row.conv),
+      from: row.from,
+      read: row.read,
+      unread: this.counter(row.conv, row.anchor, row.read).count,
+    };
+    if (row.until !== undefined) info.until = row.until;
+    return info;
+  }
+
+  private ensure(conv: string): Row {
     let info = this.byConv.get(conv);
     if (!info) {
-      info = { conv, last: 0, ts: 0, cursor: 0, from: 1 };
+      info = { conv, last: 0, ts: 0, from: 1, read: 0, readConfirmed: 0, anchor: { ...NO_ANCHOR } };
       this.byConv.set(conv, info);
       this.sorted = undefined;
     }

@@ -17,6 +17,7 @@ import {
   applyReplace,
   copyJson,
   outboxKey,
+  type ChatState,
   type ClientIdentity,
   type ClientSnapshot,
   type ClientStore,
@@ -31,6 +32,7 @@ interface FileContent {
   identity?: ClientIdentity;
   convs: ConvRecord[];
   outbox: OutboxEntry[];
+  chat?: ChatState;
 }
 
 export interface FileClientStoreOptions {
@@ -42,6 +44,7 @@ export class FileClientStore implements ClientStore {
   private identity: ClientIdentity | undefined;
   private readonly convs = new Map<string, ConvRecord>();
   private readonly outbox = new Map<string, OutboxEntry>();
+  private chat: ChatState | undefined;
   private loaded: Promise<void> | undefined;
   private writing: Promise<void> | undefined;
   private next: Promise<void> | undefined;
@@ -54,7 +57,18 @@ export class FileClientStore implements ClientStore {
 
   async load(): Promise<ClientSnapshot> {
     await this.ensureLoaded();
-    return copyJson({ identity: this.identity, convs: [...this.convs.values()], outbox: [...this.outbox.values()] });
+    return copyJson({
+      identity: this.identity,
+      convs: [...this.convs.values()],
+      outbox: [...this.outbox.values()],
+      ...(this.chat ? { chat: this.chat } : {}),
+    });
+  }
+
+  async saveChat(state: ChatState): Promise<void> {
+    await this.ensureLoaded();
+    this.chat = copyJson(state);
+    await this.persist();
   }
 
   async setIdentity(identity: ClientIdentity): Promise<void> {
@@ -118,6 +132,7 @@ export class FileClientStore implements ClientStore {
     const content = JSON.parse(text) as FileContent;
     if (content.format !== FORMAT) throw new Error(`client store ${this.path}: unknown format ${String(content.format)}`);
     this.identity = content.identity;
+    this.chat = content.chat;
     for (const record of content.convs) this.convs.set(record.conv, record);
     for (const entry of content.outbox) this.outbox.set(outboxKey(entry.conv, entry.cmid), entry);
   }
@@ -145,6 +160,7 @@ export class FileClientStore implements ClientStore {
       ...(this.identity ? { identity: this.identity } : {}),
       convs: [...this.convs.values()],
       outbox: [...this.outbox.values()],
+      ...(this.chat ? { chat: this.chat } : {}),
     };
     const text = JSON.stringify(content);
     await mkdir(dirname(this.path), { recursive: true });

@@ -1,10 +1,10 @@
 /**
  * A ClientStore in IndexedDB, for browsers. Three object stores: `meta` (the
- * identity), `convs` (keyed by conv) and `outbox` (keyed by [conv, cmid]).
+ * identity and the chat list state), `convs` (keyed by conv) and `outbox` (keyed by [conv, cmid]).
  * `enqueue` writes the entry and the counter in one transaction, and each call
  * resolves when its transaction has committed.
  */
-import type { ClientIdentity, ClientSnapshot, ClientStore, ConvRecord, OutboxEntry } from './store.js';
+import type { ChatState, ClientIdentity, ClientSnapshot, ClientStore, ConvRecord, OutboxEntry } from './store.js';
 
 const VERSION = 1;
 
@@ -44,13 +44,18 @@ export class IndexedDbClientStore implements ClientStore {
     const db = await this.open();
     const transaction = db.transaction(['meta', 'convs', 'outbox'], 'readonly');
     const done = transactionDone(transaction);
-    const [identity, convs, outbox] = await Promise.all([
+    const [identity, chat, convs, outbox] = await Promise.all([
       requestResult(transaction.objectStore('meta').get('identity')) as Promise<{ key: string; value: ClientIdentity } | undefined>,
+      requestResult(transaction.objectStore('meta').get('chat')) as Promise<{ key: string; value: ChatState } | undefined>,
       requestResult(transaction.objectStore('convs').getAll()) as Promise<ConvRecord[]>,
       requestResult(transaction.objectStore('outbox').getAll()) as Promise<OutboxEntry[]>,
     ]);
     await done;
-    return { identity: identity?.value, convs, outbox };
+    return { identity: identity?.value, convs, outbox, ...(chat ? { chat: chat.value } : {}) };
+  }
+
+  async saveChat(state: ChatState): Promise<void> {
+    await this.write(['meta'], (t) => t.objectStore('meta').put({ key: 'chat', value: state }));
   }
 
   async setIdentity(identity: ClientIdentity): Promise<void> {

@@ -43,6 +43,12 @@ export interface OutboxHooks {
   error(error: SequentClientError): void;
 }
 
+/** What an edit, delete or reaction acts on. */
+export interface MessageAction {
+  kind: 'edit' | 'delete' | 'react';
+  ref: number;
+}
+
 /** A conversation whose sends are stuck behind its oldest unacked one, which failed. */
 export interface BlockedConversation {
   conv: string;
@@ -108,12 +114,17 @@ export class Outbox {
     this.ackTimeoutMs = Math.max(this.options.ackTimeoutMs, Math.ceil((holdMs ?? 0) * 1.5));
   }
 
-  enqueue(conv: string, body: unknown, seen: number | undefined): SendHandle {
+  /** `action`: an edit, delete or reaction of the message at `ref`; they share the messages' dseqs, order and retries. */
+  enqueue(conv: string, body: unknown, seen: number | undefined, action?: MessageAction): SendHandle {
     const dseq = this.nextDseqs.get(conv) ?? 1;
     this.nextDseqs.set(conv, dseq + 1);
     const createdAt = this.options.now();
     const entry: OutboxEntry = { conv, cmid: newCmid(createdAt), dseq, body, createdAt, tries: 0 };
     if (seen !== undefined) entry.seen = seen;
+    if (action) {
+      entry.kind = action.kind;
+      entry.ref = action.ref;
+    }
     const item = this.createItem(entry);
     // Order: nothing of this conversation may overtake an older failed message, so those go again first.
     const resumed = this.resumeFailed(conv);
@@ -257,6 +268,8 @@ export class Outbox {
         dseq: entry.dseq,
         body: entry.body,
         seen: entry.seen,
+        kind: entry.kind ?? 'msg',
+        ref: entry.ref,
         createdAt: entry.createdAt,
         tries: entry.tries,
         failed: entry.failed,
@@ -294,8 +307,13 @@ export class Outbox {
     if (!this.isQueued(item)) return;
     clearTimeout(item.retryTimer);
     item.retryTimer = undefined;
-    const { conv, cmid, dseq, body, seen } = item.entry;
-    const frame: Request = seen === undefined ? { t: 'send', conv, cmid, dseq, body } : { t: 'send', conv, cmid, dseq, body, ctx: { seen } };
+    const { conv, cmid, dseq, body, seen, kind, ref } = item.entry;
+    const frame: Extract<Request, { t: 'send' }> = { t: 'send', conv, cmid, dseq, body };
+    if (seen !== undefined) frame.ctx = { seen };
+    if (kind !== undefined && ref !== undefined) {
+      frame.kind = kind;
+      frame.ref = ref;
+    }
     let id = -1;
     const sent = this.hooks.request(frame, (reply) => this.onReply(item, id, reply));
     if (sent === undefined) return;

@@ -22,6 +22,8 @@ export interface SendHandleInit {
   dseq: number;
   body: unknown;
   seen: number | undefined;
+  kind: 'msg' | 'edit' | 'delete' | 'react';
+  ref: number | undefined;
   createdAt: number;
   tries: number;
   failed: SendError | undefined;
@@ -43,6 +45,10 @@ export class SendHandle<Body = unknown> {
   readonly body: Body;
   /** The ctx.seen sent with the message. */
   readonly seen: number | undefined;
+  /** `msg` for send(); `edit`, `delete`, `react` for those calls. */
+  readonly kind: 'msg' | 'edit' | 'delete' | 'react';
+  /** For edit, delete and react: the seq of the message acted on. */
+  readonly ref: number | undefined;
   readonly createdAt: number;
   private currentState: SendState;
   private sentInfo: SentInfo | undefined;
@@ -60,6 +66,8 @@ export class SendHandle<Body = unknown> {
     this.currentDseq = init.dseq;
     this.body = init.body as Body;
     this.seen = init.seen;
+    this.kind = init.kind;
+    this.ref = init.ref;
     this.createdAt = init.createdAt;
     this.attempts = init.tries;
     this.failure = init.failed;

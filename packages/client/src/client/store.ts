@@ -36,6 +36,10 @@ export interface OutboxEntry {
   body: unknown;
   /** ctx.seen sent with the message. */
   seen?: number;
+  /** Chat state: `edit`, `delete` or `react` (absent: a message). */
+  kind?: 'edit' | 'delete' | 'react';
+  /** With kind: the seq of the message it acts on. */
+  ref?: number;
   createdAt: number;
   tries: number;
   /** Set when the send gave up (deadline or refusal); cleared by retry(). */
@@ -47,6 +51,38 @@ export interface ClientSnapshot {
   convs: ConvRecord[];
   /** Every outbox entry, in any order. */
   outbox: OutboxEntry[];
+  /** The conversation list and read positions, as last saved (absent until saveChat). */
+  chat?: ChatState;
+}
+
+/**
+ * The conversation list as the SDK last knew it, so that a restarted app shows
+ * it at once and asks the server only for what changed after `version`.
+ */
+export interface ChatState {
+  /** The user's list version every row is caught up to (`convs since`); absent before the first catch-up. */
+  version?: number;
+  convs: StoredConv[];
+}
+
+/** Counts as the server gave them in its newest row of the conversation. */
+export interface UnreadAnchor {
+  read: number;
+  last: number;
+  unread: number;
+}
+
+export interface StoredConv {
+  conv: string;
+  last: number;
+  ts: number;
+  from: number;
+  until?: number;
+  /** The user's read position: the newest known, from the server or a markRead not yet confirmed. */
+  read: number;
+  /** The read position the server confirmed; below `read`, a markRead still has to go out. */
+  readConfirmed: number;
+  anchor: UnreadAnchor;
 }
 
 export interface ClientStore {
@@ -71,6 +107,13 @@ export interface ClientStore {
   replaceOutbox?(conv: string, entries: readonly OutboxEntry[], nextDseq: number): Promise<void>;
   /** Raises the conversation's cursor; never lowers it. */
   setCursor(conv: string, cursor: number): Promise<void>;
+  /**
+   * Replaces the saved conversation list and read positions (one value; the
+   * SDK writes the newest, coalescing bursts). Optional for stores written
+   * before it; without it, a restarted app asks for the whole list again and
+   * a markRead made offline is lost with the app.
+   */
+  saveChat?(state: ChatState): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -92,13 +135,19 @@ export class MemoryClientStore implements ClientStore {
   private identity: ClientIdentity | undefined;
   private readonly convs = new Map<string, ConvRecord>();
   private readonly outbox = new Map<string, OutboxEntry>();
+  private chat: ChatState | undefined;
 
   async load(): Promise<ClientSnapshot> {
     return copyJson({
       identity: this.identity,
       convs: [...this.convs.values()],
       outbox: [...this.outbox.values()],
+      ...(this.chat ? { chat: this.chat } : {}),
     });
+  }
+
+  async saveChat(state: ChatState): Promise<void> {
+    this.chat = copyJson(state);
   }
 
   async setIdentity(identity: ClientIdentity): Promise<void> {

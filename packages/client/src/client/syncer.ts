@@ -1,7 +1,9 @@
 /**
- * Catching up from the durable log. On every (re)connect: `convs`, then `sync`
- * each conversation whose readable `last` is above its cursor, page by page,
- * a few conversations at a time. Between connects: `sync` one conversation
+ * Catching up from the durable log. On every (re)connect: the conversation
+ * list — only the rows changed since the user's list version when one is
+ * known (`convs since`, one request however many conversations there are),
+ * the whole list otherwise — then `sync` each conversation whose readable
+ * `last` is above its cursor, page by page, a few conversations at a time. Between connects: `sync` one conversation
  * whose gap stayed open too long. Entries go through the same path as pushes,
  * so dedup and order are the receive side's job, not this one's.
  */
@@ -19,8 +21,17 @@ export interface SyncerHooks {
   accept(entry: Entry): void;
   /** The server's conversation list arrived (before any sync starts). */
   summaries(convs: ConvSummary[]): void;
+  /** The user's list version the SDK is caught up to (undefined: ask for the whole list). */
+  version(): number | undefined;
+  /** Rows up to `version` were applied: keep it (with the rows) for the next catch-up. */
+  versioned(version: number, total: number | undefined): void;
+  /** The conversations to catch up: every known one whose readable last is above its cursor. */
+  behind(): string[];
   error(error: SequentClientError): void;
 }
+
+/** Rows per `convs since` page. */
+const CONVS_PAGE = 500;
 
 interface Running {
   again: boolean;
@@ -28,7 +39,7 @@ interface Running {
 }
 
 /** The newest seq this user may read. */
-export function readableLast(summary: ConvSummary): number {
+export function readableLast(summary: Pick<ConvSummary, 'last' | 'until'>): number {
   return summary.until === undefined ? summary.last : Math.min(summary.last, summary.until);
 }
 
@@ -42,26 +53,43 @@ export class Syncer {
 
   /** convs, then every conversation that is behind; resolves when all are caught up (or failed). */
   async catchUp(): Promise<void> {
-    const reply = await this.hooks.ask({ t: 'convs' }, this.options.requestTimeoutMs);
-    if (reply.t !== 'convs') throw replyError('convs', reply);
-    this.hooks.summaries(reply.convs);
-    const behind = reply.convs.filter((summary) => readableLast(summary) > this.hooks.cursorOf(summary.conv));
+    await this.readList();
+    const behind = this.hooks.behind();
     let next = 0;
     let lost: unknown;
     const worker = async (): Promise<void> => {
       while (next < behind.length && lost === undefined) {
-        const summary = behind[next++] as ConvSummary;
+        const conv = behind[next++] as string;
         try {
-          await this.syncConv(summary.conv);
+          await this.syncConv(conv);
         } catch (error) {
           if (error instanceof SequentClientError && (error.code === 'connection_lost' || error.code === 'timeout')) lost = error;
-          else this.hooks.error(asClientError(error, `sync of ${summary.conv} failed`));
+          else this.hooks.error(asClientError(error, `sync of ${conv} failed`));
         }
       }
     };
     const workers = Math.min(this.options.syncConcurrency, behind.length);
     await Promise.all(Array.from({ length: workers }, worker));
     if (lost !== undefined) throw lost;
+  }
+
+  /**
+   * The list rows changed since the known version (all of them without one),
+   * page by page. Rows only ever move a conversation forward, so a reply that
+   * crosses pushes does no harm.
+   */
+  async readList(): Promise<void> {
+    let since = this.hooks.version();
+    for (;;) {
+      const request: Request = since === undefined ? { t: 'convs' } : { t: 'convs', since, limit: CONVS_PAGE };
+      const reply = await this.hooks.ask(request, this.options.requestTimeoutMs);
+      if (reply.t !== 'convs') throw replyError('convs', reply);
+      this.hooks.summaries(reply.convs);
+      if (reply.version === undefined) return; // a server without the chat state: the whole list every time
+      this.hooks.versioned(reply.version, reply.unread);
+      if (!reply.more || reply.version === since) return;
+      since = reply.version;
+    }
   }
 
   /**
