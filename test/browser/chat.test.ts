@@ -11,6 +11,7 @@ import {
   chromiumAvailable,
   createGroup,
   launchBrowser,
+  nodeClient,
   openDm,
   openFromList,
   send,
@@ -19,6 +20,7 @@ import {
   shown,
   signIn,
   waitDelivered,
+  waitOnline,
   ServerUnderTest,
 } from './harness.js';
 
@@ -109,6 +111,35 @@ describe.skipIf(!available)('web chat in Chromium', { timeout: 120_000 }, () => 
     await send(third.page, 'from my third device');
     await waitDelivered(first, ['from my third device']);
     await screenshot(third.page, 'third-device');
+  });
+
+  it('after a reload the page reads the history its cursor passed: a page at once, the rest on "Load earlier"', async () => {
+    const page = contexts[0]!.pages()[0]!;
+    const dan = await nodeClient(server, 'dan');
+    const conv = dmConvId('ann', 'dan');
+    const texts = Array.from({ length: 70 }, (_, i) => `dan says ${i + 1}`);
+    try {
+      const handles = texts.map((text) => dan.send(conv, { text }));
+      await Promise.all(handles.map((handle) => handle.whenSent()));
+    } finally {
+      await dan.stop();
+    }
+    await openFromList(page, conv);
+    await waitDelivered(page, texts);
+    expect(await page.locator('#load-earlier').isVisible()).toBe(false);
+
+    // The SDK keeps cursors, not messages: after the reload the page reads the newest page itself.
+    await page.reload();
+    await waitOnline(page);
+    await waitDelivered(page, texts.slice(-50));
+    const firstPage = await shown(page);
+    expect(firstPage.map((item) => item.seq)).toEqual(Array.from({ length: 50 }, (_, i) => 21 + i));
+    const earlier = page.getByRole('button', { name: 'Load earlier' });
+    await earlier.click();
+    const all = await waitDelivered(page, texts);
+    expect(asLog(all)).toEqual(await serverLog(server, 'ann', conv));
+    await expect.poll(() => earlier.isVisible()).toBe(false);
+    await screenshot(page, 'load-earlier');
   });
 
   it('is usable on a phone-sized screen: the list, then the chat with a way back', async () => {

@@ -166,21 +166,24 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(SHOTS, `${name}.png`) });
 }
 
-/**
- * The server's log of a conversation, read with the SDK as one more device of
- * a member (a memory store: it reads from seq 1).
- */
-export async function serverLog(server: ServerUnderTest, user: string, conv: string): Promise<{ seq: number; text: string }[]> {
+/** A Node SDK client of `user` on a fresh memory store (it reads every conversation from seq 1), connected. */
+export async function nodeClient(server: ServerUnderTest, user: string): Promise<SequentClient> {
   const reply = await fetch(`${server.httpUrl}/demo/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ user, device: `checker-${Date.now()}` }),
+    body: JSON.stringify({ user, device: `node-${Date.now()}-${Math.floor(Math.random() * 1e6)}` }),
   });
   const { token } = (await reply.json()) as { token: string };
   const client = new SequentClient({ url: server.url, token, store: new MemoryClientStore(), transport: webSocketTransport(WebSocket as unknown as WebSocketConstructor) });
+  await client.start();
+  await client.ready(20_000);
+  return client;
+}
+
+/** The server's log of a conversation, read with the SDK as one more device of a member. */
+export async function serverLog(server: ServerUnderTest, user: string, conv: string): Promise<{ seq: number; text: string }[]> {
+  const client = await nodeClient(server, user);
   try {
-    await client.start();
-    await client.ready(20_000);
     await client.sync(conv);
     return client.entries(conv).map((entry) => ({ seq: entry.seq, text: describe(entry as Entry) }));
   } finally {
