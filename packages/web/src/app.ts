@@ -56,14 +56,15 @@ export class ChatApp {
     });
     client.on('error', (error) => {
       // Connection trouble is what the indicator shows; the rest is worth a line.
-      if (error.code !== 'connection_lost' && error.code !== 'timeout') this.toast(error.message);
+      if (isConnectionTrouble(error)) return;
+      this.toast(error.message);
     });
     this.wire.onFrame((record) => {
       this.model.observeFrame(record.direction, record.text, record.page);
       this.frames.add(record);
     });
     this.bindForms();
-    byId('me').textContent = `${this.self.user} · ${this.self.device}`;
+    byId('me').replaceChildren(h('span', { class: 'user' }, this.self.user), h('span', { class: 'device' }, ` · ${this.self.device}`));
     const reopen = localStorage.getItem(this.selectedKey);
     if (reopen && parseConvId(reopen)) this.open(reopen);
     this.schedule();
@@ -147,6 +148,8 @@ export class ChatApp {
       const panel = byId('debug');
       panel.hidden = !panel.hidden;
       toggle.setAttribute('aria-expanded', String(!panel.hidden));
+      const frames = byId('frames');
+      if (!panel.hidden) requestAnimationFrame(() => (frames.scrollTop = frames.scrollHeight));
       this.schedule();
     });
     const pause = byId('frames-pause');
@@ -312,4 +315,11 @@ export class ChatApp {
 function message(error: unknown): string {
   if (error instanceof SequentClientError) return `${error.message} (${error.code})`;
   return error instanceof Error ? error.message : String(error);
+}
+
+/** Errors the connection indicator already tells: the server or the network is away, and the SDK retries. */
+function isConnectionTrouble(error: SequentClientError): boolean {
+  if (error.code === 'connection_lost' || error.code === 'timeout' || error.code === 'connect_failed') return true;
+  // A demo token the page could not fetch because the server is down (fetch rejects with a TypeError).
+  return error.code === 'unauthorized' && error.cause instanceof TypeError;
 }

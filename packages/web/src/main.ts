@@ -53,7 +53,9 @@ async function boot(): Promise<void> {
     if (source.kind === 'callback') return source.getToken(device);
     return demoToken(source.user, device);
   };
-  const client = new SequentClient<ChatBody>({ url: socketUrl(), getToken, store, transport: wire.transport });
+  // A short backoff cap: a chat page should be back soon after the network is.
+  const client = new SequentClient<ChatBody>({ url: socketUrl(), getToken, store, transport: wire.transport, backoff: { maxMs: 5000 } });
+  window.addEventListener('offline', () => wire.drop());
   const device = await client.deviceId();
   const signout = byId('signout');
   signout.hidden = false;

@@ -81,7 +81,10 @@ export class ChatModel {
     const log = this.log(frame.conv);
     if (direction === 'out' && frame.t === 'sync') log.debug.syncs++;
     if (direction !== 'in') return;
-    if (frame.t === 'msg' && typeof frame.seq === 'number') {
+    if (frame.t === 'ack' && typeof frame.seq === 'number') {
+      // Our own entry: it moves the expected next seq as a push would.
+      log.debug.highestSeen = Math.max(log.debug.highestSeen, frame.seq);
+    } else if (frame.t === 'msg' && typeof frame.seq === 'number') {
       if (log.debug.highestSeen > 0 && frame.seq > log.debug.highestSeen + 1) log.debug.gapsDetected++;
       log.debug.highestSeen = Math.max(log.debug.highestSeen, frame.seq);
     } else if (frame.t === 'batch' && Array.isArray(frame.msgs)) {
