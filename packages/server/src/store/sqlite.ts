@@ -37,6 +37,13 @@ export interface SqliteStoreOptions {
   writer?: 'thread' | 'inline';
 }
 
+/** An entries row in raw mode: its values in ENTRY_COLUMNS order. */
+type EntryValues = [string, number, string, string, number, string, string, string | null, number | null, string, string | null];
+
+function entryRowOf(v: EntryValues): EntryRow {
+  return { conv: v[0], seq: v[1], kind: v[2], mid: v[3], ts: v[4], from_user: v[5], dev: v[6], cmid: v[7], dseq: v[8], body: v[9], ctx: v[10] };
+}
+
 function prepareReads(db: Database.Database) {
   return {
     getConv: db.prepare<[string], { conv: string; kind: ConvKind; last: number; last_ts: number }>(
@@ -51,9 +58,11 @@ function prepareReads(db: Database.Database) {
     lane: db.prepare<[string, string, string], { last_dseq: number; min_cmid: string | null; max_cmid: string | null }>(
       'SELECT last_dseq, min_cmid, max_cmid FROM device_lanes WHERE conv = ? AND from_user = ? AND dev = ?',
     ),
-    read: db.prepare<[string, number, number, number], EntryRow>(
-      `SELECT ${ENTRY_COLUMNS} FROM entries WHERE conv = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
-    ),
+    // Raw rows (arrays): better-sqlite3 builds a row object property by property, which cost a
+    // sync read about 1 µs an entry more than the array and the object literal of entryRowOf.
+    read: db
+      .prepare<[string, number, number, number], EntryValues>(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE conv = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`)
+      .raw(true),
     // A removed member's row shows its removal entry's time (the entry is always there: it is committed with the removal).
     listConvs: db.prepare<[{ user: string; limit: number }], { conv: string; last: number; shown_ts: number; from_seq: number; to_seq: number | null }>(
       `SELECT c.conv, c.last, m.from_seq, m.to_seq,
@@ -236,7 +245,8 @@ class SqliteStore implements Store {
     const page: Entry[] = [];
     let bytes = 0;
     // Row by row, so that rows past maxBytes are never read into memory.
-    for (const row of this.ready().read.iterate(conv, afterSeq, untilSeq, limit)) {
+    for (const values of this.ready().read.iterate(conv, afterSeq, untilSeq, limit)) {
+      const row = entryRowOf(values);
       bytes += entrySize(row.body.length, row.ctx?.length ?? 0);
       if (page.length > 0 && bytes > maxBytes) break;
       page.push(entryFromRow(row));
