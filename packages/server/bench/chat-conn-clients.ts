@@ -203,6 +203,9 @@ setInterval(() => {
   for (const client of clients) if (client.ws?.readyState === WebSocket.OPEN && client.lastFrameAt < quiet) client.ping();
 }, 1000).unref();
 
+// The benchmark is gone (ended or killed): so are its clients.
+process.on('disconnect', () => process.exit(0));
+
 process.on('message', (message: ToConnClients) => {
   const reply = (m: FromConnClients) => process.send!(m);
   switch (message.type) {

@@ -142,6 +142,13 @@ async function run(flags: ParsedFlags, log: (line: string) => void): Promise<Sce
   for (const c of clients) raiseFileLimit(c.pid, clientNeeds);
   const rows: Row[] = [];
   const ratios: Record<string, number> = {};
+  // Interrupted: the server child must not outlive the benchmark (the client processes leave with their IPC channel).
+  const interrupted = () => {
+    server.child.child.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
   try {
     log(`connections: ${total} over ${procs} client processes, server pid ${server.child.pid} (file limit ${fileLimits(server.child.pid).soft})`);
     const connect = async (from: number, to: number) => {
@@ -253,6 +260,7 @@ async function run(flags: ParsedFlags, log: (line: string) => void): Promise<Sce
     if (stormRow['all_online_s'] !== null) ratios['all back online s / 30 s target'] = round(Number(stormRow['all_online_s']) / TARGET_STORM_S);
     return { results: { rows, ratios, config }, write: true };
   } finally {
+    process.off('SIGINT', interrupted).off('SIGTERM', interrupted);
     for (const c of clients) c.close();
     server.inspector.close();
     await stopServer(server.child);
