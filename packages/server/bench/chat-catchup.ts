@@ -247,7 +247,8 @@ async function run(flags: ParsedFlags, log: (line: string) => void): Promise<Sce
     rows.push({ name: 'jetstream ordered consumer replay', skipped: reason });
   }
   for (const [name, value] of Object.entries(ratios)) log(`catch-up: ${name}: ${value}×`);
-  const full = messages === FLAGS['catchup-messages']!.default && convs === FLAGS['catchup-convs']!.default;
+  // A profiled run is slowed by the profiler: printed, never written as the results.
+  const full = messages === FLAGS['catchup-messages']!.default && convs === FLAGS['catchup-convs']!.default && profileDir === undefined;
   return { results: { rows, ratios, config: { messages, convs, pages, body: body.length } }, write: full };
 }
 

@@ -3,7 +3,8 @@
  * instead, each in the same run, with the ratios printed.
  *
  * Scenarios (`--scenarios`, comma-separated; the table is SCENARIOS below):
- * `large-groups` (here), `catch-up` (chat-catchup.ts). Each writes its own section of bench/results/chat.*.
+ * `large-groups` (here), `catch-up` (chat-catchup.ts), `connections`
+ * (chat-connections.ts). Each writes its own section of bench/results/chat.*.
  *
  * Scenario `large-groups`: one group of N members (2,000 and 10,000 by default),
  * every member online on a connection of its own, the members spread over several
@@ -31,6 +32,7 @@ import { processCpuSeconds } from './cpu.js';
 import type { FromMembers, MemberSystem, ToMembers } from './chat-members.js';
 import { quantile } from './load.js';
 import { catchUpScenario } from './chat-catchup.js';
+import { connectionsScenario } from './chat-connections.js';
 import { writeChatResults } from './chat-results.js';
 import type { ChatScenario, ScenarioOutcome } from './chat-scenario.js';
 import { ratio, type Results, type Row } from './report.js';
@@ -409,6 +411,7 @@ const largeGroupsScenario: ChatScenario = { flags: LARGE_GROUP_FLAGS, check: che
 const SCENARIOS: Record<string, ChatScenario> = {
   'large-groups': largeGroupsScenario,
   'catch-up': catchUpScenario,
+  connections: connectionsScenario,
 };
 
 const FLAGS: Record<string, FlagSpec> = {
