@@ -7,3 +7,5 @@ export { fence, fencedTransaction, fenceSql, isFenceRefusal, SlotFencedError } f
 export { checkNodeName, type Heartbeat, Membership, type NodeRow } from './membership.js';
 export { type SlotLease, type SlotRow, SlotRows } from './slot-rows.js';
 export { type LostReason, SlotLeases, type SlotLeasesOptions } from './leases.js';
+export { checkPrefix, defaultPrefix, type Subjects, subjects } from './subjects.js';
+export { ClusterBus, type ClusterBusOptions, DEFAULT_FORWARD_TIMEOUT_MS, type ForwardResult, type SlotHandler, type UnavailableCause } from './bus.js';
