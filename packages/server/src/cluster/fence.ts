@@ -12,6 +12,7 @@
  * the conversation, or refused.
  */
 import type pg from 'pg';
+import type { ClusterDb } from './db.js';
 import { type ClusterTables, FENCED_SQLSTATE } from './schema.js';
 
 export class SlotFencedError extends Error {
@@ -44,5 +45,35 @@ export async function fence(client: pg.ClientBase, tables: ClusterTables, slot: 
   } catch (error) {
     if (isFenceRefusal(error)) throw new SlotFencedError(slot, epoch);
     throw error;
+  }
+}
+
+/**
+ * BEGIN, the fence, `work`, COMMIT on a connection of `db`; ROLLBACK on any error.
+ * The server may end the session under it (idle_in_transaction_session_timeout
+ * after a pause): that error is the commit's, not the process's, and the broken
+ * connection is dropped from the pool.
+ */
+export async function fencedTransaction<T>(db: ClusterDb, slot: number, epoch: number, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await db.pool.connect();
+  let broken: Error | undefined;
+  const onError = (error: Error) => {
+    broken = error;
+  };
+  client.on('error', onError);
+  try {
+    await client.query('BEGIN');
+    await fence(client, db.tables, slot, epoch);
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch((e: unknown) => {
+      broken ??= e instanceof Error ? e : new Error(String(e));
+    });
+    throw error;
+  } finally {
+    client.off('error', onError);
+    client.release(broken);
   }
 }
