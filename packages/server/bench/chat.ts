@@ -26,13 +26,14 @@ import { spawnServerProcess, stopServer } from '../src/chaos/server-process.js';
 import { TokenAuthority } from '../src/server/auth.js';
 import { processCpuSeconds } from './cpu.js';
 import type { FromMembers, MemberSystem, ToMembers } from './chat-members.js';
+import { EJABBERD_FLAGS, ejabberdScenarioConfig, runEjabberdScenario, type EjabberdScenarioConfig } from './chat-xmpp.js';
 import { quantile } from './load.js';
 import { ratio, writeResults, type Row } from './report.js';
 
 const SYSTEMS: readonly MemberSystem[] = ['sequent', 'ws-corked', 'ws-naive', 'socketio'];
 
 const FLAGS: Record<string, FlagSpec> = {
-  scenarios: { kind: 'string', default: 'large-groups', help: 'comma-separated scenarios: large-groups' },
+  scenarios: { kind: 'string', default: 'large-groups,ejabberd', help: 'comma-separated scenarios: large-groups, ejabberd' },
   members: { kind: 'string', default: '2000,10000', help: 'group sizes of large-groups, comma-separated' },
   senders: { kind: 'int', default: 5, min: 1, max: 100, help: 'members that send' },
   deliveries: { kind: 'int', default: 1_000_000, min: 1000, help: 'deliveries per group size and system (messages = this / members)' },
@@ -41,6 +42,7 @@ const FLAGS: Record<string, FlagSpec> = {
   body: { kind: 'int', default: 100, min: 1, max: 60_000, help: 'bytes of text in each message body' },
   systems: { kind: 'string', default: SYSTEMS.join(','), help: `comma-separated subset of ${SYSTEMS.join(', ')}` },
   timeout: { kind: 'int', default: 120_000, min: 1000, help: 'longest any one phase may take, ms' },
+  ...EJABBERD_FLAGS,
   help: { kind: 'bool', default: false, help: 'print this help' },
 };
 
@@ -53,13 +55,15 @@ interface Config {
   body: string;
   systems: MemberSystem[];
   timeoutMs: number;
+  /** The ejabberd scenario's sizes, when it runs, and whether they are its defaults. */
+  ejabberd: { config: EjabberdScenarioConfig; defaults: boolean } | undefined;
 }
 
 function readConfig(argv: readonly string[]): Config | { exit: number; text: string } {
   let flags;
   try {
     flags = parseFlags(argv, FLAGS);
-    for (const s of String(flags['scenarios']).split(',')) if (s !== 'large-groups') throw new UsageError(`flag --scenarios: unknown scenario ${JSON.stringify(s)}`);
+    for (const s of String(flags['scenarios']).split(',')) if (s !== 'large-groups' && s !== 'ejabberd') throw new UsageError(`flag --scenarios: unknown scenario ${JSON.stringify(s)}`);
     for (const s of String(flags['systems']).split(',')) if (!(SYSTEMS as readonly string[]).includes(s)) throw new UsageError(`flag --systems: unknown system ${JSON.stringify(s)}`);
     for (const m of String(flags['members']).split(',')) if (!/^\d+$/.test(m) || Number(m) < 2) throw new UsageError(`flag --members: ${JSON.stringify(m)} is not a group size (at least 2)`);
   } catch (error) {
@@ -67,8 +71,10 @@ function readConfig(argv: readonly string[]): Config | { exit: number; text: str
     return { exit: 2, text: `bench:chat: ${error.message}\n${usage('bench:chat', FLAGS)}` };
   }
   if (flags['help']) return { exit: 0, text: usage('bench:chat', FLAGS) };
+  const scenarios = String(flags['scenarios']).split(',');
+  const ejabberdDefaults = ['body', ...Object.keys(EJABBERD_FLAGS)].every((name) => flags[name] === FLAGS[name]!.default);
   return {
-    sizes: String(flags['members']).split(',').map(Number),
+    sizes: scenarios.includes('large-groups') ? String(flags['members']).split(',').map(Number) : [],
     senders: Number(flags['senders']),
     deliveries: Number(flags['deliveries']),
     window: Number(flags['window']),
@@ -76,6 +82,9 @@ function readConfig(argv: readonly string[]): Config | { exit: number; text: str
     body: 'x'.repeat(Number(flags['body'])),
     systems: String(flags['systems']).split(',') as MemberSystem[],
     timeoutMs: Number(flags['timeout']),
+    ejabberd: scenarios.includes('ejabberd')
+      ? { config: ejabberdScenarioConfig(flags, 'x'.repeat(Number(flags['body'])), Number(flags['timeout'])), defaults: ejabberdDefaults }
+      : undefined,
   };
 }
 
@@ -379,6 +388,9 @@ async function main(): Promise<number> {
     (config.exit === 0 ? process.stdout : process.stderr).write(config.text);
     return config.exit;
   }
+  // The ejabberd scenario keeps its own results (bench/results/chat-ejabberd.*).
+  if (config.ejabberd) await runEjabberdScenario(config.ejabberd.config, config.ejabberd.defaults, log);
+  if (config.sizes.length === 0) return 0;
   const rows: Row[] = [];
   const ratios: Record<string, number> = {};
   for (const members of config.sizes) {
