@@ -17,6 +17,8 @@ export const MUC_DOMAIN = `conference.${XMPP_DOMAIN}`;
 
 export interface EjabberdInstance {
   port: number;
+  /** As `ejabberdctl status` tells it, e.g. 23.01-1. */
+  version: string;
   /** The node's beam.smp, for its CPU. */
   pid: number;
   dir: string;
@@ -43,9 +45,10 @@ function freePort(): Promise<number> {
   });
 }
 
-function config(port: number): string {
+function config(port: number, mam: boolean): string {
   // No TLS on loopback, no shaper (the default `normal` one would cap each client at 1,000 B/s),
-  // MAM on for every room, the archive in mnesia (mod_mam_mnesia: a disc_only_copies table).
+  // MAM on for every room (unless `mam` is false), the archive in mnesia (mod_mam_mnesia: a
+  // disc_only_copies table, that is a dets file).
   return `hosts:
   - ${XMPP_DOMAIN}
 loglevel: warning
@@ -83,7 +86,7 @@ modules:
     max_users: 100000
     history_size: 0
     default_room_options:
-      mam: true
+      mam: ${mam}
       persistent: true
   mod_muc_admin: {}
   mod_mam:
@@ -128,7 +131,11 @@ function beamPid(node: string): number | undefined {
 export interface EjabberdSetup {
   users: readonly string[];
   rooms: readonly string[];
+  /** Rooms archive their messages (MAM). */
+  mam: boolean;
 }
+
+let started = 0;
 
 export async function startEjabberd(setup: EjabberdSetup, log: (line: string) => void): Promise<EjabberdInstance> {
   const missing = ejabberdMissing();
@@ -136,10 +143,10 @@ export async function startEjabberd(setup: EjabberdSetup, log: (line: string) =>
   const [uid, gid] = readFileSync('/etc/passwd', 'utf8').split('\n').find((line) => line.startsWith('ejabberd:'))!.split(':').slice(2, 4).map(Number) as [number, number];
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'sequent-bench-ejabberd-'));
-  const node = `seqbench${process.pid}x${Date.now() % 100_000}@localhost`;
+  const node = `seqbench${process.pid}x${Date.now() % 100_000}n${++started}@localhost`;
   mkdirSync(join(dir, 'db'));
   mkdirSync(join(dir, 'log'));
-  writeFileSync(join(dir, 'ejabberd.yml'), config(port));
+  writeFileSync(join(dir, 'ejabberd.yml'), config(port, setup.mam));
   // The Erlang distribution listens on loopback only; epmd is the machine's (RabbitMQ runs one).
   writeFileSync(join(dir, 'ejabberdctl.cfg'), `INET_DIST_INTERFACE=127.0.0.1\nERLANG_NODE=${node}\n`);
   writeFileSync(join(dir, 'inetrc'), '');
@@ -172,8 +179,8 @@ export async function startEjabberd(setup: EjabberdSetup, log: (line: string) =>
       }),
     );
     for (const room of setup.rooms) await ctl('create_room', room, MUC_DOMAIN, XMPP_DOMAIN);
-    log(`ejabberd: node ${node} (beam pid ${pid}) on 127.0.0.1:${port}, ${setup.users.length} users, ${setup.rooms.length} rooms with MAM, dir ${dir}`);
-    return { port, pid, dir, stop };
+    log(`ejabberd: node ${node} (beam pid ${pid}) on 127.0.0.1:${port}, ${setup.users.length} users, ${setup.rooms.length} rooms${setup.mam ? ' with MAM' : ' without MAM'}, dir ${dir}`);
+    return { port, pid, dir, stop, version: /ejabberd (\S+) is running/.exec(status)?.[1] ?? '?' };
   } catch (error) {
     const tail = existsSync(join(dir, 'log', 'error.log')) ? readFileSync(join(dir, 'log', 'error.log'), 'utf8').slice(-400) : '';
     await stop();

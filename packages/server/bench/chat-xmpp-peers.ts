@@ -29,6 +29,8 @@ export interface Peer {
   /** The server process, for its CPU. */
   pid: number;
   specs: ClientSpec[];
+  /** The server's own version, where it is not this repository's. */
+  version?: string;
   stop(): Promise<void>;
 }
 
@@ -86,16 +88,17 @@ export async function startSequentPeer(layout: Layout, durability: 'full' | 'pro
   }
 }
 
-export async function startEjabberdPeer(layout: Layout, log: (line: string) => void): Promise<Peer> {
+export async function startEjabberdPeer(layout: Layout, mam: boolean, log: (line: string) => void): Promise<Peer> {
   const users = Array.from({ length: layout.clients }, (_, i) => userOf(i));
   const rooms = Array.from({ length: layout.rooms }, (_, r) => `room${r}`);
-  const instance = await startEjabberd({ users, rooms }, log);
+  const instance = await startEjabberd({ users, rooms, mam }, log);
   return {
     system: 'ejabberd',
     url: `xmpp://127.0.0.1:${instance.port}`,
     domain: XMPP_DOMAIN,
     pid: instance.pid,
     specs: users.map((user, i) => ({ user, secret: passwordOf(user), room: `${rooms[roomOf(layout, i)]}@${MUC_DOMAIN}` })),
+    version: instance.version,
     stop: instance.stop,
   };
 }
