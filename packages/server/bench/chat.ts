@@ -34,6 +34,7 @@ import { quantile } from './load.js';
 import { catchUpScenario } from './chat-catchup.js';
 import { connectionsScenario } from './chat-connections.js';
 import { writeChatResults } from './chat-results.js';
+import { ejabberdScenario } from './chat-ejabberd-scenario.js';
 import type { ChatScenario, ScenarioOutcome } from './chat-scenario.js';
 import { ratio, type Results, type Row } from './report.js';
 
@@ -412,6 +413,7 @@ const SCENARIOS: Record<string, ChatScenario> = {
   'large-groups': largeGroupsScenario,
   'catch-up': catchUpScenario,
   connections: connectionsScenario,
+  ejabberd: ejabberdScenario,
 };
 
 const FLAGS: Record<string, FlagSpec> = {
