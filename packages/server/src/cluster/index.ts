@@ -9,3 +9,4 @@ export { type SlotLease, type SlotRow, SlotRows } from './slot-rows.js';
 export { type LostReason, SlotLeases, type SlotLeasesOptions } from './leases.js';
 export { checkPrefix, defaultPrefix, type Subjects, subjects } from './subjects.js';
 export { ClusterBus, type ClusterBusOptions, DEFAULT_FORWARD_TIMEOUT_MS, type ForwardResult, type SlotHandler, type UnavailableCause } from './bus.js';
+export { type OfferOutcome, PushFilter, type PushFilterOptions, type PushedEntry } from './push-filter.js';
