@@ -25,16 +25,8 @@ export interface ConversationInfo {
   unread: number;
 }
 
-interface Row {
-  conv: string;
-  last: number;
-  ts: number;
-  from: number;
-  until?: number;
-  read: number;
-  readConfirmed: number;
-  anchor: UnreadAnchor;
-}
+/** A conversation as the list keeps it: the same shape the store saves. */
+type Row = StoredConv;
 
 /** Counts a conversation's unread messages from the server's anchor and the user's read position. */
 export type UnreadCounter = (conv: string, anchor: UnreadAnchor, read: number) => UnreadCount;
