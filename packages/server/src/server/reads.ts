@@ -111,7 +111,10 @@ export class Reads {
     const listings = await this.store.listConvs(session.user, this.limits.maxConvs + 1);
     const truncated = listings.length > this.limits.maxConvs;
     if (truncated) listings.length = this.limits.maxConvs;
-    const reply: ConvsReplyFrame = { t: 'convs', id, convs: listings.map((l) => this.summary(l)), version: state.version, unread: state.unread };
+    // The whole list's total is the sum of its rows, taken from the rows' own snapshot: state is read by
+    // another statement (on PostgreSQL another snapshot), and messages committed in between made the two disagree.
+    const unread = truncated ? state.unread : listings.reduce((sum, l) => sum + l.unread, 0);
+    const reply: ConvsReplyFrame = { t: 'convs', id, convs: listings.map((l) => this.summary(l)), version: state.version, unread };
     if (truncated) reply.truncated = true;
     if (since !== undefined) reply.full = true;
     session.send(reply);
