@@ -14,6 +14,9 @@
  *   default and its maximum).
  * - Peer: NATS JetStream, the same messages in a file stream, replayed by an
  *   ordered consumer, at its default pull batch and at the larger page size.
+ * - Both are filled first, then measured in `--catchup-rounds` rounds (3), the
+ *   systems taking turns in each, so that load from elsewhere on the machine
+ *   falls on both; a row's rate is its entries over its rounds' time.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -37,6 +40,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'catchup-convs': { kind: 'int', default: 100, min: 1, max: 1000, help: 'catch-up: conversations they are spread over' },
   'catchup-pages': { kind: 'string', default: `${DEFAULT_SYNC_PAGE_SIZE},1000`, help: 'catch-up: SDK sync page sizes to measure (syncPageSize), comma-separated' },
   'catchup-writers': { kind: 'int', default: 10, min: 1, max: 1000, help: 'catch-up: writing devices (each creates and writes its share of the conversations)' },
+  'catchup-rounds': { kind: 'int', default: 3, min: 1, max: 20, help: 'catch-up: measured rounds, the systems taking turns in each' },
   'catchup-profile': { kind: 'string', help: 'catch-up: write CPU profiles of the server and of the SDK to this directory and summarize them' },
   'nats-url': { kind: 'string', default: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222', help: 'NATS with JetStream, the peer of catch-up' },
 };
@@ -129,7 +133,7 @@ async function catchUp(
   };
 }
 
-function rowOf(name: string, r: CatchUpResult | ReplayResult, extra: Record<string, number | string | null> = {}): Row {
+function rowOf(name: string, r: { entries: number; seconds: number; serverCpu: number | null; clientCpu: number }, extra: Record<string, number | string | null> = {}): Row {
   return {
     name,
     entries: r.entries,
@@ -162,10 +166,32 @@ async function profiled<T>(dir: string | undefined, name: string, run: () => Pro
   }
 }
 
+/** A row's sum over its rounds: its rate is all its entries over all its rounds' time. */
+interface Totals {
+  entries: number;
+  seconds: number;
+  readySeconds: number;
+  serverCpu: number | null;
+  clientCpu: number;
+  perRound: number[];
+}
+
+function add(totals: Totals | undefined, r: CatchUpResult | ReplayResult): Totals {
+  const t = totals ?? { entries: 0, seconds: 0, readySeconds: 0, serverCpu: 0, clientCpu: 0, perRound: [] };
+  t.entries += r.entries;
+  t.seconds += r.seconds;
+  t.readySeconds += 'readySeconds' in r ? r.readySeconds : 0;
+  t.serverCpu = t.serverCpu === null || r.serverCpu === null ? null : t.serverCpu + r.serverCpu;
+  t.clientCpu += r.clientCpu;
+  t.perRound.push(Math.round(r.entries / r.seconds));
+  return t;
+}
+
 async function run(flags: ParsedFlags, log: (line: string) => void): Promise<ScenarioOutcome> {
   const messages = Number(flags['catchup-messages']);
   const convs = Number(flags['catchup-convs']);
   const pages = String(flags['catchup-pages']).split(',').map(Number);
+  const rounds = Number(flags['catchup-rounds']);
   const body = 'x'.repeat(Number(flags['body']));
   const timeoutMs = Number(flags['timeout']);
   const profileDir = flags['catchup-profile'] === undefined ? undefined : resolve(String(flags['catchup-profile']));
@@ -173,13 +199,16 @@ async function run(flags: ParsedFlags, log: (line: string) => void): Promise<Sce
   const perConv = (c: number) => quotaOf(messages, convs, c);
   const rows: Row[] = [];
   const ratios: Record<string, number> = {};
-  log(`catch-up: ${messages} messages over ${convs} conversations, SDK sync pages ${pages.join(', ')}`);
+  const batches = [...new Set([JETSTREAM_DEFAULT_BATCH, ...pages])];
+  log(`catch-up: ${messages} messages over ${convs} conversations, SDK sync pages ${pages.join(', ')}, JetStream pull batches ${batches.join(', ')}, ${rounds} interleaved rounds`);
 
   const dataDir = mkdtempSync(join(tmpdir(), 'sequent-bench-catchup-'));
   const secret = randomBytes(24).toString('base64url');
   const authority = new TokenAuthority(secret);
   let server = await spawnServerProcess({ dataDir, secret });
-  const sequentRows = new Map<number, Row>();
+  let jetstream: Awaited<ReturnType<typeof fillJetStream>> | undefined;
+  const ours = new Map<number, Totals>();
+  const theirs = new Map<number, Totals>();
   try {
     const writers = await openWriters(server.url, authority, Number(flags['catchup-writers']), convs, READER);
     // The device, online once: it learns its conversations (their creation entries) and goes offline.
@@ -204,52 +233,62 @@ async function run(flags: ParsedFlags, log: (line: string) => void): Promise<Sce
       await stopServer(server);
       server = await spawnServerProcess({ dataDir, secret, port: server.port, nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir] });
     }
-    // Unmeasured: the server's and the SDK's sync path warm (JIT), as on a server that has served syncs before.
+    const url = String(flags['nats-url']);
+    try {
+      jetstream = await fillJetStream(url, convs, perConv, body, log);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      log(`catch-up: jetstream skipped (${reason})`);
+      rows.push({ name: 'jetstream ordered consumer replay', skipped: reason });
+    }
+    // Unmeasured: each side's read path warm (JIT, caches), as on a server that has served catch-ups before.
     await catchUp(server, authority, offline, expected, DEFAULT_SYNC_PAGE_SIZE, timeoutMs);
-    for (const page of pages) {
-      const result = await profiled(profileDir, `sdk-page-${page}`, () => catchUp(server, authority, offline, expected, page, timeoutMs));
-      const row = rowOf(`sequent SDK catch-up, sync page ${page}`, result, { ready_s: round(result.readySeconds, 3) });
-      log(`catch-up: ${JSON.stringify(row)}`);
-      rows.push(row);
-      sequentRows.set(page, row);
+    await jetstream?.replay(JETSTREAM_DEFAULT_BATCH, timeoutMs);
+    // The systems take turns, round after round, so that a burst of load from elsewhere falls on both.
+    for (let r = 0; r < rounds; r++) {
+      for (const page of pages) {
+        const result = await profiled(profileDir, `sdk-page-${page}-round-${r + 1}`, () => catchUp(server, authority, offline, expected, page, timeoutMs));
+        ours.set(page, add(ours.get(page), result));
+        log(`catch-up round ${r + 1}: sequent page ${page}: ${Math.round(result.entries / result.seconds)} entries/s`);
+      }
+      for (const batch of jetstream ? batches : []) {
+        const result = await jetstream!.replay(batch, timeoutMs);
+        theirs.set(batch, add(theirs.get(batch), result));
+        log(`catch-up round ${r + 1}: jetstream batch ${batch}: ${Math.round(result.entries / result.seconds)} entries/s`);
+      }
     }
   } finally {
+    await jetstream?.close();
     const exit = await stopServer(server);
     if (exit.code !== 0) log(`catch-up: server exited with ${exit.code ?? exit.signal}: ${server.output.slice(-5).join('')}`);
     if (profileDir) summarizeServerProfiles(profileDir, server.pid, log);
     rmSync(dataDir, { recursive: true, force: true });
   }
 
-  const url = String(flags['nats-url']);
-  try {
-    const jetstream = await fillJetStream(url, convs, perConv, body, log);
-    try {
-      await jetstream.replay(JETSTREAM_DEFAULT_BATCH, timeoutMs); // unmeasured, as the Sequent side's first catch-up
-      for (const batch of [...new Set([JETSTREAM_DEFAULT_BATCH, ...pages])]) {
-        const result = await jetstream.replay(batch, timeoutMs);
-        const row = rowOf(`jetstream ordered consumer replay, pull batch ${batch}`, result);
-        log(`catch-up: ${JSON.stringify(row)}`);
-        rows.push(row);
-        for (const [page, ours] of sequentRows) {
-          if (page !== batch && !(batch === JETSTREAM_DEFAULT_BATCH && page === DEFAULT_SYNC_PAGE_SIZE)) continue;
-          ratios[`sequent page ${page} / jetstream batch ${batch} entries/s`] = ratio(Number(ours['entries_per_s']), Number(row['entries_per_s']));
-          if (ours['server_cpu_us_per_entry'] !== null && row['server_cpu_us_per_entry'] !== null) {
-            ratios[`sequent page ${page} / jetstream batch ${batch} server CPU per entry`] = ratio(Number(ours['server_cpu_us_per_entry']), Number(row['server_cpu_us_per_entry']));
-          }
-        }
-      }
-    } finally {
-      await jetstream.close();
-    }
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    log(`catch-up: jetstream skipped (${reason})`);
-    rows.push({ name: 'jetstream ordered consumer replay', skipped: reason });
+  const sequentRows = new Map<number, Row>();
+  for (const [page, t] of ours) {
+    const row = rowOf(`sequent SDK catch-up, sync page ${page}`, t, { ready_s: round(t.readySeconds / rounds, 3), entries_per_s_by_round: t.perRound.join(' / ') });
+    rows.push(row);
+    sequentRows.set(page, row);
   }
+  for (const [batch, t] of theirs) {
+    const row = rowOf(`jetstream ordered consumer replay, pull batch ${batch}`, t, { entries_per_s_by_round: t.perRound.join(' / ') });
+    rows.push(row);
+    for (const [page, mine] of sequentRows) {
+      if (page !== batch && !(batch === JETSTREAM_DEFAULT_BATCH && page === DEFAULT_SYNC_PAGE_SIZE)) continue;
+      ratios[`sequent page ${page} / jetstream batch ${batch} entries/s`] = ratio(Number(mine['entries_per_s']), Number(row['entries_per_s']));
+      if (mine['server_cpu_us_per_entry'] !== null && row['server_cpu_us_per_entry'] !== null) {
+        ratios[`sequent page ${page} / jetstream batch ${batch} server CPU per entry`] = ratio(Number(mine['server_cpu_us_per_entry']), Number(row['server_cpu_us_per_entry']));
+      }
+      const rs = ours.get(page)!.perRound.map((o, i) => ratio(o, t.perRound[i]!));
+      log(`catch-up: sequent page ${page} / jetstream batch ${batch} entries/s by round: ${rs.join(', ')}`);
+    }
+  }
+  for (const row of rows) log(`catch-up: ${JSON.stringify(row)}`);
   for (const [name, value] of Object.entries(ratios)) log(`catch-up: ${name}: ${value}×`);
   // A profiled run is slowed by the profiler: printed, never written as the results.
   const full = messages === FLAGS['catchup-messages']!.default && convs === FLAGS['catchup-convs']!.default && profileDir === undefined;
-  return { results: { rows, ratios, config: { messages, convs, pages, body: body.length } }, write: full };
+  return { results: { rows, ratios, config: { messages, convs, pages, rounds, body: body.length } }, write: full };
 }
 
 function summarizeServerProfiles(dir: string, pid: number, log: (line: string) => void): void {
