@@ -1,6 +1,6 @@
 /**
  * The debug panel: for the open conversation the SDK's cursor, the newest
- * known seq (`last`), the outbox (cmid, dseq, state, tries), the gaps seen in
+ * known seq (`last`), the read position and unread count, the outbox (cmid, dseq, state, tries), the gaps seen in
  * pushes and what the SDK's syncs filled; below it the live frame log.
  */
 import type { ConversationInfo, SendHandle } from 'sequent-client';
@@ -54,10 +54,13 @@ export function renderFacts(target: HTMLElement, facts: ConvFacts | undefined): 
       row('cursor', facts.cursor, 'cursor'),
       row('last', info?.last ?? 0, 'last'),
       row('readable from', info?.from ?? 1, 'from'),
+      row('read position', info?.read ?? 0, 'read'),
+      row('unread', info?.unread ?? 0, 'unread'),
       info?.until !== undefined ? row('removed at', info.until, 'until') : null,
       row('lowest shown', facts.lowestShown ?? '–', 'lowest'),
       row('gaps detected', counters.gapsDetected, 'gaps'),
       row('SDK syncs', counters.syncs, 'syncs'),
+      row('history reads', counters.historyReads, 'history-reads'),
       row('entries filled by sync', counters.filled, 'filled'),
     ),
     outbox,
@@ -80,7 +83,7 @@ export class FrameLog {
     const text = redact(record.text);
     const line = h(
       'li',
-      { class: `frame ${record.direction}${record.page ? ' page' : ''}` },
+      { class: `frame ${record.direction}` },
       `${new Date(record.at).toISOString().slice(11, 23)} #${record.connection} ${record.direction === 'in' ? '←' : '→'} `,
       text.length > MAX_FRAME_TEXT ? `${text.slice(0, MAX_FRAME_TEXT)}…` : text,
     );
