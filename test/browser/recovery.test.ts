@@ -33,13 +33,7 @@ function texts(view: Awaited<ReturnType<typeof shown>>): string[] {
   return view.filter((item) => item.kind === 'msg' && item.seq !== undefined).map((item) => item.text);
 }
 
-// KNOWN REGRESSION, skipped so the rest can land: these passed on the web chat's own branch and
-// fail since the chat-state SDK was merged (sends stay "sending" while online after going
-// offline or reloading). To be fixed first thing; see the closing note.
-const RECOVERY_REGRESSION = true;
-if (RECOVERY_REGRESSION) process.stderr.write('SKIPPED: web chat recovery browser tests (known regression after the chat-state SDK merge)\n');
-
-describe.skipIf(!available || RECOVERY_REGRESSION)('web chat recovery in Chromium', { timeout: 180_000 }, () => {
+describe.skipIf(!available)('web chat recovery in Chromium', { timeout: 180_000 }, () => {
   let browser: Browser;
   let server: ServerUnderTest;
   let ann: { context: BrowserContext; page: Page };
