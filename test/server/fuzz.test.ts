@@ -16,7 +16,7 @@ afterAll(async () => {
   await t.stop();
 });
 
-const TYPES = ['hello', 'create', 'members', 'send', 'sync', 'convs', 'ping', 'msg', 'ack', 'nope'];
+const TYPES = ['hello', 'create', 'members', 'send', 'sync', 'convs', 'ping', 'read', 'info', 'typing', 'msg', 'ack', 'nope'];
 const anyFrame = fc.oneof(
   fc.string(),
   fc.json(),
@@ -28,11 +28,18 @@ const anyFrame = fc.oneof(
       cmid: fc.oneof(fc.string({ maxLength: 80 }), fc.integer()),
       dseq: fc.oneof(fc.integer({ min: -2, max: 5 }), fc.double(), fc.string()),
       after: fc.oneof(fc.integer({ min: -5, max: 50 }), fc.string()),
+      // The chat state's fields: send kinds and refs, sync before, read seqs, convs since.
+      kind: fc.oneof(fc.constantFrom('msg', 'edit', 'delete', 'react', 'system', 'nope'), fc.jsonValue()),
+      ref: fc.oneof(fc.integer({ min: -2, max: 20 }), fc.constant(Number.MAX_SAFE_INTEGER), fc.double(), fc.string()),
+      before: fc.oneof(fc.integer({ min: -2, max: 50 }), fc.constant(Number.MAX_SAFE_INTEGER), fc.string()),
+      seq: fc.oneof(fc.integer({ min: -2, max: 50 }), fc.constant(Number.MAX_SAFE_INTEGER), fc.double()),
+      since: fc.oneof(fc.integer({ min: -2, max: 50 }), fc.constant(Number.MAX_SAFE_INTEGER), fc.string()),
+      private: fc.oneof(fc.boolean(), fc.jsonValue()),
       limit: fc.oneof(fc.integer({ min: -5, max: 5000 }), fc.constant(null)),
       members: fc.oneof(fc.array(fc.string({ maxLength: 70 }), { maxLength: 4 }), fc.string()),
       add: fc.array(fc.constantFrom('bob', 'carol', '', 'a b'), { maxLength: 3 }),
       remove: fc.array(fc.constantFrom('bob', 'alice', 'zed'), { maxLength: 3 }),
-      body: fc.jsonValue(),
+      body: fc.oneof(fc.jsonValue(), fc.record({ key: fc.oneof(fc.string({ maxLength: 40 }), fc.jsonValue()), on: fc.oneof(fc.boolean(), fc.jsonValue()) })),
       proto: fc.oneof(fc.constant(1), fc.integer()),
       token: fc.string(),
     },
