@@ -195,7 +195,7 @@ describe.skipIf(!available)('chat state in the web chat', { timeout: 120_000 }, 
     }
   });
 
-  it('unread badges per conversation and the total in the header and title, cleared by opening the conversation', async () => {
+  it('unread badges per conversation and the total in the header and title, cleared by opening the conversation, the same on a third device', async () => {
     // ann looks at the group; bob writes in the DM.
     await openFromList(ann, 'g:crew');
     await openFromList(bob, dm);
@@ -223,6 +223,18 @@ describe.skipIf(!available)('chat state in the web chat', { timeout: 120_000 }, 
     await waitOnline(ann);
     await expect.poll(() => rowUnread(ann, dm), POLL).toBe(0);
     expect(await ann.locator('#unread-total').textContent()).toBe('0 unread');
+
+    // A third device of ann, a fresh browser, gets the same read state from the server.
+    await sendAndSeq(bob, 'ping 3');
+    await expect.poll(() => rowUnread(ann, dm), POLL).toBe(1);
+    const third = await signIn(browser, server, 'ann');
+    contexts.push(third.context);
+    await expect.poll(() => rowUnread(third.page, dm), POLL).toBe(1);
+    await expect.poll(() => third.page.locator('#unread-total').textContent(), POLL).toBe('1 unread');
+    await openFromList(third.page, dm);
+    await expect.poll(() => rowUnread(third.page, dm), POLL).toBe(0);
+    // Read there, it is read on the first device too.
+    await expect.poll(() => rowUnread(ann, dm), POLL).toBe(0);
   });
 
   it('keeps the phone layout: message buttons and reactions fit a phone-sized screen', async () => {
