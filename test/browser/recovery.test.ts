@@ -62,8 +62,9 @@ describe.skipIf(!available)('web chat recovery in Chromium', { timeout: 180_000 
     await expect.poll(() => bob.page.locator('#connection').getAttribute('data-state'), { timeout: 45_000 }).toBe('offline');
     const offline = ['off 1', 'off 2', 'off 3', 'off 4', 'off 5'];
     for (const text of offline) await send(bob.page, text);
-    const pending = (await shown(bob.page)).filter((item) => item.seq === undefined);
-    expect(pending.map((item) => [item.text, item.state])).toEqual(offline.map((text) => [text, 'sending']));
+    // The page renders the last send on its next frame: poll rather than read once.
+    const pendingOf = async () => (await shown(bob.page)).filter((item) => item.seq === undefined).map((item) => [item.text, item.state]);
+    await expect.poll(pendingOf, { timeout: 5_000 }).toEqual(offline.map((text) => [text, 'sending']));
     expect(await unsent(bob.page)).toBe(5);
     await screenshot(bob.page, 'offline-sending');
 
@@ -91,12 +92,22 @@ describe.skipIf(!available)('web chat recovery in Chromium', { timeout: 180_000 
         ws.send(message);
       });
     });
-    await ann.page.evaluate(() => (window as unknown as { sequent: { wire: { drop(): void } } }).sequent.wire.drop());
-    await waitOnline(ann.page);
+    type Paged = { sequent: { wire: { drop(): void; opened: number }; client: { state: string } } };
+    const opened = await ann.page.evaluate(() => (window as unknown as Paged).sequent.wire.opened);
+    await ann.page.evaluate(() => (window as unknown as Paged).sequent.wire.drop());
+    // The dropped socket closes asynchronously and the page says online until its next render: wait for the
+    // new connection's catch-up in the SDK itself, so that the sends go out after it (a catch-up that reads
+    // them would settle them, and the page would rightly show them sent).
+    const reconnected = () => ann.page.evaluate((before) => {
+      const { wire, client } = (window as unknown as Paged).sequent;
+      return wire.opened > before && client.state === 'ready';
+    }, opened);
+    await expect.poll(reconnected, { timeout: 30_000 }).toBe(true);
     for (const text of reloaded) await send(ann.page, text);
     await expect.poll(() => outboxSize(ann.page), { timeout: 10_000 }).toBe(reloaded.length);
     await expect.poll(async () => (await serverLog(server, 'ann', dm)).map((entry) => entry.text).filter((text) => reloaded.includes(text)), { timeout: 10_000 }).toEqual(reloaded);
-    expect((await shown(ann.page)).filter((item) => item.state === 'sending').map((item) => item.text)).toEqual(reloaded);
+    const sendingOf = async () => (await shown(ann.page)).filter((item) => item.state === 'sending').map((item) => item.text);
+    await expect.poll(sendingOf, { timeout: 5_000 }).toEqual(reloaded);
     await screenshot(ann.page, 'reload-before');
 
     dropAcks = false;

@@ -22,6 +22,11 @@ export class Wire {
     this.transport = { open: (url) => this.wrap(inner.open(url)) };
   }
 
+  /** How many connections the SDK has opened so far: a reconnect raises it. */
+  get opened(): number {
+    return this.connections;
+  }
+
   onFrame(listener: (record: FrameRecord) => void): () => void {
     this.frameListeners.add(listener);
     return () => this.frameListeners.delete(listener);
