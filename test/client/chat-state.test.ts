@@ -176,6 +176,29 @@ describe('read positions and unread counts', () => {
     expect(alice.seenBy(CONV, 2)).toEqual(['bob']);
     expect((await alice.info(CONV)).read).toEqual({ alice: 2, bob: 2, carol: 0 });
   });
+
+  it("seenBy: a member's own later entry is its read position; a member added after a message never saw it", async () => {
+    const fake = new FakeServer();
+    fake.createGroup(CONV, ['alice', 'bob', 'carol']);
+    const alice = await online(fake, 'alice', 'phone');
+    await alice.info(CONV);
+    const hello = fake.append(CONV, { from: 'alice', dev: 'a', body: 'hello' }, undefined);
+    expect(alice.seenBy(CONV, hello.seq)).toEqual([]);
+    // bob answers: the server moves his position with no read push; his entry is the notice.
+    const reply = fake.append(CONV, { from: 'bob', dev: 'b', body: 'hi' }, undefined);
+    await eventually(() => expect(alice.messages(CONV).map((m) => m.seq)).toContain(reply.seq));
+    expect(alice.seenBy(CONV, hello.seq)).toEqual(['bob']);
+    // dave is added after hello: the server starts him just before his add, which says nothing about hello.
+    const add = fake.append(CONV, { kind: 'system', from: 'carol', dev: 'c', body: { op: 'members', add: ['dave'], remove: [] } }, undefined);
+    await eventually(() => expect(alice.cursor(CONV)).toBe(add.seq));
+    expect((await alice.info(CONV)).read).toMatchObject({ dave: add.seq - 1, carol: add.seq });
+    expect(alice.seenBy(CONV, hello.seq)).toEqual(['bob', 'carol']);
+    expect(alice.seenBy(CONV, add.seq - 1)).toEqual(['bob', 'carol']); // dave's position is add − 1, yet he never saw it
+    const later = fake.append(CONV, { from: 'alice', dev: 'a', body: 'welcome' }, undefined);
+    fake.moveRead(CONV, 'dave', later.seq, false, undefined);
+    await eventually(() => expect(alice.seenBy(CONV, later.seq)).toEqual(['dave']));
+    expect(alice.seenBy(CONV, hello.seq)).toEqual(['bob', 'carol']);
+  });
 });
 
 describe('reconnect catch-up', () => {

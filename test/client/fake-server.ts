@@ -150,7 +150,11 @@ export class FakeServer {
     state.log.push(entry);
     const body = entry.body as { op?: string; members?: string[]; add?: string[]; remove?: string[] };
     if (entry.kind === 'system' && state.members) {
-      for (const user of [...(body.members ?? []), ...(body.add ?? [])]) state.members.set(user, { from: entry.seq });
+      for (const user of [...(body.members ?? []), ...(body.add ?? [])]) {
+        state.members.set(user, { from: entry.seq });
+        // As the real server: an added member starts just before its add (nothing it cannot read is unread).
+        this.chat.moveRead(user, conv, entry.seq - 1, false);
+      }
       for (const user of body.remove ?? []) {
         const membership = state.members.get(user);
         if (membership) membership.until = entry.seq;
@@ -162,8 +166,9 @@ export class FakeServer {
         if (connection !== origin && this.mayRead(conv, connection.user as string, entry.seq)) connection.reply({ t: 'msg', ...entry });
       }
     }
-    // Sending an entry moves the sender's read position to it.
-    this.moveRead(conv, entry.from, entry.seq, false, undefined);
+    // Sending an entry moves the sender's read position to it; as on the real server the entry itself
+    // is the notice (docs/protocol.md): no read push.
+    this.chat.moveRead(entry.from, conv, entry.seq, false);
     return entry;
   }
 

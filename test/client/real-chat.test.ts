@@ -179,5 +179,14 @@ describe('chat state against the real server', () => {
     await eventually(() => expect(bob.cursor(conv)).toBe(13));
     bob.markRead(conv, 13);
     await eventually(() => expect(alice.seenBy(conv, 13)).toEqual(['bob']));
+    // bob's answer is his read position (the server pushes no read for a send); carol, added after it, saw none of it.
+    await alice.send(conv, { text: 'h12' }).whenSent();
+    const answer = await bob.send(conv, { text: 'seen' }).whenSent();
+    await eventually(() => expect(alice.cursor(conv)).toBe(answer.seq));
+    expect(alice.seenBy(conv, answer.seq - 1)).toEqual(['bob']);
+    const added = await alice.members(conv, { add: ['carol'] });
+    await eventually(() => expect(alice.cursor(conv)).toBe(added.seq));
+    expect((await alice.info(conv)).read['carol']).toBe(added.seq - 1);
+    expect(alice.seenBy(conv, answer.seq)).toEqual(['bob']);
   });
 });

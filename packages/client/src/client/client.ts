@@ -29,6 +29,7 @@ import { SequentClientError } from './errors.js';
 import { newDeviceId } from './ids.js';
 import { resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options.js';
 import { Outbox, type BlockedConversation, type MessageAction } from './outbox.js';
+import { Receipts } from './receipts.js';
 import { ReorderBuffer } from './reorder.js';
 import type { SendHandle } from './send-handle.js';
 import { MemoryClientStore, type ClientIdentity, type ClientSnapshot, type ClientStore } from './store.js';
@@ -63,7 +64,7 @@ export class SequentClient<Body = unknown> {
     (conv, anchor, read) => countUnread(anchor, read, this.folds.get(conv), this.user),
   );
   /** Per conversation, the public read positions of the other members (from info() and read pushes). */
-  private readonly receipts = new Map<string, Map<string, number>>();
+  private readonly receipts = new Receipts();
   private readonly typingSentAt = new Map<string, number>();
   private readonly reads: ReadSender;
   private readonly chatWriter: ChatWriter;
@@ -291,7 +292,10 @@ export class SequentClient<Body = unknown> {
     const reply = await this.connection.ask({ t: 'sync', conv, before, limit }, this.options.requestTimeoutMs);
     if (reply.t === 'error') throw new SequentClientError(reply.code, `history of ${conv}: ${reply.message}`);
     if (reply.t !== 'batch') throw new SequentClientError('protocol', `unexpected reply to sync: ${reply.t}`);
-    for (const msg of reply.msgs) fold.add(msg);
+    for (const msg of reply.msgs) {
+      fold.add(msg);
+      this.receipts.entry(msg);
+    }
     const from = reply.msgs[0]?.seq;
     this.conversationsChanged();
     return {
@@ -316,17 +320,16 @@ export class SequentClient<Body = unknown> {
     const reply = await this.connection.ask({ t: 'info', conv }, this.options.requestTimeoutMs);
     if (reply.t === 'error') throw new SequentClientError(reply.code, `info of ${conv}: ${reply.message}`);
     if (reply.t !== 'info') throw new SequentClientError('protocol', `unexpected reply to info: ${reply.t}`);
-    const known = this.receipts.get(conv);
-    const read = new Map<string, number>();
-    for (const member of reply.members) read.set(member, Math.max(reply.read[member] ?? 0, known?.get(member) ?? 0));
-    this.receipts.set(conv, read);
-    return { conv, members: [...reply.members], last: reply.last, read: Object.fromEntries(read) };
+    const read = this.receipts.fromInfo(conv, reply.members, reply.read);
+    return { conv, members: [...reply.members], last: reply.last, read };
   }
 
-  /** The other members whose public read position is at or past `seq` (after info(), kept current by read pushes). */
+  /**
+   * The other members whose public read position is at or past `seq` (after info(), kept current by
+   * read pushes and by their own entries); a member added after `seq` never counts.
+   */
   seenBy(conv: string, seq: number): string[] {
-    const self = this.user;
-    return [...(this.receipts.get(conv) ?? [])].filter(([user, read]) => user !== self && read >= seq).map(([user]) => user).sort();
+    return this.receipts.seenBy(conv, seq, this.user);
   }
 
   /** Creates a group (`g:<name>`); the caller is a member too. Resolves with the seq of its creation entry. */
@@ -466,7 +469,7 @@ export class SequentClient<Body = unknown> {
     } else if (frame.t === 'read') {
       const own = frame.user === this.user;
       if (own) this.readMoved(frame.conv, frame.seq, true);
-      else this.receipt(frame.conv, frame.user, frame.seq);
+      else this.receipts.moved(frame.conv, frame.user, frame.seq);
       this.emit('read', { conv: frame.conv, user: frame.user, seq: frame.seq, own });
     } else if (frame.t === 'typing') {
       if (frame.user !== this.user) this.emit('typing', { conv: frame.conv, user: frame.user, until: this.options.now() + TYPING_SHOW_MS });
@@ -508,6 +511,7 @@ export class SequentClient<Body = unknown> {
     if (self && entry.from === self.user && this.list.moveRead(entry.conv, entry.seq, true)) listChanged = true;
     if (self && entry.kind === 'system') listChanged = this.list.applyMembership(entry.conv, self.user, entry.seq, entry.body) || listChanged;
     if (listChanged) this.conversationsChanged();
+    this.receipts.entry(entry);
     this.bufferOf(entry.conv).accept(entry);
   }
 
@@ -550,15 +554,6 @@ export class SequentClient<Body = unknown> {
     this.conversationsChanged();
     // Read on another device past what this session holds: only the server can count what is left.
     if (!this.list.unreadOf(conv).exact) this.refreshList();
-  }
-
-  private receipt(conv: string, user: string, seq: number): void {
-    let byUser = this.receipts.get(conv);
-    if (!byUser) {
-      byUser = new Map();
-      this.receipts.set(conv, byUser);
-    }
-    byUser.set(user, Math.max(byUser.get(user) ?? 0, seq));
   }
 
   /** Asks the server for the rows changed since the version (coalesced); a failure waits for the next catch-up. */
