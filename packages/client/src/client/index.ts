@@ -1,7 +1,21 @@
 // The Sequent client SDK (`sequent-client`). Browser-safe: nothing here may
 // import a Node built-in; the Node file store is `sequent-client/file-store`.
 export { SequentClient } from './client.js';
-export type { ClientEvents, MessageEvent, SendEvent, SendOptions, MembershipResult, TypedEntry } from './events.js';
+export type {
+  ClientEvents,
+  MessageEvent,
+  SendEvent,
+  SendOptions,
+  MembershipResult,
+  TypedEntry,
+  ReadEvent,
+  TypingEvent,
+  ReadOptions,
+  HistoryOptions,
+  HistoryPage,
+  ConversationMembers,
+} from './events.js';
+export type { ChatMessage, Reaction } from './fold.js';
 export { CLIENT_STATES } from './connection.js';
 export type { ClientState, StateChange } from './connection.js';
 export { SendHandle } from './send-handle.js';
