@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../packages/server/src/store/memory.js';
-import type { CommitBatch, ConvListing } from '../../packages/server/src/store/index.js';
+import type { CommitBatch, ConvsQuery, ConvsSnapshot } from '../../packages/server/src/store/index.js';
 import { startTestServer, type TestServer } from '../support/wire.js';
 
 class FaultyStore extends MemoryStore {
@@ -20,9 +20,9 @@ class FaultyStore extends MemoryStore {
     return super.commit(batch);
   }
 
-  override async listConvs(user: string): Promise<ConvListing[]> {
+  override async convsSnapshot(user: string, query: ConvsQuery): Promise<ConvsSnapshot> {
     if (this.failListing) throw new Error('index corrupted');
-    return super.listConvs(user);
+    return super.convsSnapshot(user, query);
   }
 }
 

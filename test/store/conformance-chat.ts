@@ -190,6 +190,46 @@ export function describeChatStateConformance(ctx: ChatContext): void {
       expect(next[0]!.version).toBe((await store.convsState('bob')).version);
     });
 
+    it('convsSnapshot: the changes since a version, or the whole list, with the version and the total', async () => {
+      const store = ctx.store();
+      const convs = ['g:s1', 'g:s2', 'g:s3'];
+      for (const conv of convs) await store.commit(group(conv, ['alice', 'bob']));
+      const base = (await store.convsState('bob')).version;
+      await store.commit(b({ entries: [entry('g:s2', 2, 'alice', 'msg', 'a'), entry('g:s3', 2, 'alice', 'msg', 'b')] }));
+      const state = await store.convsState('bob');
+      const changed = await store.convsSnapshot('bob', { since: base, sinceLimit: 500, fullLimit: 10 });
+      expect(changed).toEqual({ ...state, rows: await store.listConvsSince('bob', base, 500), changedOnly: true });
+      expect(changed.rows.map((r) => r.conv).sort()).toEqual(['g:s2', 'g:s3']);
+      expect(changed.unread).toBe(2);
+      const whole = await store.convsSnapshot('bob', { since: undefined, sinceLimit: 500, fullLimit: 10 });
+      expect(whole).toEqual({ ...state, rows: await store.listConvs('bob'), changedOnly: false });
+      // a version the store never issued asks for the whole list; fullLimit cuts it
+      const unissued = await store.convsSnapshot('bob', { since: state.version + 1, sinceLimit: 500, fullLimit: 2 });
+      expect(unissued).toEqual({ ...state, rows: (await store.listConvs('bob')).slice(0, 2), changedOnly: false });
+      expect(await store.convsSnapshot('nobody', { since: 0, sinceLimit: 500, fullLimit: 10 })).toEqual({ version: 0, unread: 0, rows: [], changedOnly: true });
+    });
+
+    it('convsSnapshot while commits land: the total is always the sum of the rows and the version their newest', async () => {
+      const store = ctx.store();
+      const convs = Array.from({ length: 8 }, (_, i) => `g:race${i}`);
+      for (const conv of convs) await store.commit(group(conv, ['alice', 'bob']));
+      const commits: Promise<unknown>[] = [];
+      const snapshots: Promise<Awaited<ReturnType<Store['convsSnapshot']>>>[] = [];
+      for (let round = 0; round < 40; round++) {
+        const conv = convs[round % convs.length]!;
+        const seq = 2 + Math.floor(round / convs.length);
+        commits.push(store.commit(b({ entries: [entry(conv, seq, 'alice', 'msg', `m${round}`)] })));
+        snapshots.push(store.convsSnapshot('bob', { since: undefined, sinceLimit: 500, fullLimit: 100 }));
+      }
+      await Promise.all(commits);
+      for (const snapshot of await Promise.all(snapshots)) {
+        expect(snapshot.unread).toBe(snapshot.rows.reduce((sum, r) => sum + r.unread, 0));
+        expect(snapshot.version).toBe(Math.max(...snapshot.rows.map((r) => r.version)));
+      }
+      const last = await store.convsSnapshot('bob', { since: undefined, sinceLimit: 500, fullLimit: 100 });
+      expect(last.unread).toBe(40);
+    });
+
     it('agrees with unread counted over the log, whatever mix of sends, edits, deletes, reactions and reads', async () => {
       const users = ['alice', 'bob', 'carol'];
       const op = fc.oneof(

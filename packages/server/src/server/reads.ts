@@ -93,28 +93,25 @@ export class Reads {
   }
 
   /**
-   * The version is read before the rows: a row that changes in between shows up
-   * again on the next `since`, which is harmless; the other order could hide it.
+   * The version, the total and the rows come from one snapshot of the store:
+   * the total always agrees with the rows, and a row that changes after it
+   * shows up again on the next `since`.
    */
   private async convsNow(session: Session, frame: ConvsFrame): Promise<void> {
     const { id, since } = frame;
-    const state = await this.store.convsState(session.user);
-    if (since !== undefined && since <= state.version) {
-      const limit = frame.limit ?? DEFAULT_CONVS_LIMIT;
-      const rows = await this.store.listConvsSince(session.user, since, limit);
-      const more = rows.length >= limit;
-      const newest = rows.at(-1)?.version ?? since;
-      const version = more ? newest : Math.max(state.version, newest);
-      return session.send({ t: 'convs', id, convs: rows.map((r) => this.summary(r)), version, unread: state.unread, more });
+    // One row more than is sent tells whether the whole list was cut.
+    const query = { since, sinceLimit: frame.limit ?? DEFAULT_CONVS_LIMIT, fullLimit: this.limits.maxConvs + 1 };
+    const snapshot = await this.store.convsSnapshot(session.user, query);
+    const { rows, unread } = snapshot;
+    if (snapshot.changedOnly) {
+      const more = rows.length >= query.sinceLimit;
+      const newest = rows.at(-1)?.version ?? (since as number);
+      const version = more ? newest : Math.max(snapshot.version, newest);
+      return session.send({ t: 'convs', id, convs: rows.map((r) => this.summary(r)), version, unread, more });
     }
-    // One row more than is sent tells whether the list was cut.
-    const listings = await this.store.listConvs(session.user, this.limits.maxConvs + 1);
-    const truncated = listings.length > this.limits.maxConvs;
-    if (truncated) listings.length = this.limits.maxConvs;
-    // The whole list's total is the sum of its rows, taken from the rows' own snapshot: state is read by
-    // another statement (on PostgreSQL another snapshot), and messages committed in between made the two disagree.
-    const unread = truncated ? state.unread : listings.reduce((sum, l) => sum + l.unread, 0);
-    const reply: ConvsReplyFrame = { t: 'convs', id, convs: listings.map((l) => this.summary(l)), version: state.version, unread };
+    const truncated = rows.length > this.limits.maxConvs;
+    if (truncated) rows.length = this.limits.maxConvs;
+    const reply: ConvsReplyFrame = { t: 'convs', id, convs: rows.map((r) => this.summary(r)), version: snapshot.version, unread };
     if (truncated) reply.truncated = true;
     if (since !== undefined) reply.full = true;
     session.send(reply);

@@ -7,7 +7,7 @@ import type { Entry } from 'sequent-client/protocol';
 import { isOrderableCmid } from './cmid-order.js';
 import { entrySize, jsonText } from './rows.js';
 import { applyChatState, unreadOf, type MemberState } from './memory-chat.js';
-import type { CommitBatch, ConvListing, ConvRecord, ConvsState, EntryMeta, LaneRecord, Membership, ReadPosition, Store } from './types.js';
+import type { CommitBatch, ConvListing, ConvRecord, ConvsQuery, ConvsSnapshot, ConvsState, EntryMeta, LaneRecord, Membership, ReadPosition, Store } from './types.js';
 
 export interface MemConv {
   record: ConvRecord;
@@ -151,6 +151,30 @@ export class MemoryStore implements Store {
   }
 
   async listConvs(user: string, limit = Number.MAX_SAFE_INTEGER): Promise<ConvListing[]> {
+    return this.listingsOf(user).slice(0, limit);
+  }
+
+  async listConvsSince(user: string, since: number, limit: number): Promise<ConvListing[]> {
+    return changedSince(this.listingsOf(user), since, limit);
+  }
+
+  async convsSnapshot(user: string, query: ConvsQuery): Promise<ConvsSnapshot> {
+    // Nothing here awaits before the last row is read: no commit can land in between.
+    const all = this.listingsOf(user);
+    const state = { version: all.reduce((v, r) => Math.max(v, r.version), 0), unread: all.reduce((sum, r) => sum + r.unread, 0) };
+    if (query.since !== undefined && query.since <= state.version) {
+      return { ...state, rows: changedSince(all, query.since, query.sinceLimit), changedOnly: true };
+    }
+    return { ...state, rows: all.slice(0, query.fullLimit), changedOnly: false };
+  }
+
+  async convsState(user: string): Promise<ConvsState> {
+    const rows = await this.listConvs(user);
+    return { version: rows.reduce((v, r) => Math.max(v, r.version), 0), unread: rows.reduce((sum, r) => sum + r.unread, 0) };
+  }
+
+  /** The user's rows, most recent activity first. */
+  private listingsOf(user: string): ConvListing[] {
     const listings: ConvListing[] = [];
     for (const state of this.convs.values()) {
       const mine = state.memberships.filter((m) => m.user === user).at(-1);
@@ -169,22 +193,7 @@ export class MemoryStore implements Store {
         version: member?.version ?? 0,
       });
     }
-    return listings.sort((a, b) => b.ts - a.ts || (a.conv < b.conv ? -1 : a.conv > b.conv ? 1 : 0)).slice(0, limit);
-  }
-
-  async listConvsSince(user: string, since: number, limit: number): Promise<ConvListing[]> {
-    const changed = (await this.listConvs(user))
-      .filter((l) => l.version > since)
-      .sort((a, b) => a.version - b.version || (a.conv < b.conv ? -1 : a.conv > b.conv ? 1 : 0));
-    if (changed.length <= limit) return changed;
-    // Rows of one version go together: the next page starts after the last row's version.
-    const cut = changed[limit - 1]!.version;
-    return changed.filter((l, i) => i < limit || l.version === cut);
-  }
-
-  async convsState(user: string): Promise<ConvsState> {
-    const rows = await this.listConvs(user);
-    return { version: rows.reduce((v, r) => Math.max(v, r.version), 0), unread: rows.reduce((sum, r) => sum + r.unread, 0) };
+    return listings.sort((a, b) => b.ts - a.ts || (a.conv < b.conv ? -1 : a.conv > b.conv ? 1 : 0));
   }
 
   async readPositions(conv: string): Promise<ReadPosition[]> {
@@ -204,4 +213,12 @@ export class MemoryStore implements Store {
   async setMeta(key: string, value: string): Promise<void> {
     this.meta.set(key, value);
   }
+}
+
+/** The rows changed after `since`, lowest version first; rows of one version go together, past `limit` if need be. */
+function changedSince(rows: readonly ConvListing[], since: number, limit: number): ConvListing[] {
+  const changed = rows.filter((l) => l.version > since).sort((a, b) => a.version - b.version || (a.conv < b.conv ? -1 : a.conv > b.conv ? 1 : 0));
+  if (changed.length <= limit) return changed;
+  const cut = changed[limit - 1]!.version;
+  return changed.filter((l, i) => i < limit || l.version === cut);
 }

@@ -9,7 +9,7 @@
  */
 import type pg from 'pg';
 import type { EntryRowValues } from './rows.js';
-import type { ConvListing, ConvsState, EntryMeta, MembershipChange, ReadMove, ReadPosition } from './types.js';
+import type { ConvListing, ConvsQuery, ConvsSnapshot, ConvsState, EntryMeta, MembershipChange, ReadMove, ReadPosition } from './types.js';
 
 export async function writeChatEffects(
   client: pg.PoolClient,
@@ -90,9 +90,12 @@ function listing(r: Row): ConvListing {
   };
 }
 
+/** Where the reads run: the pool (a statement each), or one client inside a snapshot transaction. */
+type Queryable = Pick<pg.ClientBase, 'query'>;
+
 export class PostgresConvReads {
   constructor(
-    private readonly pool: pg.Pool,
+    private readonly pool: Queryable,
     private readonly s: string,
   ) {}
 
@@ -124,6 +127,15 @@ export class PostgresConvReads {
     return { version: Number(rows[0]!.version), unread: Number(rows[0]!.unread) };
   }
 
+  /** Must run on one client inside a REPEATABLE READ transaction (snapshotConvs): then every statement sees one snapshot. */
+  async snapshotIn(user: string, query: ConvsQuery): Promise<ConvsSnapshot> {
+    const current = await this.state(user);
+    if (query.since !== undefined && query.since <= current.version) {
+      return { ...current, rows: await this.listSince(user, query.since, query.sinceLimit), changedOnly: true };
+    }
+    return { ...current, rows: await this.list(user, query.fullLimit), changedOnly: false };
+  }
+
   async readPositions(conv: string): Promise<ReadPosition[]> {
     const { rows } = await this.pool.query<{ member: string; read: string; pub_read: string }>(
       `SELECT member, read, pub_read FROM ${this.s}.member_state WHERE conv = $1 ORDER BY member COLLATE "C"`,
@@ -139,5 +151,21 @@ export class PostgresConvReads {
     );
     const row = rows[0];
     return row ? { kind: row.kind as EntryMeta['kind'], from: row.from_user, deleted: row.deleted === null ? null : Number(row.deleted) } : null;
+  }
+}
+
+/** One `convs` reply's reads in one REPEATABLE READ snapshot: the total and the rows agree. */
+export async function snapshotConvs(pool: pg.Pool, schema: string, user: string, query: ConvsQuery): Promise<ConvsSnapshot> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const snapshot = await new PostgresConvReads(client, schema).snapshotIn(user, query);
+    await client.query('COMMIT');
+    client.release();
+    return snapshot;
+  } catch (error) {
+    // A client whose transaction failed is not given back to the pool in an unknown state.
+    client.release(error instanceof Error ? error : true);
+    throw error;
   }
 }

@@ -14,8 +14,8 @@ import { inTransaction } from '../db/pg-transaction.js';
 import type { Entry } from 'sequent-client/protocol';
 import { StoreConflictError } from './memory.js';
 import { batchRows, encodeCmid, ENTRY_COLUMNS, entryFromRow, type EntryRow, laneHighs, READ_COLUMNS, validateRowOrder } from './rows.js';
-import { PostgresConvReads, writeChatEffects } from './postgres-chat.js';
-import type { CommitBatch, ConvKind, ConvListing, ConvRecord, ConvsState, EntryMeta, LaneRecord, Membership, ReadPosition, Store } from './types.js';
+import { PostgresConvReads, snapshotConvs, writeChatEffects } from './postgres-chat.js';
+import type { CommitBatch, ConvKind, ConvListing, ConvRecord, ConvsQuery, ConvsSnapshot, ConvsState, EntryMeta, LaneRecord, Membership, ReadPosition, Store } from './types.js';
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/db */
@@ -305,6 +305,11 @@ class PostgresStore implements Store {
 
   async convsState(user: string): Promise<ConvsState> {
     return this.chat.state(user);
+  }
+
+  async convsSnapshot(user: string, query: ConvsQuery): Promise<ConvsSnapshot> {
+    if (this.closed) throw new Error('the store is closed');
+    return snapshotConvs(this.pool, this.s, user, query);
   }
 
   async readPositions(conv: string): Promise<ReadPosition[]> {

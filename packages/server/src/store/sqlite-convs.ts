@@ -10,7 +10,7 @@
  * are never in (read, L]: every entry moves its sender's read position to its seq.
  */
 import Database from 'better-sqlite3';
-import type { ConvListing, ConvsState, EntryMeta, ReadPosition } from './types.js';
+import type { ConvListing, ConvsQuery, ConvsSnapshot, ConvsState, EntryMeta, ReadPosition } from './types.js';
 
 const ROW = `
   SELECT c.conv, c.last, m.from_seq, m.to_seq, s.read, s.ver,
@@ -48,6 +48,7 @@ export interface ConvReads {
   readPositions: S<[string], { member: string; read: number; pub_read: number }>;
   entryMeta: S<[string, number], { kind: string; from_user: string; deleted: number | null }>;
   state: (user: string) => ConvsState;
+  snapshot: (user: string, query: ConvsQuery) => ConvsSnapshot;
 }
 
 export function prepareConvReads(db: Database.Database): ConvReads {
@@ -72,7 +73,15 @@ export function prepareConvReads(db: Database.Database): ConvReads {
     version: statements.version.get(user)!.version,
     unread: statements.unread.get({ user })!.unread,
   }));
-  return { ...statements, state };
+  // A read transaction: in WAL mode every statement in it sees the same commit, whatever the writer thread does.
+  const snapshot = db.transaction((user: string, query: ConvsQuery): ConvsSnapshot => {
+    const current = state(user);
+    if (query.since !== undefined && query.since <= current.version) {
+      return { ...current, rows: listConvsSince(statements, user, query.since, query.sinceLimit), changedOnly: true };
+    }
+    return { ...current, rows: listConvs(statements, user, query.fullLimit), changedOnly: false };
+  });
+  return { ...statements, state, snapshot };
 }
 
 
@@ -80,12 +89,12 @@ function listing(r: Row): ConvListing {
   return { conv: r.conv, last: r.last, ts: r.shown_ts, fromSeq: r.from_seq, toSeq: r.to_seq, read: r.read, unread: r.unread, version: r.ver };
 }
 
-export function listConvs(s: ConvReads, user: string, limit: number): ConvListing[] {
+export function listConvs(s: Pick<ConvReads, 'list'>, user: string, limit: number): ConvListing[] {
   return s.list.all({ user, limit }).map(listing);
 }
 
 /** Rows of one version are never split across pages: the next page starts above the last row's version. */
-export function listConvsSince(s: ConvReads, user: string, since: number, limit: number): ConvListing[] {
+export function listConvsSince(s: Pick<ConvReads, 'since' | 'atVersion'>, user: string, since: number, limit: number): ConvListing[] {
   const rows = s.since.all({ user, since, limit: limit + 1 });
   if (rows.length <= limit) return rows.map(listing);
   const cut = rows[limit - 1]!.ver;

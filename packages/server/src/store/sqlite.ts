@@ -22,7 +22,7 @@ import { encodeCmid, entryFromRow, entrySize, READ_COLUMNS, type EntryRow } from
 import { entryMeta, listConvs, listConvsSince, prepareConvReads, readPositions } from './sqlite-convs.js';
 import { batchWriter, ensureSchema, openDatabase, removesContent, rowBatchOf, type RowBatch, type SqliteDurability } from './sqlite-schema.js';
 import type { WriterInit, WriterReply, WriterRequest } from './sqlite-writer.js';
-import type { CommitBatch, ConvKind, ConvListing, ConvRecord, ConvsState, EntryMeta, LaneRecord, Membership, ReadPosition, Store } from './types.js';
+import type { CommitBatch, ConvKind, ConvListing, ConvRecord, ConvsQuery, ConvsSnapshot, ConvsState, EntryMeta, LaneRecord, Membership, ReadPosition, Store } from './types.js';
 
 export { SQLITE_SCHEMA_VERSION, type SqliteDurability } from './sqlite-schema.js';
 
@@ -248,6 +248,10 @@ class SqliteStore implements Store {
 
   async convsState(user: string): Promise<ConvsState> {
     return this.ready().state(user);
+  }
+
+  async convsSnapshot(user: string, query: ConvsQuery): Promise<ConvsSnapshot> {
+    return this.ready().snapshot(user, query);
   }
 
   async readPositions(conv: string): Promise<ReadPosition[]> {

@@ -84,6 +84,23 @@ export interface ConvsState {
   unread: number;
 }
 
+/** What one `convs` reply reads: the rows changed since `since`, or the whole list. */
+export interface ConvsQuery {
+  /** the version the client has; undefined (or one the server never issued) asks for the whole list */
+  since: number | undefined;
+  /** rows of a `since` page (never splitting one version, as listConvsSince) */
+  sinceLimit: number;
+  /** rows of the whole list, most recent first */
+  fullLimit: number;
+}
+
+/** One `convs` reply's data, read in one snapshot: the total agrees with the rows. */
+export interface ConvsSnapshot extends ConvsState {
+  rows: ConvListing[];
+  /** true: `rows` are the changes since `since`; false: the whole list (cut at fullLimit) */
+  changedOnly: boolean;
+}
+
 /**
  * A device's lane in one conversation as stored. `minCmid`/`maxCmid` bound every
  * stored cmid of the lane that is orderable (isOrderableCmid): a new cmid outside
@@ -161,6 +178,8 @@ export interface Store {
   listConvsSince(user: string, since: number, limit: number): Promise<ConvListing[]>;
   /** Chat state: the user's version (0 before any row) and unread total, from one snapshot. */
   convsState(user: string): Promise<ConvsState>;
+  /** Chat state: the version, the unread total and the rows of one `convs` reply, all from one snapshot. */
+  convsSnapshot(user: string, query: ConvsQuery): Promise<ConvsSnapshot>;
   /** Chat state: the read positions of everyone who ever was a member. */
   readPositions(conv: string): Promise<ReadPosition[]>;
   /** Chat state: the kind, author and delete state of one entry, or null when there is no such seq. */
