@@ -7,11 +7,11 @@
 import type { Entry, SendFrame } from 'sequent-client/protocol';
 import { isOrderableCmid } from '../store/cmid-order.js';
 import type { LaneRecord } from '../store/index.js';
-import type { Session } from './session.js';
+import type { Origin } from './origin.js';
 import type { Target } from './targets.js';
 
 export interface Waiter {
-  session: Session;
+  origin: Origin;
   requestId: number;
   receivedAt: number;
 }
