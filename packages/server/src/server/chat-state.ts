@@ -5,7 +5,7 @@
  */
 import { TYPING_INTERVAL_MS, type InfoFrame, type ReadFrame, type TypingFrame } from 'sequent-client/protocol';
 import type { Store } from '../store/index.js';
-import type { ConvState, Conversations } from './conversations.js';
+import type { ConvState, ConversationOwner } from './owner.js';
 import type { Delivery } from './delivery.js';
 import type { Session } from './session.js';
 
@@ -18,7 +18,7 @@ export class ChatState {
 
   constructor(
     private readonly store: Store,
-    private readonly conversations: Conversations,
+    private readonly conversations: ConversationOwner,
     private readonly delivery: Delivery,
     private readonly now: () => number = Date.now,
   ) {}

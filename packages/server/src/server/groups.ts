@@ -4,7 +4,7 @@
  * its seq for reads, writes and pushes alike.
  */
 import type { CreateFrame, MembersFrame } from 'sequent-client/protocol';
-import type { Conversations } from './conversations.js';
+import type { ConversationOwner } from './owner.js';
 import { CommitFailed, type Sequencer } from './sequencer.js';
 import type { Origin } from './origin.js';
 
@@ -12,7 +12,7 @@ export class Groups {
   draining = false;
 
   constructor(
-    private readonly conversations: Conversations,
+    private readonly conversations: ConversationOwner,
     private readonly sequencer: Sequencer,
   ) {}
 

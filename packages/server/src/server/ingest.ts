@@ -7,8 +7,8 @@
  */
 import type { AckFrame, Entry, SendFrame } from 'sequent-client/protocol';
 import type { Store } from '../store/index.js';
-import type { ConvState, Conversations } from './conversations.js';
-import { DeviceLane, type HeldSend, type Sent, type Waiter } from './lanes.js';
+import type { ConvState, ConversationOwner } from './owner.js';
+import type { DeviceLane, HeldSend, Sent, Waiter } from './lanes.js';
 import { HoldBudget, type HoldLimits } from './hold-budget.js';
 import type { ServerMetrics } from './metrics.js';
 import type { Origin } from './origin.js';
@@ -39,7 +39,7 @@ export class Ingest {
 
   constructor(
     private readonly store: Store,
-    private readonly conversations: Conversations,
+    private readonly conversations: ConversationOwner,
     private readonly sequencer: Sequencer,
     private readonly metrics: ServerMetrics,
     private readonly limits: IngestLimits,
@@ -67,7 +67,7 @@ export class Ingest {
     if (state.ref.kind === 'dm' && !state.ref.users.includes(origin.user)) {
       return origin.error(frame.id, 'forbidden', `${frame.conv} is a conversation of two other users`);
     }
-    const lane = laneOf(state, origin.user, origin.device);
+    const lane = state.lane(origin.user, origin.device);
     const waiter: Waiter = { origin, requestId: frame.id, receivedAt };
     return lane.run(() => this.step(state, lane, frame, bodyJson, waiter));
   }
@@ -75,7 +75,7 @@ export class Ingest {
   /** Fails every held send with `unavailable`: the server is going away and will not wait for gaps. */
   releaseAllHeld(states: Iterable<ConvState>): void {
     for (const state of states) {
-      for (const lane of state.lanes.values()) {
+      for (const lane of state.lanes()) {
         for (const held of [...lane.held.values()]) {
           this.release(lane, held);
           for (const w of held.waiters) w.origin.error(w.requestId, 'unavailable', 'server is shutting down; resend after reconnecting');
@@ -181,8 +181,7 @@ export class Ingest {
       for (const w of waiters) w.origin.error(w.requestId, 'unavailable', error.message);
       return false;
     }
-    lane.nextDseq = frame.dseq + 1;
-    lane.remember(frame.cmid, sent);
+    lane.remember(frame.cmid, frame.dseq, sent);
     return true;
   }
 
@@ -254,14 +253,4 @@ export class Ingest {
     waiter.origin.ack(ackFor(entry, waiter.requestId));
     this.metrics.ackSeconds.observe((performance.now() - waiter.receivedAt) / 1000);
   }
-}
-
-function laneOf(state: ConvState, user: string, device: string): DeviceLane {
-  const key = `${user}\u0000${device}`;
-  let lane = state.lanes.get(key);
-  if (!lane) {
-    lane = new DeviceLane();
-    state.lanes.set(key, lane);
-  }
-  return lane;
 }

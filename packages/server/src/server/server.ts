@@ -9,7 +9,6 @@ import { pino, type Logger } from 'pino';
 import { CLOSE_CODES } from 'sequent-client/protocol';
 import type { Store } from '../store/index.js';
 import { TokenAuthority, resolveSecret } from './auth.js';
-import { Conversations } from './conversations.js';
 import { prepareDataDir, privateDatabaseFile } from './data-dir.js';
 import { LocalDelivery, Presence } from './delivery.js';
 import { FrameFlusher } from './turn-frames.js';
@@ -17,6 +16,7 @@ import { Gateway, WS_PATH } from './gateway.js';
 import { Groups } from './groups.js';
 import { openIdSources } from './ids.js';
 import { Ingest } from './ingest.js';
+import { ConversationOwner } from './owner.js';
 import { ServerMetrics } from './metrics.js';
 import { listenForMetrics, type MetricsListener } from './metrics-listener.js';
 import { resolveOptions, type ServerOptions } from './options.js';
@@ -66,7 +66,7 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
   const metrics = new ServerMetrics(input.logger !== undefined);
 
   // A conversation's ts never goes below its newest entry's, whatever this machine's clock says.
-  const conversations = new Conversations(store, 100_000, (state) => ids.clock.observe(state.lastTs));
+  const conversations = new ConversationOwner(store, 100_000, (state) => ids.clock.observe(state.lastTs));
   const presence = new Presence<Session>();
   const delivery = new LocalDelivery(presence, metrics);
   const flusher = new FrameFlusher();
