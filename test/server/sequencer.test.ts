@@ -6,8 +6,8 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Entry } from '../../packages/client/src/protocol/index.js';
-import { Conversations } from '../../packages/server/src/server/conversations.js';
 import { ServerMetrics } from '../../packages/server/src/server/metrics.js';
+import { ConversationOwner } from '../../packages/server/src/server/owner.js';
 import { CommitFailed, Sequencer } from '../../packages/server/src/server/sequencer.js';
 import type { CommitBatch } from '../../packages/server/src/store/index.js';
 import { MemoryStore } from '../../packages/server/src/store/memory.js';
@@ -40,10 +40,9 @@ const turn = () => new Promise((resolve) => setImmediate(resolve));
 
 async function setUp(pipelined: boolean) {
   const store = new HeldStore(pipelined);
-  const conversations = new Conversations(store);
-  // A conversation not in the store yet: the first batch creates it.
+  const conversations = new ConversationOwner(store);
+  // A conversation not in the store yet: the first batch creates it. The sequencer leaves membership checks to its callers.
   const state = (await conversations.get('g:s'))!;
-  state.addMember('ann', 0);
   let mid = 7_000_000_000_000_000n;
   const sequencer = new Sequencer(
     store,

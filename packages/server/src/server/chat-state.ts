@@ -5,8 +5,8 @@
  */
 import { TYPING_INTERVAL_MS, type InfoFrame, type ReadFrame, type TypingFrame } from 'sequent-client/protocol';
 import type { Store } from '../store/index.js';
-import type { ConvState, Conversations } from './conversations.js';
-import type { Fanout } from './fanout.js';
+import type { ConvState, ConversationOwner } from './owner.js';
+import type { Delivery } from './delivery.js';
 import type { Session } from './session.js';
 
 /** Past this many remembered typing times, the stale ones are swept. */
@@ -18,8 +18,8 @@ export class ChatState {
 
   constructor(
     private readonly store: Store,
-    private readonly conversations: Conversations,
-    private readonly fanout: Fanout,
+    private readonly conversations: ConversationOwner,
+    private readonly delivery: Delivery,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -53,11 +53,10 @@ export class ChatState {
     }
     const seq = state.readOf(session.user).read;
     session.send({ t: 'ok', id: frame.id, conv: state.conv, seq });
-    const own = JSON.stringify(isPublic ? { t: 'read', conv: state.conv, user: session.user, seq } : { t: 'read', conv: state.conv, user: session.user, seq, private: true });
-    this.fanout.pushText([session.user], own);
+    this.delivery.read([session.user], state.conv, session.user, seq, isPublic);
     if (isPublic) {
       const others = state.memberList.filter((user) => user !== session.user);
-      this.fanout.pushText(others, JSON.stringify({ t: 'read', conv: state.conv, user: session.user, seq: frame.seq }));
+      this.delivery.read(others, state.conv, session.user, frame.seq, true);
     }
   }
 
@@ -83,7 +82,7 @@ export class ChatState {
     if (this.typingAt.size >= TYPING_SWEEP_AT) this.sweep(now);
     this.typingAt.set(key, now);
     const others = state.memberList.filter((user) => user !== session.user);
-    this.fanout.pushText(others, JSON.stringify({ t: 'typing', conv: state.conv, user: session.user }));
+    this.delivery.typing(others, state.conv, session.user);
   }
 
   private sweep(now: number): void {

@@ -13,13 +13,13 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { CLOSE_CODES, PROTO_VERSION, decodeClientFrame, type ClientFrame, type DecodeResult, type HelloFrame } from 'sequent-client/protocol';
 import { TokenError, type Identity, type TokenAuthority } from './auth.js';
 import { Admission } from './admission.js';
-import type { Fanout } from './fanout.js';
 import type { Groups } from './groups.js';
 import type { Ingest } from './ingest.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import type { Reads } from './reads.js';
 import type { ChatState } from './chat-state.js';
+import type { Presence } from './delivery.js';
 import { Session, TokenBucket } from './session.js';
 import type { FrameFlusher } from './turn-frames.js';
 
@@ -27,7 +27,7 @@ export interface Handlers {
   ingest: Ingest;
   groups: Groups;
   reads: Reads;
-  fanout: Fanout;
+  presence: Presence<Session>;
   chat: ChatState;
 }
 
@@ -116,7 +116,7 @@ export class Gateway {
       if (admitted) this.admission.releaseAddress(session.address);
       if (session.authenticated) {
         this.admission.releaseUser(session.user);
-        this.handlers.fanout.leave(session);
+        this.handlers.presence.leave(session);
       }
       this.metrics.connections.dec();
     });
@@ -250,7 +250,7 @@ export class Gateway {
     session.authenticated = true;
     session.expireAt(identity.expiresAt);
     this.logger.debug({ session: session.id, user: session.user, device: session.device }, 'connection opened');
-    this.handlers.fanout.join(session);
+    this.handlers.presence.join(session);
     session.send({
       t: 'welcome',
       id: frame.id,

@@ -2,16 +2,17 @@
  * The send path: dedup by (device, conv, cmid) before any seq is given, then the
  * device's own order by dseq (holding a gap back for holdMs), then membership at
  * the current seq, then the sequencer. The ack goes out only once the entry is
- * durable; a resend of any state of the same cmid gets the same ack.
+ * durable; a resend of any state of the same cmid gets the same ack. Requests
+ * come from an `Origin` and are answered through it: ingest never sees a socket.
  */
-import { encodeAck, type AckFrame, type Entry, type SendFrame } from 'sequent-client/protocol';
+import type { AckFrame, Entry, SendFrame } from 'sequent-client/protocol';
 import type { Store } from '../store/index.js';
-import type { ConvState, Conversations } from './conversations.js';
-import { DeviceLane, type HeldSend, type Sent, type Waiter } from './lanes.js';
+import type { ConvState, ConversationOwner } from './owner.js';
+import type { DeviceLane, HeldSend, Sent, Waiter } from './lanes.js';
 import { HoldBudget, type HoldLimits } from './hold-budget.js';
 import type { ServerMetrics } from './metrics.js';
+import type { Origin } from './origin.js';
 import { CommitFailed, type EntryDraft, type Sequencer } from './sequencer.js';
-import type { Session } from './session.js';
 import { actsOnEntry, targetRefusal, type Target } from './targets.js';
 
 export interface IngestLimits extends HoldLimits {
@@ -38,7 +39,7 @@ export class Ingest {
 
   constructor(
     private readonly store: Store,
-    private readonly conversations: Conversations,
+    private readonly conversations: ConversationOwner,
     private readonly sequencer: Sequencer,
     private readonly metrics: ServerMetrics,
     private readonly limits: IngestLimits,
@@ -52,39 +53,39 @@ export class Ingest {
    * the next one — runs to its place in the sequencer synchronously; anything that
    * must ask the store returns a promise.
    */
-  send(session: Session, frame: SendFrame, receivedAt: number, bodyJson: string): void | Promise<void> {
+  send(origin: Origin, frame: SendFrame, receivedAt: number, bodyJson: string): void | Promise<void> {
     const state = this.conversations.cachedState(frame.conv);
-    if (state) return this.sendTo(state, session, frame, receivedAt, bodyJson);
+    if (state) return this.sendTo(state, origin, frame, receivedAt, bodyJson);
     return this.conversations.get(frame.conv).then((loaded) => {
-      if (!loaded) return session.error(frame.id, 'bad_request', `malformed conversation id ${frame.conv}`);
-      return this.sendTo(loaded, session, frame, receivedAt, bodyJson);
+      if (!loaded) return origin.error(frame.id, 'bad_request', `malformed conversation id ${frame.conv}`);
+      return this.sendTo(loaded, origin, frame, receivedAt, bodyJson);
     });
   }
 
-  private sendTo(state: ConvState, session: Session, frame: SendFrame, receivedAt: number, bodyJson: string): void | Promise<void> {
-    if (!state.exists) return session.error(frame.id, 'not_found', `no conversation ${frame.conv}`);
-    if (state.ref.kind === 'dm' && !state.ref.users.includes(session.user)) {
-      return session.error(frame.id, 'forbidden', `${frame.conv} is a conversation of two other users`);
+  private sendTo(state: ConvState, origin: Origin, frame: SendFrame, receivedAt: number, bodyJson: string): void | Promise<void> {
+    if (!state.exists) return origin.error(frame.id, 'not_found', `no conversation ${frame.conv}`);
+    if (state.ref.kind === 'dm' && !state.ref.users.includes(origin.user)) {
+      return origin.error(frame.id, 'forbidden', `${frame.conv} is a conversation of two other users`);
     }
-    const lane = laneOf(state, session.user, session.device);
-    const waiter: Waiter = { session, requestId: frame.id, receivedAt };
+    const lane = state.lane(origin.user, origin.device);
+    const waiter: Waiter = { origin, requestId: frame.id, receivedAt };
     return lane.run(() => this.step(state, lane, frame, bodyJson, waiter));
   }
 
   /** Fails every held send with `unavailable`: the server is going away and will not wait for gaps. */
   releaseAllHeld(states: Iterable<ConvState>): void {
     for (const state of states) {
-      for (const lane of state.lanes.values()) {
+      for (const lane of state.lanes()) {
         for (const held of [...lane.held.values()]) {
           this.release(lane, held);
-          for (const w of held.waiters) w.session.error(w.requestId, 'unavailable', 'server is shutting down; resend after reconnecting');
+          for (const w of held.waiters) w.origin.error(w.requestId, 'unavailable', 'server is shutting down; resend after reconnecting');
         }
       }
     }
   }
 
   private step(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter, target?: Target): void | Promise<void> {
-    if (state.broken) return waiter.session.error(frame.id, 'unavailable', 'conversation is reloading; resend');
+    if (state.broken) return waiter.origin.error(frame.id, 'unavailable', 'conversation is reloading; resend');
     const sent = lane.lookup(frame.cmid);
     if (sent) return this.resendOf(sent, waiter);
     if (actsOnEntry(frame) && target === undefined) return this.stepWithTarget(state, lane, frame, bodyJson, waiter);
@@ -101,15 +102,15 @@ export class Ingest {
 
   /** The rarer step that must ask the store: whether the cmid is stored, and where the lane's dseqs stand. */
   private async stepAfterStore(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter, target?: Target): Promise<void> {
-    const { session } = waiter;
-    const stored = await this.store.findByCmid(state.conv, session.user, session.device, frame.cmid);
+    const { origin } = waiter;
+    const stored = await this.store.findByCmid(state.conv, origin.user, origin.device, frame.cmid);
     if (stored) {
       this.metrics.dedupHits.inc();
       return this.ack(stored, waiter);
     }
-    if (lane.nextDseq === undefined) lane.load(await this.store.lane(state.conv, session.user, session.device));
+    if (lane.nextDseq === undefined) lane.load(await this.store.lane(state.conv, origin.user, origin.device));
     // A commit may have failed while this step waited on the store.
-    if (state.broken) return session.error(frame.id, 'unavailable', 'conversation is reloading; resend');
+    if (state.broken) return origin.error(frame.id, 'unavailable', 'conversation is reloading; resend');
     this.place(state, lane, frame, bodyJson, waiter, target);
   }
 
@@ -122,20 +123,20 @@ export class Ingest {
 
   /** A cmid never given a seq, on a lane whose next dseq is known: wait with its twin, hold it back, refuse it, or sequence it. */
   private place(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter, target?: Target): void {
-    const { session } = waiter;
+    const { origin } = waiter;
     const heldTwin = lane.heldByCmid.get(frame.cmid);
     if (heldTwin) {
       this.metrics.dedupHits.inc();
       heldTwin.waiters.push(waiter);
       return;
     }
-    if (this.draining) return session.error(frame.id, 'unavailable', 'server is shutting down; resend after reconnecting');
-    if (!state.isMember(session.user)) {
-      return session.error(frame.id, 'forbidden', `${session.user} is not a member of ${frame.conv}`);
+    if (this.draining) return origin.error(frame.id, 'unavailable', 'server is shutting down; resend after reconnecting');
+    if (!state.isMember(origin.user)) {
+      return origin.error(frame.id, 'forbidden', `${origin.user} is not a member of ${frame.conv}`);
     }
     const expected = lane.nextDseq!;
     if (frame.dseq < expected || lane.held.has(frame.dseq)) {
-      return session.error(frame.id, 'bad_request', `dseq ${frame.dseq} is already taken by another cmid; next expected is ${expected}`);
+      return origin.error(frame.id, 'bad_request', `dseq ${frame.dseq} is already taken by another cmid; next expected is ${expected}`);
     }
     if (frame.dseq > expected) return this.holdBack(state, lane, frame, bodyJson, waiter, target);
 
@@ -161,27 +162,26 @@ export class Ingest {
    * either), or a sequencer that cannot.
    */
   private accept(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiters: Waiter[], target?: Target): boolean {
-    const { session } = waiters[0]!;
-    const refusal = target ? targetRefusal(state, session.user, frame, target) : undefined;
+    const { origin } = waiters[0]!;
+    const refusal = target ? targetRefusal(state, origin.user, frame, target) : undefined;
     if (refusal) {
-      for (const w of waiters) w.session.error(w.requestId, refusal.code, refusal.message);
+      for (const w of waiters) w.origin.error(w.requestId, refusal.code, refusal.message);
       return false;
     }
-    const draft: EntryDraft = { kind: frame.kind ?? 'msg', from: session.user, dev: session.device, body: frame.body, bodyJson, cmid: frame.cmid, dseq: frame.dseq };
+    const draft: EntryDraft = { kind: frame.kind ?? 'msg', from: origin.user, dev: origin.device, body: frame.body, bodyJson, cmid: frame.cmid, dseq: frame.dseq };
     if (frame.ctx !== undefined) draft.ctx = frame.ctx;
     if (frame.ref !== undefined && draft.kind !== 'msg') draft.ref = frame.ref;
     const sent: Sent = { entry: undefined, waiters };
     try {
-      this.sequencer.appendThen(state, draft, session.id, (outcome) =>
+      this.sequencer.appendThen(state, draft, origin.connection, (outcome) =>
         this.settle(lane, frame.cmid, sent, outcome),
       );
     } catch (error) {
       if (!(error instanceof CommitFailed)) throw error;
-      for (const w of waiters) w.session.error(w.requestId, 'unavailable', error.message);
+      for (const w of waiters) w.origin.error(w.requestId, 'unavailable', error.message);
       return false;
     }
-    lane.nextDseq = frame.dseq + 1;
-    lane.remember(frame.cmid, sent);
+    lane.remember(frame.cmid, frame.dseq, sent);
     return true;
   }
 
@@ -191,7 +191,7 @@ export class Ingest {
     sent.waiters = [];
     if (outcome instanceof CommitFailed) {
       lane.forget(cmid, sent);
-      for (const w of waiters) w.session.error(w.requestId, 'unavailable', outcome.message);
+      for (const w of waiters) w.origin.error(w.requestId, 'unavailable', outcome.message);
       return;
     }
     sent.entry = outcome;
@@ -205,8 +205,8 @@ export class Ingest {
       const next = lane.nextDseq === undefined ? undefined : lane.held.get(lane.nextDseq);
       if (!next) return;
       this.release(lane, next);
-      if (!state.isMember(next.waiters[0]!.session.user)) {
-        for (const w of next.waiters) w.session.error(w.requestId, 'forbidden', `not a member of ${state.conv}`);
+      if (!state.isMember(next.waiters[0]!.origin.user)) {
+        for (const w of next.waiters) w.origin.error(w.requestId, 'forbidden', `not a member of ${state.conv}`);
         return;
       }
       if (!this.accept(state, lane, next.frame, next.bodyJson, next.waiters, next.target)) return;
@@ -215,10 +215,10 @@ export class Ingest {
 
   private holdBack(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter, target?: Target): void {
     const expected = lane.nextDseq!;
-    const { user, device } = waiter.session;
+    const { user, device } = waiter.origin;
     const bytes = bodyJson.length + (frame.ctx === undefined ? 0 : JSON.stringify(frame.ctx).length);
     if (!this.holds.reserve(user, device, bytes)) {
-      return waiter.session.error(frame.id, 'out_of_order', `dseq ${frame.dseq} is ahead of ${expected} and the device's hold-back buffer is full`, { expected });
+      return waiter.origin.error(frame.id, 'out_of_order', `dseq ${frame.dseq} is ahead of ${expected} and the device's hold-back buffer is full`, { expected });
     }
     this.metrics.heldBack.inc();
     const held: HeldSend = {
@@ -238,29 +238,19 @@ export class Ingest {
     this.release(lane, held);
     const expected = lane.nextDseq ?? 1;
     for (const w of held.waiters) {
-      w.session.error(w.requestId, 'out_of_order', `dseq ${held.frame.dseq} waited for ${expected}, which did not come`, { expected });
+      w.origin.error(w.requestId, 'out_of_order', `dseq ${held.frame.dseq} waited for ${expected}, which did not come`, { expected });
     }
   }
 
   /** The send is no longer held: its room in the device's and user's budget is free again. */
   private release(lane: DeviceLane, held: HeldSend): void {
     lane.release(held);
-    const { user, device } = held.waiters[0]!.session;
+    const { user, device } = held.waiters[0]!.origin;
     this.holds.free(user, device, held.bytes);
   }
 
   private ack(entry: Entry, waiter: Waiter): void {
-    waiter.session.sendText(encodeAck(ackFor(entry, waiter.requestId)));
+    waiter.origin.ack(ackFor(entry, waiter.requestId));
     this.metrics.ackSeconds.observe((performance.now() - waiter.receivedAt) / 1000);
   }
-}
-
-function laneOf(state: ConvState, user: string, device: string): DeviceLane {
-  const key = `${user}\u0000${device}`;
-  let lane = state.lanes.get(key);
-  if (!lane) {
-    lane = new DeviceLane();
-    state.lanes.set(key, lane);
-  }
-  return lane;
 }

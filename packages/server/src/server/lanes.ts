@@ -7,11 +7,11 @@
 import type { Entry, SendFrame } from 'sequent-client/protocol';
 import { isOrderableCmid } from '../store/cmid-order.js';
 import type { LaneRecord } from '../store/index.js';
-import type { Session } from './session.js';
+import type { Origin } from './origin.js';
 import type { Target } from './targets.js';
 
 export interface Waiter {
-  session: Session;
+  origin: Origin;
   requestId: number;
   receivedAt: number;
 }
@@ -40,8 +40,7 @@ export interface HeldSend {
 const RECENT_CMIDS = 256;
 
 export class DeviceLane {
-  /** The dseq this device must send next; undefined until loaded from the store. */
-  nextDseq: number | undefined;
+  private next: number | undefined;
   /**
    * The range spanned by the lane's orderable cmids that may be stored but are
    * not in `known` (stored before the lane was loaded, or trimmed from it since).
@@ -56,6 +55,11 @@ export class DeviceLane {
   readonly heldByCmid = new Map<string, HeldSend>();
   private tail: Promise<void> = Promise.resolve();
   private running = 0;
+
+  /** The dseq this device must send next; undefined until loaded from the store. */
+  get nextDseq(): number | undefined {
+    return this.next;
+  }
 
   get idle(): boolean {
     return this.running === 0 && this.held.size === 0;
@@ -95,7 +99,7 @@ export class DeviceLane {
 
   /** Takes what the store knows of the lane, before its first send here is placed. */
   load(stored: LaneRecord): void {
-    this.nextDseq = stored.lastDseq + 1;
+    this.next = stored.lastDseq + 1;
     this.widen(stored.minCmid);
     this.widen(stored.maxCmid);
   }
@@ -116,7 +120,9 @@ export class DeviceLane {
     if (this.outMax === null || cmid > this.outMax) this.outMax = cmid;
   }
 
-  remember(cmid: string, sent: Sent): void {
+  /** The send of `dseq` and `cmid` has its seq: the lane moves past it. */
+  remember(cmid: string, dseq: number, sent: Sent): void {
+    this.next = dseq + 1;
     this.known.set(cmid, sent);
   }
 

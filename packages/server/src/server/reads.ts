@@ -5,7 +5,7 @@
  */
 import { DEFAULT_CONVS_LIMIT, DEFAULT_SYNC_LIMIT, type ConvSummary, type ConvsFrame, type ConvsReplyFrame, type Entry, type SyncFrame } from 'sequent-client/protocol';
 import type { ConvListing, Store } from '../store/index.js';
-import type { Conversations } from './conversations.js';
+import type { ConversationOwner } from './owner.js';
 import type { Session } from './session.js';
 
 export interface ReadLimits {
@@ -20,7 +20,7 @@ export interface ReadLimits {
 export class Reads {
   constructor(
     private readonly store: Store,
-    private readonly conversations: Conversations,
+    private readonly conversations: ConversationOwner,
     private readonly limits: ReadLimits,
   ) {}
 

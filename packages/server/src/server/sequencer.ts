@@ -1,13 +1,14 @@
 /**
- * The conversation owner's single point of order. `append` hands out the next
- * seq, ts and mid synchronously (so assignment order is call order), then group
+ * The single point of order of the conversations this node owns. `append` has
+ * the owner's state hand out the next seq and ts and adds a mid, synchronously
+ * (so assignment order is call order), then group
  * commit makes many entries durable in one store transaction. Only after the
  * commit are the callers answered and the entries pushed, in seq order.
  */
 import type { Logger } from 'pino';
 import type { Entry } from 'sequent-client/protocol';
 import type { CommitBatch, ConvKind, MembershipChange, Store } from '../store/index.js';
-import type { ConvState, Conversations } from './conversations.js';
+import type { ConversationOwner, ConvState, EntryDraft } from './owner.js';
 import type { ServerMetrics } from './metrics.js';
 
 export interface Clock {
@@ -19,23 +20,7 @@ export interface MidSource {
   next(): string;
 }
 
-/** What the caller decides; the sequencer fills in seq, ts and mid. */
-export interface EntryDraft {
-  kind: Entry['kind'];
-  from: string;
-  dev: string;
-  body: unknown;
-  /** JSON.stringify(body), when the caller has it: reused by the store and the pushes. */
-  bodyJson?: string;
-  cmid?: string;
-  dseq?: number;
-  ctx?: { seen?: number };
-  /** For an edit, delete or reaction: the seq of the message it acts on. */
-  ref?: number;
-  /** Membership changes this entry makes, applied at its seq. */
-  add?: readonly string[];
-  remove?: readonly string[];
-}
+export type { EntryDraft } from './owner.js';
 
 export interface Committed {
   entry: Entry;
@@ -87,7 +72,7 @@ export class Sequencer {
 
   constructor(
     private readonly store: Store,
-    private readonly conversations: Conversations,
+    private readonly conversations: ConversationOwner,
     private readonly clock: Clock,
     private readonly mids: MidSource,
     private readonly maxBatch: number,
@@ -115,39 +100,8 @@ export class Sequencer {
    * nothing, when no mid can be had.
    */
   appendThen(state: ConvState, draft: EntryDraft, originId: number | undefined, settle: Settle): void {
-    const newConv: ConvKind | undefined = state.last === 0 ? state.ref.kind : undefined;
-    const seq = state.last + 1;
-    const ts = Math.max(this.clock.now(), state.lastTs);
-    const entry: Entry = { conv: state.conv, seq, kind: draft.kind, mid: this.nextMid(), ts, from: draft.from, dev: draft.dev, body: draft.body };
-    if (draft.cmid !== undefined) entry.cmid = draft.cmid;
-    if (draft.dseq !== undefined) entry.dseq = draft.dseq;
-    if (draft.ctx !== undefined) entry.ctx = draft.ctx;
-    if (draft.ref !== undefined) entry.ref = draft.ref;
-    if (draft.kind === 'delete' && draft.ref !== undefined) state.deletedTargets.set(draft.ref, seq);
-
-    const memberships: MembershipChange[] = [];
-    if (newConv === 'dm' && state.ref.kind === 'dm') {
-      for (const user of state.ref.users) memberships.push({ op: 'add', conv: state.conv, user, seq });
-    }
-    let audience = state.memberList;
-    if (draft.add?.length || draft.remove?.length) {
-      const before = state.memberList;
-      for (const user of draft.add ?? []) {
-        state.addMember(user, seq);
-        memberships.push({ op: 'add', conv: state.conv, user, seq });
-      }
-      for (const user of draft.remove ?? []) {
-        state.removeMember(user, seq);
-        memberships.push({ op: 'remove', conv: state.conv, user, seq });
-      }
-      audience = [...new Set([...before, ...state.memberList])];
-    }
-    // Sending any entry moves the sender's read position to it (the store does the same in the commit).
-    state.moveRead(draft.from, seq, true);
-    state.last = seq;
-    state.lastTs = ts;
-    state.inFlight++;
-
+    const now = this.clock.now();
+    const { entry, newConv, memberships, audience } = state.assign(draft, this.nextMid(), now);
     this.queue.push({ state, entry, bodyJson: draft.bodyJson, audience, originId, newConv, memberships, settle });
     this.schedule();
   }
@@ -223,10 +177,7 @@ export class Sequencer {
     this.metrics.commitSeconds.observe((performance.now() - started) / 1000);
     this.metrics.commitBatch.observe(batch.length);
     this.metrics.entriesCommitted.inc(batch.length);
-    for (const item of batch) {
-      item.state.committed = item.entry.seq;
-      item.state.inFlight--;
-    }
+    for (const item of batch) item.state.durable(item.entry.seq);
     // The store gets the next batch before this one is answered: its inserts and
     // fsync then overlap with the acks and pushes below instead of waiting for them.
     this.writeNext();
@@ -258,7 +209,7 @@ export class Sequencer {
     const refused = [...batch, ...this.queue.filter((item) => broken.has(item.state))];
     this.queue = this.queue.filter((item) => !broken.has(item.state));
     for (const item of refused) {
-      item.state.inFlight--;
+      item.state.dropped();
       this.settle(item, new CommitFailed('the entry could not be stored; resend it'));
     }
   }

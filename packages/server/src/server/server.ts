@@ -1,5 +1,5 @@
 /**
- * `startServer`: wires gateway → ingest → sequencer → store → fan-out, and
+ * `startServer`: wires gateway → ingest → sequencer → store → delivery, and
  * drains on close: refuse new work, commit and ack what is in flight, then
  * close every connection with "going away".
  */
@@ -9,19 +9,20 @@ import { pino, type Logger } from 'pino';
 import { CLOSE_CODES } from 'sequent-client/protocol';
 import type { Store } from '../store/index.js';
 import { TokenAuthority, resolveSecret } from './auth.js';
-import { Conversations } from './conversations.js';
 import { prepareDataDir, privateDatabaseFile } from './data-dir.js';
-import { Fanout } from './fanout.js';
+import { LocalDelivery, Presence } from './delivery.js';
 import { FrameFlusher } from './turn-frames.js';
 import { Gateway, WS_PATH } from './gateway.js';
 import { Groups } from './groups.js';
 import { openIdSources } from './ids.js';
 import { Ingest } from './ingest.js';
+import { ConversationOwner } from './owner.js';
 import { ServerMetrics } from './metrics.js';
 import { listenForMetrics, type MetricsListener } from './metrics-listener.js';
 import { resolveOptions, type ServerOptions } from './options.js';
 import { Reads } from './reads.js';
 import { Sequencer } from './sequencer.js';
+import type { Session } from './session.js';
 import { mountWeb } from './web.js';
 import { ChatState } from './chat-state.js';
 
@@ -65,17 +66,18 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
   const metrics = new ServerMetrics(input.logger !== undefined);
 
   // A conversation's ts never goes below its newest entry's, whatever this machine's clock says.
-  const conversations = new Conversations(store, 100_000, (state) => ids.clock.observe(state.lastTs));
-  const fanout = new Fanout(metrics);
+  const conversations = new ConversationOwner(store, 100_000, (state) => ids.clock.observe(state.lastTs));
+  const presence = new Presence<Session>();
+  const delivery = new LocalDelivery(presence, metrics);
   const flusher = new FrameFlusher();
   const sequencer = new Sequencer(store, conversations, ids.clock, ids.mids, options.maxBatch, metrics, logger, (batch) =>
-    fanout.deliver(batch),
+    delivery.entries(batch),
   );
   const ingest = new Ingest(store, conversations, sequencer, metrics, options);
   const groups = new Groups(conversations, sequencer);
   const reads = new Reads(store, conversations, options);
-  const chat = new ChatState(store, conversations, fanout);
-  const gateway = new Gateway(options, tokens, { ingest, groups, reads, fanout, chat }, flusher, metrics, logger);
+  const chat = new ChatState(store, conversations, delivery);
+  const gateway = new Gateway(options, tokens, { ingest, groups, reads, presence, chat }, flusher, metrics, logger);
   if (options.web) mountWeb(gateway.http, { demo: options.demo ? tokens : undefined, logger });
 
   let metricsListener: MetricsListener | undefined;

@@ -5,8 +5,9 @@
  */
 import type { Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
-import { CLOSE_CODES, type ErrorCode, type ServerFrame } from 'sequent-client/protocol';
+import { CLOSE_CODES, encodeAck, type AckFrame, type ErrorCode, type ServerFrame } from 'sequent-client/protocol';
 import type { ServerMetrics } from './metrics.js';
+import type { Origin } from './origin.js';
 import { TurnFrames, type FrameFlusher } from './turn-frames.js';
 
 export class TokenBucket {
@@ -37,7 +38,8 @@ export class TokenBucket {
 
 let nextSessionId = 1;
 
-export class Session {
+/** A local connection is the origin of the requests it reads. */
+export class Session implements Origin {
   readonly id = nextSessionId++;
   user = '';
   device = '';
@@ -95,6 +97,18 @@ export class Session {
       return;
     }
     this.frames.push(text);
+  }
+
+  get connection(): number {
+    return this.id;
+  }
+
+  ack(frame: AckFrame): void {
+    this.sendText(encodeAck(frame));
+  }
+
+  ok(id: number, conv: string, seq: number): void {
+    this.send({ t: 'ok', id, conv, seq });
   }
 
   error(id: number | undefined, code: ErrorCode, message: string, extra?: { expected?: number }): void {

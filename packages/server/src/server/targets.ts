@@ -6,7 +6,7 @@
  */
 import type { ErrorCode, SendFrame } from 'sequent-client/protocol';
 import type { EntryMeta } from '../store/index.js';
-import type { ConvState } from './conversations.js';
+import type { ConvState } from './owner.js';
 
 /** A send that acts on an earlier entry, and what the store said of that entry (null: no such seq). */
 export interface Target {
@@ -26,7 +26,7 @@ export function targetRefusal(state: ConvState, user: string, frame: SendFrame, 
   const range = state.readableRange(user);
   if (!range || ref < range.from || ref > range.until) return { code: 'forbidden', message: `${user} may not read seq ${ref} of ${state.conv}` };
   if (frame.kind !== 'react' && meta.from !== user) return { code: 'forbidden', message: `only ${meta.from} may ${frame.kind} seq ${ref}` };
-  const deletedAt = meta.deleted ?? state.deletedTargets.get(ref);
+  const deletedAt = meta.deleted ?? state.deletedAt(ref);
   if (deletedAt !== undefined) return { code: 'conflict', message: `seq ${ref} was deleted at seq ${deletedAt}` };
   return undefined;
 }
