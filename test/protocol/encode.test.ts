@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeAck, encodeMsgFrame, type AckFrame, type Entry } from '../../packages/client/src/protocol/index.js';
+import { encodeAck, encodeBatch, encodeMsgFrame, type AckFrame, type Entry } from '../../packages/client/src/protocol/index.js';
 
 const text = fc.string({ unit: 'binary', maxLength: 40 });
 const number = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(0, -0, 2 ** 53 - 1, 1e21));
@@ -64,6 +64,18 @@ describe('frame encoding', () => {
         expect(encodeAck(ack)).toBe(JSON.stringify(ack));
       }),
       { numRuns: 500 },
+    );
+  });
+});
+
+describe('batch encoding', () => {
+  it('spells a sync reply around its entry texts exactly as JSON.stringify spells the frame', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0 }), text, fc.array(entryArb, { maxLength: 5 }), fc.integer({ min: 0 }), (id, conv, msgs, last) => {
+        const texts = msgs.map((entry) => JSON.stringify(entry));
+        expect(encodeBatch(id, conv, texts, last)).toBe(JSON.stringify({ t: 'batch', id, conv, msgs, last }));
+      }),
+      { numRuns: 300 },
     );
   });
 });

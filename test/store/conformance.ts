@@ -10,6 +10,7 @@ import type { Entry } from '../../packages/client/src/protocol/index.js';
 import type { CommitBatch, MembershipChange, Store } from '../../packages/server/src/store/index.js';
 import { entrySize } from '../../packages/server/src/store/rows.js';
 import { describeChatStateConformance } from './conformance-chat.js';
+import { describeReadJsonConformance } from './conformance-json.js';
 
 export interface StoreFixture {
   /** A fresh store on empty data; the suite calls init(). */
@@ -340,6 +341,7 @@ export function describeStoreConformance(name: string, factory: StoreFactory, op
     });
 
     describeChatStateConformance({ store: () => store, get reopen() { return fixture?.reopen ? reopen : undefined; } });
+    describeReadJsonConformance(() => store);
 
     describe('meta', () => {
       it('gets null for a missing key, sets and overwrites', async () => {

@@ -23,7 +23,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
-import { DEFAULT_SYNC_PAGE_SIZE, MemoryClientStore, SequentClient, webSocketTransport, type ClientSnapshot } from 'sequent-client';
+import { DEFAULT_SYNC_CONCURRENCY, DEFAULT_SYNC_PAGE_SIZE, MemoryClientStore, SequentClient, webSocketTransport, type ClientSnapshot } from 'sequent-client';
 import type { FlagSpec, ParsedFlags } from '../src/cli/args.js';
 import { spawnServerProcess, stopServer, type ServerChild } from '../src/chaos/server-process.js';
 import { TokenAuthority } from '../src/server/auth.js';
@@ -39,6 +39,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'catchup-messages': { kind: 'int', default: 100_000, min: 1, help: 'catch-up: messages that arrive while the device is offline' },
   'catchup-convs': { kind: 'int', default: 100, min: 1, max: 1000, help: 'catch-up: conversations they are spread over' },
   'catchup-pages': { kind: 'string', default: `${DEFAULT_SYNC_PAGE_SIZE},1000`, help: 'catch-up: SDK sync page sizes to measure (syncPageSize), comma-separated' },
+  'catchup-concurrency': { kind: 'int', default: DEFAULT_SYNC_CONCURRENCY, min: 1, max: 64, help: 'catch-up: conversations the SDK catches up in parallel (syncConcurrency)' },
   'catchup-writers': { kind: 'int', default: 10, min: 1, max: 1000, help: 'catch-up: writing devices (each creates and writes its share of the conversations)' },
   'catchup-rounds': { kind: 'int', default: 3, min: 1, max: 20, help: 'catch-up: measured rounds, the systems taking turns in each' },
   'catchup-profile': { kind: 'string', help: 'catch-up: write CPU profiles of the server and of the SDK to this directory and summarize them' },
@@ -63,13 +64,14 @@ async function storeFrom(snapshot: ClientSnapshot): Promise<MemoryClientStore> {
   return store;
 }
 
-function sdk(url: string, authority: TokenAuthority, store: MemoryClientStore, syncPageSize: number): SequentClient {
+function sdk(url: string, authority: TokenAuthority, store: MemoryClientStore, syncPageSize: number, syncConcurrency = DEFAULT_SYNC_CONCURRENCY): SequentClient {
   return new SequentClient({
     url,
     getToken: (device) => authority.mint(READER, device),
     store,
     transport: webSocketTransport(WebSocket),
     syncPageSize,
+    syncConcurrency,
   });
 }
 
@@ -89,9 +91,10 @@ async function catchUp(
   offline: ClientSnapshot,
   expected: Map<string, { count: number; last: number }>,
   page: number,
+  concurrency: number,
   timeoutMs: number,
 ): Promise<CatchUpResult> {
-  const client = sdk(server.url, authority, await storeFrom(offline), page);
+  const client = sdk(server.url, authority, await storeFrom(offline), page, concurrency);
   const left = new Map([...expected].map(([conv, e]) => [conv, e.count]));
   let incomplete = left.size;
   let finish!: () => void;
@@ -192,6 +195,7 @@ async function run(flags: ParsedFlags, log: (line: string) => void): Promise<Sce
   const convs = Number(flags['catchup-convs']);
   const pages = String(flags['catchup-pages']).split(',').map(Number);
   const rounds = Number(flags['catchup-rounds']);
+  const concurrency = Number(flags['catchup-concurrency']);
   const body = 'x'.repeat(Number(flags['body']));
   const timeoutMs = Number(flags['timeout']);
   const profileDir = flags['catchup-profile'] === undefined ? undefined : resolve(String(flags['catchup-profile']));
@@ -200,7 +204,7 @@ async function run(flags: ParsedFlags, log: (line: string) => void): Promise<Sce
   const rows: Row[] = [];
   const ratios: Record<string, number> = {};
   const batches = [...new Set([JETSTREAM_DEFAULT_BATCH, ...pages])];
-  log(`catch-up: ${messages} messages over ${convs} conversations, SDK sync pages ${pages.join(', ')}, JetStream pull batches ${batches.join(', ')}, ${rounds} interleaved rounds`);
+  log(`catch-up: ${messages} messages over ${convs} conversations, SDK sync pages ${pages.join(', ')} (${concurrency} conversations at a time), JetStream pull batches ${batches.join(', ')}, ${rounds} interleaved rounds`);
 
   const dataDir = mkdtempSync(join(tmpdir(), 'sequent-bench-catchup-'));
   const secret = randomBytes(24).toString('base64url');
@@ -242,12 +246,12 @@ async function run(flags: ParsedFlags, log: (line: string) => void): Promise<Sce
       rows.push({ name: 'jetstream ordered consumer replay', skipped: reason });
     }
     // Unmeasured: each side's read path warm (JIT, caches), as on a server that has served catch-ups before.
-    await catchUp(server, authority, offline, expected, DEFAULT_SYNC_PAGE_SIZE, timeoutMs);
+    await catchUp(server, authority, offline, expected, DEFAULT_SYNC_PAGE_SIZE, concurrency, timeoutMs);
     await jetstream?.replay(JETSTREAM_DEFAULT_BATCH, timeoutMs);
     // The systems take turns, round after round, so that a burst of load from elsewhere falls on both.
     for (let r = 0; r < rounds; r++) {
       for (const page of pages) {
-        const result = await profiled(profileDir, `sdk-page-${page}-round-${r + 1}`, () => catchUp(server, authority, offline, expected, page, timeoutMs));
+        const result = await profiled(profileDir, `sdk-page-${page}-round-${r + 1}`, () => catchUp(server, authority, offline, expected, page, concurrency, timeoutMs));
         ours.set(page, add(ours.get(page), result));
         log(`catch-up round ${r + 1}: sequent page ${page}: ${Math.round(result.entries / result.seconds)} entries/s`);
       }
@@ -287,8 +291,8 @@ async function run(flags: ParsedFlags, log: (line: string) => void): Promise<Sce
   for (const row of rows) log(`catch-up: ${JSON.stringify(row)}`);
   for (const [name, value] of Object.entries(ratios)) log(`catch-up: ${name}: ${value}×`);
   // A profiled run is slowed by the profiler: printed, never written as the results.
-  const full = messages === FLAGS['catchup-messages']!.default && convs === FLAGS['catchup-convs']!.default && profileDir === undefined;
-  return { results: { rows, ratios, config: { messages, convs, pages, rounds, body: body.length } }, write: full };
+  const full = messages === FLAGS['catchup-messages']!.default && convs === FLAGS['catchup-convs']!.default && concurrency === DEFAULT_SYNC_CONCURRENCY && profileDir === undefined;
+  return { results: { rows, ratios, config: { messages, convs, pages, concurrency, rounds, body: body.length } }, write: full };
 }
 
 function summarizeServerProfiles(dir: string, pid: number, log: (line: string) => void): void {

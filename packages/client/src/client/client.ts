@@ -5,7 +5,7 @@
  */
 import type { AckFrame, Entry, ServerFrame, WelcomeFrame } from '../protocol/frames.js';
 import { MAX_REACTION_KEY, ConversationFold, type ChatMessage } from './fold.js';
-import { ChatWriter } from './chat-writer.js';
+import { CHAT_SAVE_INTERVAL_MS, ChatWriter } from './chat-writer.js';
 import { ReadSender } from './read-sender.js';
 import { countUnread } from './unread.js';
 import { readableLast } from './syncer.js';
@@ -89,6 +89,8 @@ export class SequentClient<Body = unknown> {
       this.store,
       () => ({ ...(this.version === undefined ? {} : { version: this.version }), convs: this.list.snapshot() }),
       (error) => this.emit('error', error),
+      CHAT_SAVE_INTERVAL_MS,
+      this.options.now,
     );
     this.reads = new ReadSender({
       ask: (frame) => this.connection.ask(frame, this.options.requestTimeoutMs),

@@ -92,8 +92,11 @@ export class ReorderBuffer {
   /** Arms the gap timer if a gap is open and no timer runs; disarms it when none is. */
   recheck(): void {
     if (!this.hasGap) {
-      clearTimeout(this.gapTimer);
-      this.gapTimer = undefined;
+      // Called for every entry: clearTimeout only when a timer runs.
+      if (this.gapTimer !== undefined) {
+        clearTimeout(this.gapTimer);
+        this.gapTimer = undefined;
+      }
       return;
     }
     this.gapTimer ??= startTimer(() => {

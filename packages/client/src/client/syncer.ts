@@ -117,19 +117,41 @@ export class Syncer {
     return run.done;
   }
 
+  /**
+   * The next page is asked for before this one is taken in: the server reads it
+   * while the SDK delivers this one, instead of each side waiting for the other
+   * (and, on a busy machine, for the scheduler) once per page.
+   */
   private async readToLast(conv: string): Promise<void> {
     let after = this.hooks.cursorOf(conv);
+    let asked = this.page(conv, after);
     for (;;) {
-      const reply = await this.hooks.ask({ t: 'sync', conv, after, limit: this.options.syncPageSize }, this.options.requestTimeoutMs);
+      const reply = await asked;
       if (reply.t !== 'batch') throw replyError(`sync of ${conv}`, reply);
-      const first = reply.msgs[0];
-      // The log is gapless, so a first entry past after + 1 means what lies between is not readable for us.
-      if (first && first.seq > after + 1) this.hooks.skipTo(conv, first.seq - 1);
-      for (const msg of reply.msgs) this.hooks.accept({ ...msg, conv });
       const newest = reply.msgs.at(-1)?.seq;
-      if (newest === undefined || newest >= reply.last) return;
+      const more = newest !== undefined && newest < reply.last;
+      if (more) asked = this.page(conv, newest);
+      try {
+        const first = reply.msgs[0];
+        // The log is gapless, so a first entry past after + 1 means what lies between is not readable for us.
+        if (first && first.seq > after + 1) this.hooks.skipTo(conv, first.seq - 1);
+        for (const msg of reply.msgs) {
+          // The reply's entries were parsed for this call alone: named by the batch's conv in place, not copied.
+          if (msg.conv !== conv) msg.conv = conv;
+          this.hooks.accept(msg);
+        }
+      } catch (error) {
+        // Nobody will wait for the page asked ahead: its failure must not go unhandled.
+        if (more) asked.catch(() => undefined);
+        throw error;
+      }
+      if (!more) return;
       after = newest;
     }
+  }
+
+  private page(conv: string, after: number): Promise<ServerFrame> {
+    return this.hooks.ask({ t: 'sync', conv, after, limit: this.options.syncPageSize }, this.options.requestTimeoutMs);
   }
 }
 

@@ -1,8 +1,9 @@
 /**
  * Server frames as text, spelled exactly as JSON.stringify would spell them, for
- * the frames the server sends once per message or more: the ack and the push.
- * The server keeps each send's body as the JSON text it validated, so a push is
- * built around that text instead of serializing the body again for every use.
+ * the frames the server sends once per message or more: the ack, the push and
+ * the sync reply. The server keeps each send's body as the JSON text it
+ * validated, so a push is built around that text instead of serializing the
+ * body again for every use, and a batch around its store's entry texts.
  */
 import type { AckFrame, Entry } from './frames.js';
 
@@ -38,4 +39,13 @@ export function encodeMsgFrame(entry: Entry, bodyJson?: string): string {
 /** An ack: the same text as JSON.stringify(ack). */
 export function encodeAck(ack: AckFrame): string {
   return `{"t":"ack","id":${num(ack.id)},"conv":${str(ack.conv)},"cmid":${str(ack.cmid)},"dseq":${num(ack.dseq)},"seq":${num(ack.seq)},"mid":${str(ack.mid)},"ts":${num(ack.ts)}}`;
+}
+
+/**
+ * A sync reply around its entries' JSON texts: the same text as
+ * JSON.stringify({ t: 'batch', id, conv, msgs, last }) when each text is
+ * JSON.stringify of the entry.
+ */
+export function encodeBatch(id: number, conv: string, entryTexts: readonly string[], last: number): string {
+  return `{"t":"batch","id":${num(id)},"conv":${str(conv)},"msgs":[${entryTexts.join(',')}],"last":${num(last)}}`;
 }

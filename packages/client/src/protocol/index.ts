@@ -23,7 +23,7 @@ export {
 export type { Limits } from './limits.js';
 export { decodeClientFrame, utf8Length, isClientFrameType } from './codec.js';
 export type { DecodeResult } from './codec.js';
-export { encodeMsgFrame, encodeAck } from './encode.js';
+export { encodeMsgFrame, encodeAck, encodeBatch } from './encode.js';
 export { CLIENT_FRAME_SCHEMAS, REF_KINDS } from './frames.js';
 export type {
   ClientFrame,

@@ -3,7 +3,7 @@
  * complete: `sync` returns every readable entry after a seq, `convs` the
  * caller's conversations by recent activity.
  */
-import { DEFAULT_CONVS_LIMIT, DEFAULT_SYNC_LIMIT, type ConvSummary, type ConvsFrame, type ConvsReplyFrame, type Entry, type SyncFrame } from 'sequent-client/protocol';
+import { DEFAULT_CONVS_LIMIT, DEFAULT_SYNC_LIMIT, encodeBatch, type ConvSummary, type ConvsFrame, type ConvsReplyFrame, type SyncFrame } from 'sequent-client/protocol';
 import type { ConvListing, Store } from '../store/index.js';
 import type { ConversationOwner } from './owner.js';
 import type { Session } from './session.js';
@@ -16,6 +16,9 @@ export interface ReadLimits {
   /** Rows in one convs reply. */
   readonly maxConvs: number;
 }
+
+/** One page of a conversation's log: the entries with after < seq <= until, at most count (fewer when the byte budget cuts). */
+type PageReader<T> = (after: number, until: number, count: number) => Promise<T[]>;
 
 export class Reads {
   constructor(
@@ -52,17 +55,24 @@ export class Reads {
     const range = state.readableRange(session.user);
     if (!range) return session.error(frame.id, 'forbidden', `${session.user} is not a member of ${frame.conv}`);
     const limit = frame.limit ?? DEFAULT_SYNC_LIMIT;
-    const msgs =
-      frame.before !== undefined
-        ? await this.readBefore(state.conv, frame.before, range, limit)
-        : await this.readAfter(state.conv, frame.after ?? 0, range, limit);
-    session.send({ t: 'batch', id: frame.id, conv: state.conv, msgs, last: range.until });
+    const conv = state.conv;
+    const page = <T>(read: PageReader<T>): Promise<T[]> =>
+      frame.before !== undefined ? this.readBefore(read, frame.before, range, limit) : this.readAfter(read, frame.after ?? 0, range, limit);
+    const maxBytes = this.limits.maxSyncBytes;
+    const store = this.store;
+    if (store.readJson) {
+      // The entries' stored JSON, spliced into the frame: the same text as serializing what read() gives.
+      const texts = await page((after, until, count) => store.readJson!(conv, after, until, count, maxBytes));
+      return session.sendText(encodeBatch(frame.id, conv, texts, range.until));
+    }
+    const msgs = await page((after, until, count) => store.read(conv, after, until, count, maxBytes));
+    session.send({ t: 'batch', id: frame.id, conv, msgs, last: range.until });
   }
 
-  private async readAfter(conv: string, afterSeq: number, range: { from: number; until: number }, limit: number): Promise<Entry[]> {
+  private async readAfter<T>(read: PageReader<T>, afterSeq: number, range: { from: number; until: number }, limit: number): Promise<T[]> {
     // Before its first entry a DM has nothing to read; that is an empty log, not an error.
     const after = Math.max(afterSeq, range.from - 1);
-    return after >= range.until ? [] : this.store.read(conv, after, range.until, limit, this.limits.maxSyncBytes);
+    return after >= range.until ? [] : read(after, range.until, limit);
   }
 
   /**
@@ -70,11 +80,11 @@ export class Reads {
    * would end short of `before` and leave a gap, so it is read again, fewer and
    * newer, until it reaches `before - 1`.
    */
-  private async readBefore(conv: string, before: number, range: { from: number; until: number }, limit: number): Promise<Entry[]> {
+  private async readBefore<T>(read: PageReader<T>, before: number, range: { from: number; until: number }, limit: number): Promise<T[]> {
     const until = Math.min(before - 1, range.until);
     let count = Math.min(limit, until - (range.from - 1));
     while (count > 0) {
-      const page = await this.store.read(conv, until - count, until, count, this.limits.maxSyncBytes);
+      const page = await read(until - count, until, count);
       if (page.length === count) return page;
       count = page.length;
     }

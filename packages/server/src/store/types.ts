@@ -164,6 +164,13 @@ export interface Store {
    */
   read(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes?: number): Promise<Entry[]>;
   /**
+   * Optional: the entries read() returns, each as its JSON text, spelled exactly
+   * as JSON.stringify(entry) spells what read() gives. A sync reply is built
+   * around these texts (an adapter that keeps entries as JSON text can hand it
+   * over without building and serializing objects); without it, from read().
+   */
+  readJson?(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes?: number): Promise<string[]>;
+  /**
    * The conversations the user has a membership in (its latest stretch), most
    * recent activity first, at most `limit`. A removed member's row shows the
    * time of its removal entry: it learns nothing of what came after.
