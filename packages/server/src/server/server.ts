@@ -40,14 +40,6 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/**
- * Connections the kernel may hold accepted but not yet taken by the event loop (it caps this
- * at net.core.somaxconn). Node's default of 511 overflows in a reconnect storm while the loop
- * is busy: the kernel then drops the clients' handshakes, and each waits a SYN retransmit
- * (1 s, 3 s, 7 s…) or its connect timeout before trying again.
- */
-export const LISTEN_BACKLOG = 4096;
-
 /** How long a drain waits for in-flight commits before it closes connections anyway. */
 const DRAIN_TIMEOUT_MS = 10_000;
 
@@ -90,7 +82,7 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
   try {
     await new Promise<void>((resolve, reject) => {
       gateway.http.once('error', reject);
-      gateway.http.listen({ port: options.port, host: options.host, backlog: LISTEN_BACKLOG }, () => {
+      gateway.http.listen(options.port, options.host, () => {
         gateway.http.off('error', reject);
         resolve();
       });
