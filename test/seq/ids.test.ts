@@ -306,6 +306,47 @@ describe('MidGenerator', () => {
     backend.stalled = undefined;
   });
 
+  it('a lease that ran out only here (renewals late, nobody took over) comes back after a renewal lands, above every id before', async () => {
+    const backend = new MemorySeqBackend();
+    const time = testTime();
+    const g = await gen(backend, time, { leaseMs: 30 });
+    let resume = () => {};
+    backend.stalled = new Promise<void>((resolve) => (resume = resolve));
+    const before = g.next();
+    time.pass(31);
+    await vi.waitFor(() => expect(() => g.next()).toThrow(expect.objectContaining({ code: 'lease_expired' })));
+    backend.stalled = undefined;
+    resume();
+    // The late renewal was sent before the lease ran out and does not count; the timer's next one does.
+    const after = await vi.waitFor(() => g.next());
+    expect(BigInt(after)).toBeGreaterThan(BigInt(before));
+    expect(decodeMid(after).worker).toBe(g.workerId);
+    await expect(g.ready()).resolves.toBeUndefined();
+  });
+
+  it('a takeover while the lease had run out here fences the old holder for good; the two never issue the same id', async () => {
+    let backendNow = T0;
+    const backend = new MemorySeqBackend(() => backendNow);
+    const time = testTime();
+    const old = await gen(backend, time, { leaseMs: 30, hwmWindowMs: 1_000 });
+    const oldIds = [old.next()];
+    let resume = () => {};
+    backend.stalled = new Promise<void>((resolve) => (resume = resolve));
+    time.pass(31);
+    await vi.waitFor(() => expect(() => old.next()).toThrow(expect.objectContaining({ code: 'lease_expired' })));
+    backend.stalled = undefined;
+    backendNow += 31; // the store sees the lease run out too, and another process takes the worker id
+    const successor = await gen(backend, time, { leaseMs: 30 });
+    expect(successor.workerId).toBe(old.workerId);
+    const newIds = [successor.next()];
+    resume();
+    await vi.waitFor(() => expect(() => old.next()).toThrow(expect.objectContaining({ code: 'fenced' })));
+    time.pass(100);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // more of the old holder's timer ticks: it stays fenced
+    expect(() => old.next()).toThrow(expect.objectContaining({ code: 'fenced' }));
+    for (const n of newIds) for (const o of oldIds) expect(BigInt(n)).toBeGreaterThan(BigInt(o));
+  });
+
   it('reaches the end of the time range with a clear error, every id before it positive and in range', async () => {
     const time = testTime(E + MID_MAX_TIME); // the wall clock sits on the last millisecond of the field
     const g = await gen(new MemorySeqBackend(), time);

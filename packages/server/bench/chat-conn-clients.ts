@@ -15,7 +15,7 @@
  * many thousands of connections do not run out of ephemeral ports.
  */
 import WebSocket from 'ws';
-import { DEFAULT_BACKOFF, DEFAULT_PING_INTERVAL_MS, newCmid } from 'sequent-client';
+import { DEFAULT_BACKOFF, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_PING_INTERVAL_MS, newCmid } from 'sequent-client';
 import { dmConvId } from 'sequent-client/protocol';
 import { TokenAuthority } from '../src/server/auth.js';
 
@@ -71,9 +71,17 @@ class Client {
       const ws = new WebSocket(url, { perMessageDeflate: false, localAddress: this.localAddress });
       this.ws = ws;
       let welcomed = false;
+      // As the SDK: the open and the hello must fit in connectTimeoutMs, else this attempt is
+      // given up and the backoff retries (a SYN dropped from a full accept queue waits 1 s, 3 s, 7 s… otherwise).
+      const timer = setTimeout(() => {
+        if (welcomed) return;
+        reject(new Error(`no welcome within ${DEFAULT_CONNECT_TIMEOUT_MS} ms`));
+        ws.terminate();
+      }, DEFAULT_CONNECT_TIMEOUT_MS);
       ws.once('open', () => {
         this.request({ t: 'hello', proto: 1, token: this.token }).then(() => {
           welcomed = true;
+          clearTimeout(timer);
           resolve();
         }, reject);
       });
@@ -82,6 +90,9 @@ class Client {
         if (!welcomed) reject(error);
       });
       ws.once('close', (code) => {
+        clearTimeout(timer);
+        // A given-up attempt closes late: its requests are gone, the next attempt's are not.
+        if (this.ws !== ws) return;
         for (const waiter of this.waiting.values()) waiter({ t: 'error', code: 'closed', message: `closed ${code}` });
         this.waiting.clear();
         if (!welcomed) reject(new Error(`closed ${code} before the welcome`));

@@ -109,7 +109,14 @@ interface Server {
 }
 
 async function startServer(dataDir: string, secret: string, needed: number, port?: number): Promise<Server> {
-  const child = await spawnServerProcess({ dataDir, secret, ...(port === undefined ? {} : { port }), nodeArgs: ['--inspect=127.0.0.1:0'] });
+  // Each client address carries total / ADDRESSES connections: the per-address cap (1000 by default) is off.
+  const child = await spawnServerProcess({
+    dataDir,
+    secret,
+    ...(port === undefined ? {} : { port }),
+    nodeArgs: ['--inspect=127.0.0.1:0'],
+    args: ['--max-connections-per-address', '0'],
+  });
   // Raised right after it listens: the connections come after this.
   raiseFileLimit(child.pid, needed);
   return { child, inspector: await Inspector.open(child.output) };
@@ -215,6 +222,8 @@ async function run(flags: ParsedFlags, log: (line: string) => void): Promise<Sce
     const exit = await stopServer(server.child);
     const stoppedAt = now();
     if (exit.code !== 0) log(`connections: the server exited with ${exit.code ?? exit.signal} on SIGTERM`);
+    const drainLine = server.child.output.find((line) => line.includes('"msg":"drained"'));
+    if (drainLine !== undefined) log(`connections: server drain ${drainLine}`);
     server = await startServer(dataDir, secret, serverNeeds, port);
     const listenAt = now();
     const stormCpu0 = processCpuSeconds(server.child.pid);

@@ -342,7 +342,7 @@ export class MidGenerator {
     this.inFlight = this.backend.raise(this.lease.section, this.lease.epoch, this.epochMs + target, this.o.leaseMs).then(
       () => {
         this.inFlight = undefined;
-        this.leaseEndMono = sentAt + this.o.leaseMs;
+        this.leaseRenewed(sentAt);
         this.limit = Math.max(this.limit, target);
         this.refreshAt = this.limit - Math.floor(this.o.hwmWindowMs / 2);
         if (this.wanted >= this.refreshAt) this.persist(this.wanted);
@@ -356,23 +356,28 @@ export class MidGenerator {
 
   /** Timer: keep the lease and keep the mark ahead of the wall clock, so idle periods need no raise on the hot path. */
   private tick(): void {
-    if (this.halted) return;
-    if (this.monotonic() > this.leaseEndMono) {
-      this.halt(new LeaseExpiredError(this.lease.section));
+    if (this.halted && !this.lapsed()) return;
+    if (!this.halted && this.monotonic() > this.leaseEndMono) this.halt(new LeaseExpiredError(this.lease.section));
+    if (this.inFlight) return;
+    if (this.lapsed()) {
+      this.renew();
       return;
     }
-    if (this.inFlight) return;
     const wall = Math.floor(this.clock()) - this.epochMs;
     const now = Number.isFinite(wall) ? Math.max(this.time, Math.min(wall, MID_MAX_TIME)) : this.time;
     if (now + this.o.hwmWindowMs > this.limit && this.limit <= MID_MAX_TIME) {
       this.persist(now);
       return;
     }
+    this.renew();
+  }
+
+  private renew(): void {
     const sentAt = this.monotonic();
     this.inFlight = this.backend.renew(this.lease.section, this.lease.epoch, this.o.leaseMs).then(
       () => {
         this.inFlight = undefined;
-        this.leaseEndMono = sentAt + this.o.leaseMs;
+        this.leaseRenewed(sentAt);
       },
       (error: unknown) => {
         this.inFlight = undefined;
@@ -381,15 +386,32 @@ export class MidGenerator {
     );
   }
 
+  /**
+   * A renewal or raise sent at `sentAt` landed: the lease is ours until sentAt + leaseMs. A lease
+   * that ran out only here (this process was too busy or starved to renew in time) comes back:
+   * the write was fenced by the epoch, so it landed only if nobody took the worker id over, and
+   * every id issued before stays below the durable mark a successor would have started above.
+   */
+  private leaseRenewed(sentAt: number): void {
+    this.leaseEndMono = sentAt + this.o.leaseMs;
+    if (this.lapsed() && this.monotonic() < this.leaseEndMono) this.halted = undefined;
+  }
+
+  /** Stopped only because the lease ran out locally: the timer keeps trying to renew it. */
+  private lapsed(): boolean {
+    return this.halted instanceof LeaseExpiredError;
+  }
+
   private onBackendError(error: unknown): void {
     // Fenced: another process owns this worker id now. Anything else is retried by the
-    // timer until the lease runs out; the ids stay below the last durable mark meanwhile.
+    // timer (also after the lease ran out); the ids stay below the last durable mark meanwhile.
     if ((error as { code?: unknown }).code === 'fenced') this.halt(error as SeqError);
   }
 
+  /** Stops issuing: for good, unless only the lease ran out (see leaseRenewed). */
   private halt(error: SeqError): void {
-    if (this.halted) return;
+    if (this.halted && !this.lapsed()) return;
     this.halted = error;
-    clearInterval(this.timer);
+    if (!this.lapsed()) clearInterval(this.timer);
   }
 }

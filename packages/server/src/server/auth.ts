@@ -40,10 +40,26 @@ export class TokenError extends Error {
 }
 
 export class TokenAuthority {
-  private readonly key: Uint8Array;
+  private readonly secret: Uint8Array<ArrayBuffer>;
+  private key: Promise<CryptoKey> | undefined;
 
   constructor(secret: string) {
-    this.key = new TextEncoder().encode(secret);
+    this.secret = new TextEncoder().encode(secret);
+  }
+
+  /**
+   * The secret imported once: handed raw bytes, jose imports a WebCrypto key on every
+   * sign and verify, which was most of a hello's cost in a reconnect storm.
+   */
+  private cryptoKey(): Promise<CryptoKey> {
+    if (this.key !== undefined) return this.key;
+    const key = crypto.subtle.importKey('raw', this.secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+    this.key = key;
+    // A failed import is not kept: the next call tries again (and fails as jose would).
+    key.catch(() => {
+      if (this.key === key) this.key = undefined;
+    });
+    return key;
   }
 
   async mint(user: string, device: string, ttlSeconds?: number): Promise<string> {
@@ -51,13 +67,13 @@ export class TokenAuthority {
     if (!isName(device)) throw new TokenError(`device ${JSON.stringify(device)} is not a valid name`);
     const jwt = new SignJWT({ dev: device }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject(user).setIssuedAt();
     if (ttlSeconds !== undefined) jwt.setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds);
-    return jwt.sign(this.key);
+    return jwt.sign(await this.cryptoKey());
   }
 
   async verify(token: string): Promise<Identity> {
     let payload: Record<string, unknown>;
     try {
-      ({ payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'] }));
+      ({ payload } = await jwtVerify(token, await this.cryptoKey(), { algorithms: ['HS256'] }));
     } catch (error) {
       if (error instanceof joseErrors.JWTExpired) throw new TokenError('token expired');
       throw new TokenError('token is not valid');

@@ -110,19 +110,28 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
     ingest.draining = true;
     groups.draining = true;
     ingest.releaseAllHeld(conversations.cached());
+    const startedAt = performance.now();
     const drained = sequencer.idle();
     const timeout = new Promise<void>((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref());
     await Promise.race([drained, timeout]);
+    const settledAt = performance.now();
     // Acks were written in the commit callbacks; let them reach the sockets before closing.
     await new Promise((resolve) => setImmediate(resolve));
-    for (const session of gateway.openSessions()) session.close(CLOSE_CODES.going_away.code, 'server shutting down');
+    const sessions = gateway.openSessions();
+    for (const session of sessions) session.close(CLOSE_CODES.going_away.code, 'server shutting down');
     await new Promise<void>((resolve) => {
       gateway.http.close(() => resolve());
       gateway.http.closeAllConnections();
     });
+    const disconnectedAt = performance.now();
     await metricsListener?.close();
     await ids.close();
     await store.close();
+    // Where a slow stop spent its time: a supervisor's kill timeout is sized from this.
+    logger.info(
+      { connections: sessions.length, settleMs: Math.round(settledAt - startedAt), disconnectMs: Math.round(disconnectedAt - settledAt), closeMs: Math.round(performance.now() - disconnectedAt) },
+      'drained',
+    );
   };
 
   return {
