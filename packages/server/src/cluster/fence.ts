@@ -12,27 +12,15 @@
  * the conversation, or refused.
  */
 import type pg from 'pg';
+import { fenceSql as fenceStatement, isFenceRefusal, SlotFencedError } from '../db/pg-fence.js';
 import type { ClusterDb } from './db.js';
-import { type ClusterTables, FENCED_SQLSTATE } from './schema.js';
+import type { ClusterTables } from './schema.js';
 
-export class SlotFencedError extends Error {
-  constructor(
-    readonly slot: number,
-    readonly epoch: number,
-  ) {
-    super(`slot ${slot} is no longer held at epoch ${epoch}`);
-    this.name = 'SlotFencedError';
-  }
-}
+export { isFenceRefusal, SlotFencedError };
 
 /** The fence as SQL, to embed in a commit plan: parameters $slot (integer) and $epoch (bigint) at the given positions. */
 export function fenceSql(tables: ClusterTables, slotParam = 1, epochParam = 2): string {
-  return `SELECT ${tables.fence}($${slotParam}::integer, $${epochParam}::bigint)`;
-}
-
-/** True when a database error is the fence refusing. */
-export function isFenceRefusal(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === FENCED_SQLSTATE;
+  return fenceStatement(tables.fence, slotParam, epochParam);
 }
 
 /**
