@@ -70,10 +70,16 @@ export function isFenceRefusal(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === FENCED_SQLSTATE;
 }
 
-/** The lease a refusal names (its DETAIL), or undefined when it names none (a function from before DETAIL). */
+/**
+ * The lease a refusal names: its DETAIL, or else its message (a function created
+ * before DETAIL was added, by an older node of a rolling upgrade); undefined when
+ * neither names one.
+ */
 export function refusedLease(error: unknown): SlotLeaseRef | undefined {
-  const detail = (error as { detail?: unknown }).detail;
-  const match = typeof detail === 'string' ? /^(\d+) (\d+)$/.exec(detail) : null;
+  const { detail, message } = error as { detail?: unknown; message?: unknown };
+  const match =
+    (typeof detail === 'string' ? /^(\d+) (\d+)$/.exec(detail) : null) ??
+    (typeof message === 'string' ? /^slot (\d+) is no longer held at epoch (\d+)$/.exec(message) : null);
   return match ? { slot: Number(match[1]), epoch: Number(match[2]) } : undefined;
 }
 

@@ -251,6 +251,7 @@ class PostgresStore implements Store {
       await client.query(fenceManySql(this.fenceFn), [leases.map((l) => l.slot), leases.map((l) => l.epoch)]);
     } catch (error) {
       if (!isFenceRefusal(error)) throw error;
+      // One statement checked every lease: the refusal names the one that failed.
       const refused = refusedLease(error) ?? leases[0]!;
       throw new SlotFencedError(refused.slot, refused.epoch);
     }
