@@ -39,8 +39,10 @@ async function start(name: string): Promise<TestNode> {
 
 /** A node's store: its own pool with the cluster's session settings, as a node would open it. */
 async function storeOf(): Promise<Store> {
-  const { connectionString: _url, max: _max, ...session } = clusterPoolConfig({ url: db!.url, leaseMs: LEASE });
-  const store = openPostgresStore({ url: db!.url, maxConnections: 3, poolConfig: session });
+  const { connectionString: _url, max: _max, query_timeout: _timeout, ...session } = clusterPoolConfig({ url: db!.url, leaseMs: LEASE });
+  // the lease statements' lock_timeout (lease/4) and query_timeout are not for commits, which wait for their rows
+  const options = session.options?.replace(/-c lock_timeout=\d+/, '');
+  const store = openPostgresStore({ url: db!.url, maxConnections: 3, poolConfig: { ...session, options } });
   stores.push(store);
   await store.init();
   return store;
@@ -215,6 +217,45 @@ describe.skipIf(!available)('the PostgreSQL store under the fence', () => {
     expect(await storeB.getConv(convLost)).toBeNull();
     expect(await epochs(convKept)).toEqual([{ seq: 1, epoch: mine.epoch }]);
     expect(await storeB.lane(convKept, 'bob', 'web')).toEqual({ lastDseq: 0, minCmid: null, maxCmid: null });
+  });
+
+  it('a fenced commit in flight when the lease runs out holds the takeover off, and the new holder continues after it', async () => {
+    const a = await start('a');
+    const b = await start('b');
+    const [storeA, storeB] = [await storeOf(), await storeOf()];
+    const slot = slotWonBy('a', 'b');
+    const conv = convIn(slot, 'inflight');
+    const old = await held(a, slot);
+    await storeA.commit({ ...createGroup(conv, 'alice', []), fences: fences([conv, old]) });
+
+    // another session holds the conversation's row: a's next commit passes the fence, then waits
+    // inside its transaction, as a commit slowed down by the database would
+    const pg = (await import('pg')).default;
+    const blocker = new pg.Client({ connectionString: db!.url });
+    await blocker.connect();
+    await blocker.query('BEGIN');
+    await blocker.query(`SELECT 1 FROM sequent.convs WHERE conv = $1 FOR UPDATE`, [conv]);
+    const inFlight = storeA.commit({ ...entries([msg(conv, 2, 'alice', 'phone', 'f1', 1, 'in flight')]), fences: fences([conv, old]) });
+    await until('a is waiting inside its commit', async () => {
+      const { rows } = await blocker.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
+      return rows.length > 0;
+    });
+    a.leases.halt();
+    // three leases: the lease ran out long ago, but the row a's commit holds FOR KEY SHARE cannot move
+    await sleep(LEASE * 3);
+    expect(b.acquired.filter((x) => x.slot === slot)).toEqual([]);
+    await blocker.query('COMMIT');
+    await blocker.end();
+    await inFlight;
+
+    const now = await held(b, slot);
+    expect(now.epoch).toBe(old.epoch + 1);
+    await storeB.commit({ ...entries([msg(conv, 3, 'bob', 'web', 'b1', 1, 'next')]), fences: fences([conv, now]) });
+    expect(await epochs(conv)).toEqual([
+      { seq: 1, epoch: old.epoch },
+      { seq: 2, epoch: old.epoch },
+      { seq: 3, epoch: now.epoch },
+    ]);
   });
 
   it('a fenced batch must fence every conversation it touches; otherwise it writes nothing', async () => {
