@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../../packages/server/src/store/sqlite.js';
 import { SQLITE_SCHEMA_VERSION } from '../../packages/server/src/store/sqlite.js';
 import { describeStoreConformance, msg } from './conformance.js';
+import { describeFencesIgnored } from './fences-ignored.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sequent-store-sqlite-'));
 let n = 0;
@@ -25,6 +26,11 @@ for (const [durability, writer] of [['full', 'thread'], ['process', 'thread'], [
     };
   }, { pipelined: true });
 }
+
+describeFencesIgnored('sqlite', async () => {
+  const path = join(root, `f${++n}`, 'sequent.db');
+  return { store: openSqliteStore({ path }), dispose: async () => rmSync(join(path, '..'), { recursive: true, force: true }) };
+});
 
 describe('sqlite settings', () => {
   const pragmas = (path: string) => {

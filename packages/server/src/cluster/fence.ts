@@ -12,27 +12,16 @@
  * the conversation, or refused.
  */
 import type pg from 'pg';
+import { fenceSql as fenceStatement, isFenceRefusal, SlotFencedError } from '../db/pg-fence.js';
+import { inTransaction } from '../db/pg-transaction.js';
 import type { ClusterDb } from './db.js';
-import { type ClusterTables, FENCED_SQLSTATE } from './schema.js';
+import type { ClusterTables } from './schema.js';
 
-export class SlotFencedError extends Error {
-  constructor(
-    readonly slot: number,
-    readonly epoch: number,
-  ) {
-    super(`slot ${slot} is no longer held at epoch ${epoch}`);
-    this.name = 'SlotFencedError';
-  }
-}
+export { isFenceRefusal, SlotFencedError };
 
 /** The fence as SQL, to embed in a commit plan: parameters $slot (integer) and $epoch (bigint) at the given positions. */
 export function fenceSql(tables: ClusterTables, slotParam = 1, epochParam = 2): string {
-  return `SELECT ${tables.fence}($${slotParam}::integer, $${epochParam}::bigint)`;
-}
-
-/** True when a database error is the fence refusing. */
-export function isFenceRefusal(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === FENCED_SQLSTATE;
+  return fenceStatement(tables.fence, slotParam, epochParam);
 }
 
 /**
@@ -52,28 +41,11 @@ export async function fence(client: pg.ClientBase, tables: ClusterTables, slot: 
  * BEGIN, the fence, `work`, COMMIT on a connection of `db`; ROLLBACK on any error.
  * The server may end the session under it (idle_in_transaction_session_timeout
  * after a pause): that error is the commit's, not the process's, and the broken
- * connection is dropped from the pool.
+ * connection is dropped from the pool (inTransaction).
  */
-export async function fencedTransaction<T>(db: ClusterDb, slot: number, epoch: number, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await db.pool.connect();
-  let broken: Error | undefined;
-  const onError = (error: Error) => {
-    broken = error;
-  };
-  client.on('error', onError);
-  try {
-    await client.query('BEGIN');
+export function fencedTransaction<T>(db: ClusterDb, slot: number, epoch: number, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  return inTransaction(db.pool, async (client) => {
     await fence(client, db.tables, slot, epoch);
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch((e: unknown) => {
-      broken ??= e instanceof Error ? e : new Error(String(e));
-    });
-    throw error;
-  } finally {
-    client.off('error', onError);
-    client.release(broken);
-  }
+    return work(client);
+  });
 }

@@ -14,15 +14,16 @@
  *   UNIQUE (slot, epoch) makes `epoch` a key column: an acquisition (epoch + 1)
  *   then conflicts with the fence's FOR KEY SHARE lock and waits for commits in
  *   flight under the old epoch, while a renewal (expires_at only) does not.
- * - `sequent_cluster_fence(slot, epoch)`: the commit-time check (fence.ts).
+ * - `sequent_cluster_fence(slot, epoch)`: the commit-time check (its SQL: db/pg-fence.ts).
  */
 import type pg from 'pg';
+import { fenceFunctionName, fenceFunctionSql } from '../db/pg-fence.js';
 import { inTransaction } from '../db/pg-transaction.js';
 import { checkSlotCount } from './slots.js';
 
 export const SCHEMA_VERSION = 1;
-/** SQLSTATE raised by the fence function. */
-export const FENCED_SQLSTATE = 'SQF01';
+/** SQLSTATE raised by the fence function (db/pg-fence.ts). */
+export { FENCED_SQLSTATE } from '../db/pg-fence.js';
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
 
@@ -39,7 +40,7 @@ export function clusterTables(schema?: string): ClusterTables {
     throw new RangeError(`schema must be lower-case letters, digits and underscores, got ${JSON.stringify(schema)}`);
   }
   const q = (name: string) => (schema === undefined ? `"${name}"` : `"${schema}"."${name}"`);
-  return { schema, meta: q('cluster_meta'), nodes: q('cluster_nodes'), slots: q('cluster_slots'), fence: q('sequent_cluster_fence') };
+  return { schema, meta: q('cluster_meta'), nodes: q('cluster_nodes'), slots: q('cluster_slots'), fence: fenceFunctionName(schema) };
 }
 
 export class SlotCountMismatchError extends Error {
@@ -94,18 +95,7 @@ export async function ensureClusterSchema(pool: pg.Pool, tables: ClusterTables, 
       await client.query(`INSERT INTO ${tables.meta} (key, value) VALUES ('slots', $1)`, [String(slots)]);
       await client.query(`INSERT INTO ${tables.slots} (slot) SELECT generate_series(0, $1::int - 1) ON CONFLICT (slot) DO NOTHING`, [slots]);
     }
-    await client.query(`
-      CREATE OR REPLACE FUNCTION ${tables.fence}(p_slot integer, p_epoch bigint) RETURNS void
-      LANGUAGE plpgsql AS $fence$
-      BEGIN
-        -- FOR KEY SHARE: a takeover (a key update of this row) waits until this transaction ends;
-        -- a renewal does not. A released row (holder '') refuses too.
-        PERFORM 1 FROM ${tables.slots} WHERE slot = p_slot AND epoch = p_epoch AND holder <> '' FOR KEY SHARE;
-        IF NOT FOUND THEN
-          RAISE EXCEPTION 'slot % is no longer held at epoch %', p_slot, p_epoch USING ERRCODE = '${FENCED_SQLSTATE}';
-        END IF;
-      END
-      $fence$`);
+    await client.query(fenceFunctionSql(tables.fence, tables.slots));
     return slots;
   });
 }

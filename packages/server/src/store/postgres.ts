@@ -5,17 +5,24 @@
  * (`FOR UPDATE`) while the batch checks that it continues the stored log, plus
  * the primary key on (conv, seq) and the unique cmid index.
  *
+ * Cluster mode adds the commit-time fence (CommitBatch.fences): the transaction
+ * first runs the cluster's fence function (db/pg-fence.ts) for every slot of the
+ * batch, holding each lease row FOR KEY SHARE until COMMIT, so a takeover either
+ * waits for this commit or has already made it fail; each entry stores the epoch
+ * it was written under (0 unfenced), so epochs never decrease along a log.
+ *
  * Text columns hold what the SQLite adapter holds (rows.ts): bodies as JSON text,
  * cmids encoded so that NUL and lone surrogates survive; BIGINTs come back as
  * strings and are turned into numbers there.
  */
 import pg from 'pg';
+import { checkLeaseRef, fenceFunctionName, fenceManySql, isFenceRefusal, refusedLease, SlotFencedError } from '../db/pg-fence.js';
 import { inTransaction } from '../db/pg-transaction.js';
 import type { Entry } from 'sequent-client/protocol';
 import { StoreConflictError } from './memory.js';
 import { batchRows, encodeCmid, ENTRY_COLUMNS, entryFromRow, type EntryRow, laneHighs, READ_COLUMNS, validateRowOrder } from './rows.js';
 import { PostgresConvReads, snapshotConvs, writeChatEffects } from './postgres-chat.js';
-import type { CommitBatch, ConvKind, ConvListing, ConvRecord, ConvsQuery, ConvsSnapshot, ConvsState, EntryMeta, LaneRecord, Membership, ReadPosition, Store } from './types.js';
+import type { CommitBatch, CommitFence, ConvKind, ConvListing, ConvRecord, ConvsQuery, ConvsSnapshot, ConvsState, EntryMeta, LaneRecord, Membership, ReadPosition, Store } from './types.js';
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/db */
@@ -24,6 +31,16 @@ export interface PostgresStoreOptions {
   schema?: string;
   /** Most connections in the pool; default 10. */
   maxConnections?: number;
+  /**
+   * The schema of the cluster tables, whose fence function checks a fenced commit
+   * (default: the connection's search_path, as the cluster's own default).
+   */
+  clusterSchema?: string;
+  /**
+   * More pool settings, e.g. a cluster node's session settings (cluster/pg-session.ts),
+   * so that the server ends a paused node's open commit and frees its locks.
+   */
+  poolConfig?: Omit<pg.PoolConfig, 'connectionString' | 'max'>;
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
@@ -80,6 +97,9 @@ ALTER TABLE ${schema}.entries ADD COLUMN IF NOT EXISTS ref BIGINT;
 ALTER TABLE ${schema}.entries ADD COLUMN IF NOT EXISTS edited BIGINT;
 ALTER TABLE ${schema}.entries ADD COLUMN IF NOT EXISTS deleted BIGINT;
 ALTER TABLE ${schema}.entries ADD COLUMN IF NOT EXISTS mcount BIGINT NOT NULL DEFAULT 0;
+-- Cluster mode: the lease epoch each entry was committed under; 0 for a single node and for
+-- entries stored before (a constant default: adding it rewrites no table).
+ALTER TABLE ${schema}.entries ADD COLUMN IF NOT EXISTS epoch BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS entries_by_ref ON ${schema}.entries (conv, ref) WHERE ref IS NOT NULL;
 CREATE INDEX IF NOT EXISTS entries_deleted ON ${schema}.entries (conv, seq) WHERE deleted IS NOT NULL AND kind = 'msg';
 CREATE TABLE IF NOT EXISTS ${schema}.member_state (
@@ -127,13 +147,18 @@ function isConflict(error: unknown): boolean {
 class PostgresStore implements Store {
   private readonly pool: pg.Pool;
   private readonly s: string;
+  private readonly fenceFn: string;
   private closed = false;
 
   constructor(options: PostgresStoreOptions) {
     const schema = options.schema ?? 'sequent';
     if (!IDENTIFIER.test(schema)) throw new TypeError(`schema must be lower-case letters, digits and underscores, got ${JSON.stringify(schema)}`);
     this.s = schema;
-    this.pool = new pg.Pool({ connectionString: options.url, max: options.maxConnections ?? 10 });
+    if (options.clusterSchema !== undefined && !IDENTIFIER.test(options.clusterSchema)) {
+      throw new TypeError(`clusterSchema must be lower-case letters, digits and underscores, got ${JSON.stringify(options.clusterSchema)}`);
+    }
+    this.fenceFn = fenceFunctionName(options.clusterSchema);
+    this.pool = new pg.Pool({ ...options.poolConfig, connectionString: options.url, max: options.maxConnections ?? 10 });
     // An idle client's connection error must not crash the process; the next query reports it.
     this.pool.on('error', () => {});
   }
@@ -203,12 +228,32 @@ class PostgresStore implements Store {
 
   async commit(batch: CommitBatch): Promise<void> {
     if (this.closed) throw new Error('the store is closed');
+    const leases = batch.fences === undefined ? undefined : fencedLeases(batch, batch.fences);
     try {
-      await inTransaction(this.pool, (client) => this.writeBatch(client, batch));
+      await inTransaction(this.pool, async (client) => {
+        if (leases) await this.fence(client, leases);
+        await this.writeBatch(client, batch);
+      });
     } catch (error) {
-      if (error instanceof StoreConflictError) throw error;
+      if (error instanceof StoreConflictError || error instanceof SlotFencedError) throw error;
       if (isConflict(error)) throw new StoreConflictError(`commit refused: ${(error as Error).message}`, { cause: error });
       throw error;
+    }
+  }
+
+  /**
+   * The fence of every lease of the batch in one statement, first in the transaction:
+   * the lease rows stay locked FOR KEY SHARE until it ends. Slot order, so that the
+   * locks are always taken in one order.
+   */
+  private async fence(client: pg.PoolClient, leases: readonly CommitFence[]): Promise<void> {
+    try {
+      await client.query(fenceManySql(this.fenceFn), [leases.map((l) => l.slot), leases.map((l) => l.epoch)]);
+    } catch (error) {
+      if (!isFenceRefusal(error)) throw error;
+      // One statement checked every lease: the refusal names the one that failed.
+      const refused = refusedLease(error) ?? leases[0]!;
+      throw new SlotFencedError(refused.slot, refused.epoch);
     }
   }
 
@@ -233,13 +278,15 @@ class PostgresStore implements Store {
       return h;
     };
     const rows = batchRows(batch);
+    const fences = batch.fences;
     for (const row of rows) {
       const h = await head(row[0]);
       validateRowOrder(row, h.last);
       if (row[2] === 'msg') h.msgs++;
-      await client.query(`INSERT INTO ${s}.entries (${ENTRY_COLUMNS}, mcount) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, [
+      await client.query(`INSERT INTO ${s}.entries (${ENTRY_COLUMNS}, mcount, epoch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, [
         ...row,
         h.msgs,
+        fences?.get(row[0])?.epoch ?? 0,
       ]);
       h.last = row[1];
       h.ts = row[4];
@@ -328,6 +375,29 @@ class PostgresStore implements Store {
   async setMeta(key: string, value: string): Promise<void> {
     await this.query(`INSERT INTO ${this.s}.meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [key, value]);
   }
+}
+
+/**
+ * The distinct leases of a fenced batch, by slot; throws TypeError (before anything is
+ * written) when a conversation the batch touches has no fence: in cluster mode an
+ * unfenced write is a second owner's chance.
+ */
+function fencedLeases(batch: CommitBatch, fences: ReadonlyMap<string, CommitFence>): CommitFence[] {
+  const touched = [
+    ...batch.newConvs.map((c) => c.conv),
+    ...batch.entries.map((e) => e.conv),
+    ...batch.memberships.map((m) => m.conv),
+    ...(batch.reads ?? []).map((r) => r.conv),
+  ];
+  for (const conv of touched) {
+    if (!fences.has(conv)) throw new TypeError(`a fenced commit has no fence for conversation ${conv}`);
+  }
+  const leases = new Map<string, CommitFence>();
+  for (const [conv, fence] of fences) {
+    checkLeaseRef(fence, conv);
+    leases.set(`${fence.slot}/${fence.epoch}`, { slot: fence.slot, epoch: fence.epoch });
+  }
+  return [...leases.values()].sort((a, b) => a.slot - b.slot || a.epoch - b.epoch);
 }
 
 /** Opens a PostgreSQL store (connections are made lazily; init() creates the tables). */

@@ -52,6 +52,23 @@ export interface CommitBatch {
    * without being listed here.
    */
   reads?: readonly ReadMove[];
+  /**
+   * Cluster mode: per conversation of the batch, the slot lease it is committed
+   * under. An adapter whose data several nodes share (PostgreSQL) checks, inside
+   * the commit's transaction, that every listed slot is still held at its epoch,
+   * stores the epoch on each of the conversation's entries, and refuses the whole
+   * batch with SlotFencedError when one is not; every conversation the batch
+   * touches must then be listed (TypeError otherwise). Absent: unfenced, as on a
+   * single node (entries get epoch 0). Single-node adapters (memory, SQLite)
+   * ignore it.
+   */
+  fences?: ReadonlyMap<string, CommitFence>;
+}
+
+/** The slot lease a conversation is committed under: its slot and the epoch its holder acquired it at. */
+export interface CommitFence {
+  slot: number;
+  epoch: number;
 }
 
 export interface ReadMove {
@@ -144,7 +161,9 @@ export interface Store {
   /**
    * Atomically and durably writes the batch. Rejects (writing nothing) if an entry's
    * seq is already taken or a (conv, user, device, cmid) repeats — a fence against
-   * two owners of one conversation.
+   * two owners of one conversation — with StoreConflictError; and, on an adapter
+   * that checks `batch.fences`, when a slot moved past the epoch given, with
+   * SlotFencedError.
    */
   commit(batch: CommitBatch): Promise<void>;
 
