@@ -71,7 +71,7 @@ describe('judgeFinals', () => {
   it('passes rows and views that match the log, and counts what it judged', () => {
     const { findings, judged } = judgeFinals(finals, [{ user: 'carol', conv: 'g:t', read: 1, last: 7, unread: 1, index: 5 }], [{ user: 'carol', device: 'd1', conv: 'g:t', items: view, index: 98 }]);
     expect(findings).toEqual([]);
-    expect(judged).toEqual({ 'unread-wrong': 1, 'view-divergent': 1, 'deleted-body': 1 });
+    expect(judged).toEqual({ 'unread-wrong': 1, 'view-divergent': 1, 'deleted-body': 1, 'action-invalid': 6 });
   });
 
   it('finds a wrong unread count, a view that missed an edit, and a final log that kept a deleted body', () => {

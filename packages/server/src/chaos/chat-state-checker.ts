@@ -34,6 +34,8 @@ export const CHAT_STATE_RULES = [
   'deleted-body',
   /** a device's folded view of a conversation differs from the fold of its final log */
   'view-divergent',
+  /** a final log holds an edit or delete by someone other than its target's author, an action on a deleted target, or on no message */
+  'action-invalid',
 ] as const;
 export type ChatStateRule = (typeof CHAT_STATE_RULES)[number];
 
@@ -54,7 +56,8 @@ export interface ChatStateFinding {
 export function foldEntries(entries: readonly ChatEntry[]): FoldedItem[] {
   const items = new Map<number, FoldedItem & { editSeq: number; votes: Map<string, { seq: number; on: boolean }> }>();
   const sorted = [...entries].sort((a, b) => a.seq - b.seq);
-  for (const e of sorted) if (e.kind === 'msg') items.set(e.seq, { seq: e.seq, from: e.from, body: e.body ?? null, deleted: false, reactions: {}, editSeq: 0, votes: new Map() });
+  // A `deleted` annotation is a delete too: its entry may lie outside what this member may read.
+  for (const e of sorted) if (e.kind === 'msg') items.set(e.seq, { seq: e.seq, from: e.from, body: e.body ?? null, deleted: e.deleted !== undefined, reactions: {}, editSeq: 0, votes: new Map() });
   for (const e of sorted) {
     const target = e.ref === undefined ? undefined : items.get(e.ref);
     if (!target) continue;
@@ -71,15 +74,17 @@ export function foldEntries(entries: readonly ChatEntry[]): FoldedItem[] {
     }
   }
   return [...items.values()].map(({ editSeq: _edit, votes, ...item }) => {
-    const reactions: Record<string, string[]> = {};
+    const byKey = new Map<string, string[]>();
     if (!item.deleted) {
       for (const [vote, { on }] of votes) {
         if (!on) continue;
         const [user, key] = vote.split('\n') as [string, string];
-        (reactions[key] ??= []).push(user);
+        byKey.set(key, [...(byKey.get(key) ?? []), user]);
       }
-      for (const users of Object.values(reactions)) users.sort();
     }
+    // Keys in sorted order, users sorted: two folds of the same state compare equal as JSON.
+    const reactions: Record<string, string[]> = {};
+    for (const key of [...byKey.keys()].sort()) reactions[key] = (byKey.get(key) as string[]).sort();
     return { ...item, body: item.deleted ? null : item.body, reactions };
   });
 }
@@ -140,9 +145,9 @@ export function judgeFinals(
   finals: ReadonlyMap<string, { entries: readonly ChatEntry[]; index: number }>,
   rows: readonly ConvsRowObservation[],
   views: readonly { user: string; device: string; conv: string; items: readonly FoldedItem[]; index: number }[],
-): { findings: ChatStateFinding[]; judged: Record<'unread-wrong' | 'view-divergent' | 'deleted-body', number> } {
+): { findings: ChatStateFinding[]; judged: Record<'unread-wrong' | 'view-divergent' | 'deleted-body' | 'action-invalid', number> } {
   const findings: ChatStateFinding[] = [];
-  const judged = { 'unread-wrong': 0, 'view-divergent': 0, 'deleted-body': 0 };
+  const judged = { 'unread-wrong': 0, 'view-divergent': 0, 'deleted-body': 0, 'action-invalid': 0 };
   for (const row of rows) {
     const final = finals.get(`${row.user}\n${row.conv}`);
     if (!final) continue;
@@ -163,6 +168,12 @@ export function judgeFinals(
       if (e.body !== null && e.body !== undefined) findings.push({ kind: 'deleted-body', conv, seqs: [e.seq], evidence: [final.index], message: `a final log returned the body of ${e.seq}, deleted` });
     }
   }
+  for (const [key, final] of finals) {
+    const conv = key.split('\n')[1] as string;
+    const finding = invalidAction(final.entries);
+    judged['action-invalid'] += final.entries.filter((e) => ACTIONS.has(e.kind)).length;
+    if (finding) findings.push({ kind: 'action-invalid', conv, seqs: finding.seqs, evidence: [final.index], message: `${conv}: ${finding.message}` });
+  }
   for (const view of views) {
     const final = finals.get(`${view.user}\n${view.conv}`);
     if (!final) continue;
@@ -178,13 +189,43 @@ export function judgeFinals(
   return { findings, judged };
 }
 
+const ACTIONS = new Set(['edit', 'delete', 'react']);
+
+/**
+ * The first action in a log the server should have refused: an edit or delete
+ * by another user than the target's author (forbidden), an action on a target
+ * deleted at a lower seq (conflict), or one whose target is no message of the
+ * log (not_found). A target outside the log (before this member's readable
+ * range) is not judged.
+ */
+export function invalidAction(entries: readonly ChatEntry[]): { seqs: number[]; message: string } | undefined {
+  const sorted = [...entries].sort((a, b) => a.seq - b.seq);
+  const bySeq = new Map(sorted.map((e) => [e.seq, e]));
+  const lowest = sorted[0]?.seq ?? 0;
+  const deletedAt = new Map<number, number>();
+  for (const e of sorted) {
+    if (!ACTIONS.has(e.kind) || e.ref === undefined) continue;
+    const target = bySeq.get(e.ref);
+    if (!target) {
+      if (e.ref >= lowest) return { seqs: [e.seq, e.ref], message: `the ${e.kind} at ${e.seq} acts on seq ${e.ref}, which is not in the log` };
+      continue;
+    }
+    if (target.kind !== 'msg') return { seqs: [e.seq, e.ref], message: `the ${e.kind} at ${e.seq} acts on a ${target.kind} entry (${e.ref})` };
+    if (e.kind !== 'react' && e.from !== target.from) return { seqs: [e.seq, e.ref], message: `${e.from} may not ${e.kind} ${target.from}'s message ${e.ref}, yet the log holds it at ${e.seq}` };
+    const gone = deletedAt.get(e.ref);
+    if (gone !== undefined) return { seqs: [gone, e.seq], message: `the ${e.kind} at ${e.seq} acts on ${e.ref}, deleted at ${gone}` };
+    if (e.kind === 'delete') deletedAt.set(e.ref, e.seq);
+  }
+  return undefined;
+}
+
 /**
  * Keeps what the chat-state rules need while the history streams by (one pass,
  * as the log checker does) and judges the rest once the final logs are in.
  */
 export class ChatStateChecker {
   readonly findings: ChatStateFinding[] = [];
-  readonly judged: Record<ChatStateRule, number> = { 'read-backwards': 0, 'unread-wrong': 0, 'deleted-body': 0, 'view-divergent': 0 };
+  readonly judged: Record<ChatStateRule, number> = { 'read-backwards': 0, 'unread-wrong': 0, 'deleted-body': 0, 'view-divergent': 0, 'action-invalid': 0 };
   private readonly positions = new ReadPositions();
   /** per (conn, reader, conv): the highest read push so far */
   private readonly pushed = new Map<string, { seq: number; index: number }>();

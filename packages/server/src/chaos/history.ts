@@ -381,7 +381,12 @@ export function toHistoryEntry(
 
 /** A short stable digest of a JSON body (FNV-1a 32 over its JSON), enough to tell two bodies apart in evidence. */
 export function bodyDigest(body: unknown): string {
-  const text = JSON.stringify(body) ?? 'undefined';
+  // Keys sorted: a store may hand a body back with its keys in another order (PostgreSQL's jsonb does).
+  const text = JSON.stringify(body, (_key, value: unknown) =>
+    value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? Object.fromEntries(Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : value,
+  ) ?? 'undefined';
   let hash = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     hash ^= text.charCodeAt(i);
