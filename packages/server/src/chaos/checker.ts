@@ -102,7 +102,8 @@ const MAX_LISTED = 200;
 /** Only this many get their evidence fetched by predicate (each predicate is tried on every event). */
 const MAX_SEARCHED = 50;
 /** Answers that mean "try again": a send refused with one of these is not settled. */
-const RETRY_CODES = new Set(['unavailable', 'internal', 'rate_limited', 'out_of_order']);
+/** Send errors the SDK retries: not a final answer. */
+export const RETRY_CODES = new Set(['unavailable', 'internal', 'rate_limited', 'out_of_order']);
 
 const devKey = (user: string, device: string): string => `${user}/${device}`;
 const msgKey = (user: string, device: string, conv: string, cmid: string): string => `${user}/${device}/${conv}/${cmid}`;
@@ -354,6 +355,12 @@ export class HistoryChecker {
         contiguous = false;
         this.report('gap', `${who}'s sync page of ${r.conv} goes from seq ${prev.seq} to seq ${cur.seq}`, r.conv, [prev.seq, cur.seq], [index]);
       }
+    }
+    // An older-history page (before) is judged for holes only: where it starts depends on the readable range below it.
+    if (r.before !== undefined) {
+      const top = r.entries.at(-1)?.seq;
+      if (top !== undefined && top >= r.before) this.report('gap', `${who}'s page of ${r.conv} before ${r.before} holds seq ${top}`, r.conv, [top], [index]);
+      return;
     }
     const first = r.entries[0];
     if (first !== undefined && first.seq !== r.after + 1) {

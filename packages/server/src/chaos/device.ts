@@ -86,12 +86,13 @@ export class ChaosDevice {
       pingIntervalMs: 2000,
       pingTimeoutMs: 2000,
     });
-    client.on('blocked', ({ conv, discardable, handles }) => {
+    client.on('blocked', ({ discardable, handles }) => {
       // A refused edit, delete or reaction (another's message, a deleted one) would block the conversation for good: drop it, as an app would.
       const head = handles[0];
       if (!discardable || !head || head.kind === 'msg') return;
-      client.discard(conv).then(
-        (gone) => (this.discarded += gone.length),
+      // Only the refused one: the messages blocked behind it move down a dseq and go out.
+      head.discard().then(
+        () => void this.discarded++,
         () => {},
       );
     });

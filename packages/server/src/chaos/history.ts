@@ -28,7 +28,7 @@
  *                  expected (with out_of_order), conn.
  * - `push`         a msg frame arrived: conn, user, device, conv, entry.
  * - `sync-start`   a sync frame went out: sync (an id unique in the run), user, device,
- *                  conv, after, limit, conn.
+ *                  conv, after, limit, conn; `before` for a page of older history.
  * - `sync-result`  its batch: sync, user, device, conv, after, limit, entries, last.
  * - `membership`   a create or members request: user (who asked), conv, op
  *                  ('create' | 'members'), add, remove, and seq once acked
@@ -127,6 +127,8 @@ export interface SyncStartEvent extends Base, DeviceRef {
   conv: string;
   after: number;
   limit: number;
+  /** an older-history page (`sync` with `before`): the entries just below it; `after` is then 0 */
+  before?: number;
   conn?: string;
 }
 
@@ -136,6 +138,7 @@ export interface SyncResultEvent extends Base, DeviceRef {
   conv: string;
   after: number;
   limit: number;
+  before?: number;
   entries: HistoryEntry[];
   last: number;
 }
