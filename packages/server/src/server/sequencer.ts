@@ -142,8 +142,6 @@ export class Sequencer {
       }
       audience = [...new Set([...before, ...state.memberList])];
     }
-    // Sending any entry moves the sender's read position to it (the store does the same in the commit).
-    state.moveRead(draft.from, seq, true);
     state.last = seq;
     state.lastTs = ts;
     state.inFlight++;
@@ -226,6 +224,9 @@ export class Sequencer {
     for (const item of batch) {
       item.state.committed = item.entry.seq;
       item.state.inFlight--;
+      // Sending any entry moves the sender's read position to it, as the commit just did in the
+      // store. Only now: a `read` answered meanwhile must not say a position a crash could undo.
+      item.state.moveRead(item.entry.from, item.entry.seq, true);
     }
     // The store gets the next batch before this one is answered: its inserts and
     // fsync then overlap with the acks and pushes below instead of waiting for them.
