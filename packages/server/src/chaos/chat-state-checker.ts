@@ -187,7 +187,9 @@ export function judgeFinals(
   for (const [key, final] of finals) {
     const conv = key.split('\n')[1] as string;
     const deleted = new Set<number>();
+    // The server's own `deleted` annotation counts too: a former member's log holds it without the delete.
     for (const e of final.entries) if (e.kind === 'delete' && e.ref !== undefined) deleted.add(e.ref);
+    for (const e of final.entries) if (e.kind === 'msg' && e.deleted !== undefined) deleted.add(e.seq);
     for (const e of final.entries) {
       const target = e.kind === 'msg' ? e.seq : e.kind === 'edit' ? e.ref : undefined;
       if (target === undefined || !deleted.has(target)) continue;
@@ -331,6 +333,12 @@ export class ChatStateChecker {
   private judgeSync(conv: string, entries: readonly ChatEntry[], startedAt: number | undefined, index: number): void {
     if (startedAt === undefined) return;
     for (const e of entries) {
+      // An entry the server itself marks deleted carries no body, whenever the delete was.
+      if (e.deleted !== undefined) {
+        this.judged['deleted-body']++;
+        if (e.body !== null && e.body !== undefined) this.report('deleted-body', conv, [e.seq], [index], `a sync returned ${e.seq} marked deleted at ${e.deleted}, with its body`);
+        continue;
+      }
       const target = e.kind === 'msg' ? e.seq : e.kind === 'edit' ? e.ref : undefined;
       const deleted = target === undefined ? undefined : this.deletedAt.get(`${conv}#${target}`);
       if (!deleted || deleted.at >= startedAt) continue;
