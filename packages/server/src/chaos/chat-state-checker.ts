@@ -171,6 +171,8 @@ export function judgeFinals(
   finals: ReadonlyMap<string, { entries: readonly ChatEntry[]; index: number }>,
   rows: readonly ConvsRowObservation[],
   views: readonly { user: string; device: string; conv: string; items: readonly FoldedItem[]; index: number }[],
+  /** false when the caller judged every final log's deleted bodies as it came (finals keeps one log per user) */
+  judgeDeleted = true,
 ): { findings: ChatStateFinding[]; judged: Record<'unread-wrong' | 'view-divergent' | 'deleted-body' | 'action-invalid', number> } {
   const findings: ChatStateFinding[] = [];
   const judged = { 'unread-wrong': 0, 'view-divergent': 0, 'deleted-body': 0, 'action-invalid': 0 };
@@ -184,17 +186,11 @@ export function judgeFinals(
       findings.push({ kind: 'unread-wrong', conv: row.conv, seqs: [row.read, row.last], evidence: [row.index, final.index], message: `${row.user}'s row said unread ${row.unread} for (${row.read}, ${row.last}], the log holds ${holds}` });
     }
   }
-  for (const [key, final] of finals) {
-    const conv = key.split('\n')[1] as string;
-    const deleted = new Set<number>();
-    // The server's own `deleted` annotation counts too: a former member's log holds it without the delete.
-    for (const e of final.entries) if (e.kind === 'delete' && e.ref !== undefined) deleted.add(e.ref);
-    for (const e of final.entries) if (e.kind === 'msg' && e.deleted !== undefined) deleted.add(e.seq);
-    for (const e of final.entries) {
-      const target = e.kind === 'msg' ? e.seq : e.kind === 'edit' ? e.ref : undefined;
-      if (target === undefined || !deleted.has(target)) continue;
-      judged['deleted-body']++;
-      if (e.body !== null && e.body !== undefined) findings.push({ kind: 'deleted-body', conv, seqs: [e.seq], evidence: [final.index], message: `a final log returned the body of ${e.seq}, deleted` });
+  if (judgeDeleted) {
+    for (const [key, final] of finals) {
+      const found = deletedBodies(key.split('\n')[1] as string, final.entries, final.index);
+      judged['deleted-body'] += found.judged;
+      findings.push(...found.findings);
     }
   }
   for (const [key, final] of finals) {
@@ -214,6 +210,23 @@ export function judgeFinals(
       const differ = [...view.items].filter((item) => bySeq.get(item.seq) !== JSON.stringify(item)).map((item) => item.seq);
       findings.push({ kind: 'view-divergent', conv: view.conv, seqs: differ.slice(0, 20), evidence: [view.index, final.index], message: `${view.user}/${view.device} shows a view of ${view.conv} that is not the fold of its log (${differ.length} items differ)` });
     }
+  }
+  return { findings, judged };
+}
+
+/** A final log must not hold the body of a deleted message or of its edits. */
+export function deletedBodies(conv: string, entries: readonly ChatEntry[], index: number): { findings: ChatStateFinding[]; judged: number } {
+  const deleted = new Set<number>();
+  // The server's own `deleted` annotation counts too: a former member's log holds it without the delete.
+  for (const e of entries) if (e.kind === 'delete' && e.ref !== undefined) deleted.add(e.ref);
+  for (const e of entries) if (e.kind === 'msg' && e.deleted !== undefined) deleted.add(e.seq);
+  const findings: ChatStateFinding[] = [];
+  let judged = 0;
+  for (const e of entries) {
+    const target = e.kind === 'msg' ? e.seq : e.kind === 'edit' ? e.ref : undefined;
+    if (target === undefined || !deleted.has(target)) continue;
+    judged++;
+    if (e.body !== null && e.body !== undefined) findings.push({ kind: 'deleted-body', conv, seqs: [e.seq], evidence: [index], message: `a final log returned the body of ${e.seq}, deleted` });
   }
   return { findings, judged };
 }
@@ -307,9 +320,14 @@ export class ChatStateChecker {
         }
         return;
       }
-      case 'final-log':
+      case 'final-log': {
+        // Every device's log is judged for deleted bodies; one per user is kept for rows and views.
+        const found = deletedBodies(e.conv, e.entries, index);
+        this.judged['deleted-body'] += found.judged;
+        for (const f of found.findings) this.report(f.kind, f.conv, f.seqs, f.evidence, f.message);
         this.finals.set(`${e.user}\n${e.conv}`, { entries: e.entries, index });
         return;
+      }
       case 'final-view':
         this.views.push({ user: e.user, device: e.device, conv: e.conv, items: e.items, index });
         return;
@@ -319,7 +337,7 @@ export class ChatStateChecker {
   }
 
   finish(): void {
-    const { findings, judged } = judgeFinals(this.finals, this.rows, this.views);
+    const { findings, judged } = judgeFinals(this.finals, this.rows, this.views, false);
     this.findings.push(...findings);
     for (const [rule, n] of Object.entries(judged) as [ChatStateRule, number][]) this.judged[rule] += n;
   }
