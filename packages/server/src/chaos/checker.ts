@@ -325,7 +325,7 @@ export class HistoryChecker {
     let seen = this.readSeen.get(k);
     if (!seen) this.readSeen.set(k, (seen = new SeqRanges()));
     seen.add(entry.seq);
-    if (entry.kind === 'msg' && entry.cmid !== undefined) {
+    if (entry.kind !== 'system' && entry.cmid !== undefined) {
       this.perRule['future-read']++;
       const key = msgKey(entry.from, entry.dev, conv, entry.cmid);
       if (!this.sent.has(key) && !this.futureCandidates.has(key)) this.futureCandidates.set(key, index);
@@ -462,7 +462,7 @@ export class HistoryChecker {
         else midAt.set(o.entry.mid, { where: `${conv} seq ${seq}`, index: o.index });
         this.perRule['after-removal']++;
         if (!t.canRead(o.entry.from, seq)) this.report(t.why(o.entry.from, seq), `${o.entry.from} wrote ${conv} seq ${seq} while not a member`, conv, [seq], [o.index]);
-        if (o.entry.kind !== 'msg' || o.entry.cmid === undefined) continue;
+        if (o.entry.kind === 'system' || o.entry.cmid === undefined) continue;
         this.perRule['duplicate']++;
         const key = msgKey(o.entry.from, o.entry.dev, conv, o.entry.cmid);
         const first = cmidAt.get(key);
