@@ -52,14 +52,18 @@ export class ChatState {
     }
     // Memory moves once the store has it: a read answered meanwhile on another device must not
     // say a position a crash could still undo (the chaos checker's read-backwards saw that).
-    state.moveRead(session.user, frame.seq, isPublic);
+    const moved = state.moveRead(session.user, frame.seq, isPublic);
     const seq = state.readOf(session.user).read;
     session.send({ t: 'ok', id: frame.id, conv: state.conv, seq });
+    // A read that committed beside a higher one of the same user moved nothing: that one pushes.
+    if (!moved) return;
     const own = JSON.stringify(isPublic ? { t: 'read', conv: state.conv, user: session.user, seq } : { t: 'read', conv: state.conv, user: session.user, seq, private: true });
     this.fanout.pushText([session.user], own);
     if (isPublic) {
       const others = state.memberList.filter((user) => user !== session.user);
-      this.fanout.pushText(others, JSON.stringify({ t: 'read', conv: state.conv, user: session.user, seq: frame.seq }));
+      // The position as it stands, not this request's: two reads committed at once must not push 123, then 122.
+      const { publicRead } = state.readOf(session.user);
+      this.fanout.pushText(others, JSON.stringify({ t: 'read', conv: state.conv, user: session.user, seq: publicRead }));
     }
   }
 
