@@ -460,6 +460,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         finalViews++;
         history.record({ type: 'final-view', user: device.user, device: device.deviceId, conv, items });
       }
+      // Its SDK now holds the whole readable history: let it go before the next device loads its own.
+      await device.stop();
     }
     if (viewsSkipped.length > 0) log(`${viewsSkipped.length} final views not taken: a send was still on its way`);
     await Promise.all(devices.map((d) => d.stop()));
