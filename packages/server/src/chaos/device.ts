@@ -46,6 +46,7 @@ export class ChaosDevice {
   /** Chat-state operations issued, by kind, and refused ones this device discarded to unblock its conversation. */
   readonly operations: Record<ChatOperation, number> = { edit: 0, delete: 0, react: 0, read: 0, 'read-back': 0, convs: 0, forbidden: 0 };
   discarded = 0;
+  private readonly discarding = new WeakSet<object>();
 
   constructor(private readonly settings: DeviceSettings) {}
 
@@ -86,16 +87,12 @@ export class ChaosDevice {
       pingIntervalMs: 2000,
       pingTimeoutMs: 2000,
     });
-    client.on('blocked', ({ discardable, handles }) => {
-      // A refused edit, delete or reaction (another's message, a deleted one) would block the conversation for good: drop it, as an app would.
-      const head = handles[0];
-      if (!discardable || !head || head.kind === 'msg') return;
-      // Only the refused one: the messages blocked behind it move down a dseq and go out.
-      head.discard().then(
-        () => void this.discarded++,
-        () => {},
-      );
-    });
+    // A refused edit, delete or reaction (another's message, a deleted one) would block the conversation
+    // for good: drop it, as an app would. Checked on every send state change too: one refused while
+    // sends ahead of it were still unacked blocks the conversation only once those are acked, and the
+    // SDK emits no `blocked` event then.
+    client.on('blocked', ({ conv }) => this.unblock(client, conv));
+    client.on('send', ({ handle }) => this.unblock(client, handle.conv));
     client.on('message', ({ conv, entry }) => {
       this.targetsOf(conv).saw(entry, settings.user);
       // entries() is the view's own array (read-only to apps); trimming its front leaves its newest entries and order intact.
@@ -124,6 +121,18 @@ export class ChaosDevice {
     this.sent++;
     this.client.send(conv, { text: `${this.settings.user}/${this.settings.label} #${this.sent}`, at: Date.now() });
     return true;
+  }
+
+  private unblock(client: SequentClient, conv: string): void {
+    const blocked = client.blocked(conv)[0];
+    const head = blocked?.handles[0];
+    if (!blocked?.discardable || !head || head.kind === 'msg' || this.discarding.has(head)) return;
+    this.discarding.add(head);
+    // Only the refused one: the messages blocked behind it move down a dseq and go out.
+    head.discard().then(
+      () => void this.discarded++,
+      () => {},
+    );
   }
 
   private targetsOf(conv: string): Targets {
