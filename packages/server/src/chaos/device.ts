@@ -91,8 +91,10 @@ export class ChaosDevice {
     // for good: drop it, as an app would. Checked on every send state change too: one refused while
     // sends ahead of it were still unacked blocks the conversation only once those are acked, and the
     // SDK emits no `blocked` event then.
-    client.on('blocked', ({ conv }) => this.unblock(client, conv));
-    client.on('send', ({ handle }) => this.unblock(client, handle.conv));
+    // Deferred: a `send` event fires in the middle of the SDK marking a conversation's sends failed,
+    // and a discard then would resume none of those still to be marked.
+    client.on('blocked', ({ conv }) => queueMicrotask(() => this.unblock(client, conv)));
+    client.on('send', ({ handle }) => queueMicrotask(() => this.unblock(client, handle.conv)));
     client.on('message', ({ conv, entry }) => {
       this.targetsOf(conv).saw(entry, settings.user);
       // entries() is the view's own array (read-only to apps); trimming its front leaves its newest entries and order intact.
