@@ -1,6 +1,6 @@
 /** The chat-state rules on hand-made logs: folding, the unread rule, read positions in real time, and the final judgement. */
 import { describe, expect, it } from 'vitest';
-import { foldEntries, judgeFinals, ReadPositions, unreadOf, type ChatEntry } from '../../packages/server/src/chaos/chat-state-checker.js';
+import { foldEntries, judgeFinals, ReadPositions, unreadBounds, unreadOf, type ChatEntry } from '../../packages/server/src/chaos/chat-state-checker.js';
 
 let mid = 0;
 const entry = (seq: number, kind: string, from: string, body: unknown, ref?: number): ChatEntry => ({
@@ -54,6 +54,18 @@ describe('unreadOf', () => {
   });
 });
 
+describe('unreadBounds', () => {
+  it("lets a former member's row count a message either way when only the annotation tells of its delete, after the row's last", () => {
+    // dave was removed at 4: he may not read the delete at 7, his log shows 3 with the annotation only.
+    const daves = LOG.filter((e) => e.seq <= 4);
+    expect(unreadBounds('dave', daves, 1, 4)).toEqual({ min: 1, max: 2 });
+    // with the delete's entry in the log, a delete above last came after the row: counted
+    expect(unreadBounds('carol', LOG, 1, 6)).toEqual({ min: 2, max: 2 });
+    // an annotation at or below last is a delete before the row, entry or not
+    expect(unreadBounds('dave', daves.map((e) => (e.seq === 3 ? { ...e, deleted: 4 } : e)), 1, 4)).toEqual({ min: 1, max: 1 });
+  });
+});
+
 describe('ReadPositions', () => {
   it('holds an answer to the highest answer that arrived before its request went out, not to later ones', () => {
     const reads = new ReadPositions();
@@ -71,7 +83,7 @@ describe('judgeFinals', () => {
   it('passes rows and views that match the log, and counts what it judged', () => {
     const { findings, judged } = judgeFinals(finals, [{ user: 'carol', conv: 'g:t', read: 1, last: 7, unread: 1, index: 5 }], [{ user: 'carol', device: 'd1', conv: 'g:t', items: view, index: 98 }]);
     expect(findings).toEqual([]);
-    expect(judged).toEqual({ 'unread-wrong': 1, 'view-divergent': 1, 'deleted-body': 1 });
+    expect(judged).toEqual({ 'unread-wrong': 1, 'view-divergent': 1, 'deleted-body': 1, 'action-invalid': 6 });
   });
 
   it('finds a wrong unread count, a view that missed an edit, and a final log that kept a deleted body', () => {

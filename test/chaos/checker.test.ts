@@ -289,6 +289,17 @@ const BAD: Record<ViolationKind, { plant: (h: HistoryEvent[]) => void; seqs: num
     },
     seqs: [2],
   },
+  'action-invalid': {
+    // The server took an edit by carol of alice's message (forbidden, and deleted by then) into the log.
+    plant: (h) => {
+      for (const e of h) {
+        if (e.type !== 'final-log' || e.conv !== CHAT) continue;
+        e.entries.push({ ...msg(4, 'carol', 'd2', 2, 'ch4'), kind: 'edit', ref: 1, body: null });
+        e.last = 4;
+      }
+    },
+    seqs: [4, 1],
+  },
   unaccounted: {
     // bob sent b3, which was never answered, and the run did not list it as pending.
     plant: (h) => {

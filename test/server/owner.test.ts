@@ -37,6 +37,10 @@ describe('ConversationOwner', () => {
     // Nothing is durable yet: reads stop at the committed seq.
     expect(state.committed).toBe(0);
     expect(state.readableRange('ann')).toEqual({ from: 1, until: 0 });
+    // The sender's read position moves with the commit, not before: a crash could still undo it.
+    expect(state.readOf('ann').read).toBe(0);
+    state.durable(1, 'ann');
+    state.durable(2, 'ann');
     expect(state.readOf('ann').read).toBe(2);
   });
 
@@ -49,7 +53,7 @@ describe('ConversationOwner', () => {
     state.assign({ kind: 'delete', from: 'ann', dev: 'd', body: null, ref: 1 }, '2', 5);
     expect(state.deletedAt(1)).toBe(2);
     expect(state.idle).toBe(false);
-    state.durable(1);
+    state.durable(1, 'ann');
     expect(state.committed).toBe(1);
     expect(state.idle).toBe(false);
     state.dropped();

@@ -73,8 +73,11 @@ interface Item {
 }
 
 const RETRYABLE = new Set(['unavailable', 'internal', 'rate_limited']);
-/** Refusals the server repeats for the same message: the send never took its dseq. */
-export const REFUSED = new Set(['forbidden', 'not_found', 'too_large', 'bad_request']);
+/**
+ * Refusals the server repeats for the same message: the send never took its dseq.
+ * `conflict` is an edit or reaction of a deleted message, or a second delete.
+ */
+export const REFUSED = new Set(['forbidden', 'not_found', 'too_large', 'bad_request', 'conflict']);
 
 export class Outbox {
   private readonly queues = new Map<string, Item[]>();

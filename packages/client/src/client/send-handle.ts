@@ -114,7 +114,7 @@ export class SendHandle<Body = unknown> {
   /**
    * Drops a failed message for good: from the outbox, the store and the view.
    * Only when its conversation is blocked by a refusal the server would repeat
-   * (`forbidden`, `not_found`, `too_large`, `bad_request`), because then the
+   * (`forbidden`, `not_found`, `too_large`, `bad_request`, `conflict`), because then the
    * server has none of the conversation's unacked messages; otherwise it
    * rejects with `cannot_discard` (a message failed on its deadline may be in
    * the log already: retry it). Messages behind it keep their order and move

@@ -34,6 +34,8 @@ export const CHAT_STATE_RULES = [
   'deleted-body',
   /** a device's folded view of a conversation differs from the fold of its final log */
   'view-divergent',
+  /** a final log holds an edit or delete by someone other than its target's author, an action on a deleted target, or on no message */
+  'action-invalid',
 ] as const;
 export type ChatStateRule = (typeof CHAT_STATE_RULES)[number];
 
@@ -54,7 +56,8 @@ export interface ChatStateFinding {
 export function foldEntries(entries: readonly ChatEntry[]): FoldedItem[] {
   const items = new Map<number, FoldedItem & { editSeq: number; votes: Map<string, { seq: number; on: boolean }> }>();
   const sorted = [...entries].sort((a, b) => a.seq - b.seq);
-  for (const e of sorted) if (e.kind === 'msg') items.set(e.seq, { seq: e.seq, from: e.from, body: e.body ?? null, deleted: false, reactions: {}, editSeq: 0, votes: new Map() });
+  // A `deleted` annotation is a delete too: its entry may lie outside what this member may read.
+  for (const e of sorted) if (e.kind === 'msg') items.set(e.seq, { seq: e.seq, from: e.from, body: e.body ?? null, deleted: e.deleted !== undefined, reactions: {}, editSeq: 0, votes: new Map() });
   for (const e of sorted) {
     const target = e.ref === undefined ? undefined : items.get(e.ref);
     if (!target) continue;
@@ -71,26 +74,54 @@ export function foldEntries(entries: readonly ChatEntry[]): FoldedItem[] {
     }
   }
   return [...items.values()].map(({ editSeq: _edit, votes, ...item }) => {
-    const reactions: Record<string, string[]> = {};
+    const byKey = new Map<string, string[]>();
     if (!item.deleted) {
       for (const [vote, { on }] of votes) {
         if (!on) continue;
         const [user, key] = vote.split('\n') as [string, string];
-        (reactions[key] ??= []).push(user);
+        byKey.set(key, [...(byKey.get(key) ?? []), user]);
       }
-      for (const users of Object.values(reactions)) users.sort();
     }
+    // Keys in sorted order, users sorted: two folds of the same state compare equal as JSON.
+    const reactions: Record<string, string[]> = {};
+    for (const key of [...byKey.keys()].sort()) reactions[key] = (byKey.get(key) as string[]).sort();
     return { ...item, body: item.deleted ? null : item.body, reactions };
   });
 }
 
 /** The protocol's unread rule over one user's readable log: others' `msg` entries in (read, last], not deleted by `last`. */
 export function unreadOf(user: string, entries: readonly ChatEntry[], read: number, last: number): number {
+  return unreadBounds(user, entries, read, last).max;
+}
+
+/**
+ * The unread counts a row may rightly say. A delete is known from its entry or
+ * from the `deleted` annotation on its target (its entry may lie outside what
+ * this member may read). One at or below `last` came before the row's
+ * snapshot; one above it with its entry in this log came after (the user read
+ * it, so was a member, and `last` was the conversation's). Only a delete above
+ * `last` known from the annotation alone — made while a former member could
+ * not read — may have come before or after the snapshot: the row may count
+ * its target either way.
+ */
+export function unreadBounds(user: string, entries: readonly ChatEntry[], read: number, last: number): { min: number; max: number } {
+  const deleteEntries = new Set<number>();
+  for (const e of entries) if (e.kind === 'delete') deleteEntries.add(e.seq);
   const deletedBy = new Map<number, number>();
-  for (const e of entries) if (e.kind === 'delete' && e.ref !== undefined && e.seq <= last) deletedBy.set(e.ref, e.seq);
-  let unread = 0;
-  for (const e of entries) if (e.kind === 'msg' && e.seq > read && e.seq <= last && e.from !== user && !deletedBy.has(e.seq)) unread++;
-  return unread;
+  for (const e of entries) {
+    if (e.kind === 'delete' && e.ref !== undefined) deletedBy.set(e.ref, Math.min(e.seq, deletedBy.get(e.ref) ?? Infinity));
+    if (e.kind === 'msg' && e.deleted !== undefined) deletedBy.set(e.seq, Math.min(e.deleted, deletedBy.get(e.seq) ?? Infinity));
+  }
+  let max = 0;
+  let open = 0;
+  for (const e of entries) {
+    if (e.kind !== 'msg' || e.seq <= read || e.seq > last || e.from === user) continue;
+    const at = deletedBy.get(e.seq);
+    if (at !== undefined && at <= last) continue;
+    max++;
+    if (at !== undefined && !deleteEntries.has(at)) open++;
+  }
+  return { min: max - open, max };
 }
 
 /** Answers observed for one user's read position in one conversation: when asked, when answered, the value. */
@@ -140,28 +171,33 @@ export function judgeFinals(
   finals: ReadonlyMap<string, { entries: readonly ChatEntry[]; index: number }>,
   rows: readonly ConvsRowObservation[],
   views: readonly { user: string; device: string; conv: string; items: readonly FoldedItem[]; index: number }[],
-): { findings: ChatStateFinding[]; judged: Record<'unread-wrong' | 'view-divergent' | 'deleted-body', number> } {
+  /** false when the caller judged every final log's deleted bodies as it came (finals keeps one log per user) */
+  judgeDeleted = true,
+): { findings: ChatStateFinding[]; judged: Record<'unread-wrong' | 'view-divergent' | 'deleted-body' | 'action-invalid', number> } {
   const findings: ChatStateFinding[] = [];
-  const judged = { 'unread-wrong': 0, 'view-divergent': 0, 'deleted-body': 0 };
+  const judged = { 'unread-wrong': 0, 'view-divergent': 0, 'deleted-body': 0, 'action-invalid': 0 };
   for (const row of rows) {
     const final = finals.get(`${row.user}\n${row.conv}`);
     if (!final) continue;
     judged['unread-wrong']++;
-    const expected = unreadOf(row.user, final.entries, row.read, row.last);
-    if (expected !== row.unread) {
-      findings.push({ kind: 'unread-wrong', conv: row.conv, seqs: [row.read, row.last], evidence: [row.index, final.index], message: `${row.user}'s row said unread ${row.unread} for (${row.read}, ${row.last}], the log holds ${expected}` });
+    const expected = unreadBounds(row.user, final.entries, row.read, row.last);
+    if (row.unread < expected.min || row.unread > expected.max) {
+      const holds = expected.min === expected.max ? `${expected.max}` : `${expected.min}–${expected.max}`;
+      findings.push({ kind: 'unread-wrong', conv: row.conv, seqs: [row.read, row.last], evidence: [row.index, final.index], message: `${row.user}'s row said unread ${row.unread} for (${row.read}, ${row.last}], the log holds ${holds}` });
+    }
+  }
+  if (judgeDeleted) {
+    for (const [key, final] of finals) {
+      const found = deletedBodies(key.split('\n')[1] as string, final.entries, final.index);
+      judged['deleted-body'] += found.judged;
+      findings.push(...found.findings);
     }
   }
   for (const [key, final] of finals) {
     const conv = key.split('\n')[1] as string;
-    const deleted = new Set<number>();
-    for (const e of final.entries) if (e.kind === 'delete' && e.ref !== undefined) deleted.add(e.ref);
-    for (const e of final.entries) {
-      const target = e.kind === 'msg' ? e.seq : e.kind === 'edit' ? e.ref : undefined;
-      if (target === undefined || !deleted.has(target)) continue;
-      judged['deleted-body']++;
-      if (e.body !== null && e.body !== undefined) findings.push({ kind: 'deleted-body', conv, seqs: [e.seq], evidence: [final.index], message: `a final log returned the body of ${e.seq}, deleted` });
-    }
+    const finding = invalidAction(final.entries);
+    judged['action-invalid'] += final.entries.filter((e) => ACTIONS.has(e.kind)).length;
+    if (finding) findings.push({ kind: 'action-invalid', conv, seqs: finding.seqs, evidence: [final.index], message: `${conv}: ${finding.message}` });
   }
   for (const view of views) {
     const final = finals.get(`${view.user}\n${view.conv}`);
@@ -178,13 +214,60 @@ export function judgeFinals(
   return { findings, judged };
 }
 
+/** A final log must not hold the body of a deleted message or of its edits. */
+export function deletedBodies(conv: string, entries: readonly ChatEntry[], index: number): { findings: ChatStateFinding[]; judged: number } {
+  const deleted = new Set<number>();
+  // The server's own `deleted` annotation counts too: a former member's log holds it without the delete.
+  for (const e of entries) if (e.kind === 'delete' && e.ref !== undefined) deleted.add(e.ref);
+  for (const e of entries) if (e.kind === 'msg' && e.deleted !== undefined) deleted.add(e.seq);
+  const findings: ChatStateFinding[] = [];
+  let judged = 0;
+  for (const e of entries) {
+    const target = e.kind === 'msg' ? e.seq : e.kind === 'edit' ? e.ref : undefined;
+    if (target === undefined || !deleted.has(target)) continue;
+    judged++;
+    if (e.body !== null && e.body !== undefined) findings.push({ kind: 'deleted-body', conv, seqs: [e.seq], evidence: [index], message: `a final log returned the body of ${e.seq}, deleted` });
+  }
+  return { findings, judged };
+}
+
+const ACTIONS = new Set(['edit', 'delete', 'react']);
+
+/**
+ * The first action in a log the server should have refused: an edit or delete
+ * by another user than the target's author (forbidden), an action on a target
+ * deleted at a lower seq (conflict), or one whose target is no message of the
+ * log (not_found). A target outside the log (before this member's readable
+ * range) is not judged.
+ */
+export function invalidAction(entries: readonly ChatEntry[]): { seqs: number[]; message: string } | undefined {
+  const sorted = [...entries].sort((a, b) => a.seq - b.seq);
+  const bySeq = new Map(sorted.map((e) => [e.seq, e]));
+  const lowest = sorted[0]?.seq ?? 0;
+  const deletedAt = new Map<number, number>();
+  for (const e of sorted) {
+    if (!ACTIONS.has(e.kind) || e.ref === undefined) continue;
+    const target = bySeq.get(e.ref);
+    if (!target) {
+      if (e.ref >= lowest) return { seqs: [e.seq, e.ref], message: `the ${e.kind} at ${e.seq} acts on seq ${e.ref}, which is not in the log` };
+      continue;
+    }
+    if (target.kind !== 'msg') return { seqs: [e.seq, e.ref], message: `the ${e.kind} at ${e.seq} acts on a ${target.kind} entry (${e.ref})` };
+    if (e.kind !== 'react' && e.from !== target.from) return { seqs: [e.seq, e.ref], message: `${e.from} may not ${e.kind} ${target.from}'s message ${e.ref}, yet the log holds it at ${e.seq}` };
+    const gone = deletedAt.get(e.ref);
+    if (gone !== undefined) return { seqs: [gone, e.seq], message: `the ${e.kind} at ${e.seq} acts on ${e.ref}, deleted at ${gone}` };
+    if (e.kind === 'delete') deletedAt.set(e.ref, e.seq);
+  }
+  return undefined;
+}
+
 /**
  * Keeps what the chat-state rules need while the history streams by (one pass,
  * as the log checker does) and judges the rest once the final logs are in.
  */
 export class ChatStateChecker {
   readonly findings: ChatStateFinding[] = [];
-  readonly judged: Record<ChatStateRule, number> = { 'read-backwards': 0, 'unread-wrong': 0, 'deleted-body': 0, 'view-divergent': 0 };
+  readonly judged: Record<ChatStateRule, number> = { 'read-backwards': 0, 'unread-wrong': 0, 'deleted-body': 0, 'view-divergent': 0, 'action-invalid': 0 };
   private readonly positions = new ReadPositions();
   /** per (conn, reader, conv): the highest read push so far */
   private readonly pushed = new Map<string, { seq: number; index: number }>();
@@ -237,9 +320,14 @@ export class ChatStateChecker {
         }
         return;
       }
-      case 'final-log':
+      case 'final-log': {
+        // Every device's log is judged for deleted bodies; one per user is kept for rows and views.
+        const found = deletedBodies(e.conv, e.entries, index);
+        this.judged['deleted-body'] += found.judged;
+        for (const f of found.findings) this.report(f.kind, f.conv, f.seqs, f.evidence, f.message);
         this.finals.set(`${e.user}\n${e.conv}`, { entries: e.entries, index });
         return;
+      }
       case 'final-view':
         this.views.push({ user: e.user, device: e.device, conv: e.conv, items: e.items, index });
         return;
@@ -249,7 +337,7 @@ export class ChatStateChecker {
   }
 
   finish(): void {
-    const { findings, judged } = judgeFinals(this.finals, this.rows, this.views);
+    const { findings, judged } = judgeFinals(this.finals, this.rows, this.views, false);
     this.findings.push(...findings);
     for (const [rule, n] of Object.entries(judged) as [ChatStateRule, number][]) this.judged[rule] += n;
   }
@@ -263,6 +351,12 @@ export class ChatStateChecker {
   private judgeSync(conv: string, entries: readonly ChatEntry[], startedAt: number | undefined, index: number): void {
     if (startedAt === undefined) return;
     for (const e of entries) {
+      // An entry the server itself marks deleted carries no body, whenever the delete was.
+      if (e.deleted !== undefined) {
+        this.judged['deleted-body']++;
+        if (e.body !== null && e.body !== undefined) this.report('deleted-body', conv, [e.seq], [index], `a sync returned ${e.seq} marked deleted at ${e.deleted}, with its body`);
+        continue;
+      }
       const target = e.kind === 'msg' ? e.seq : e.kind === 'edit' ? e.ref : undefined;
       const deleted = target === undefined ? undefined : this.deletedAt.get(`${conv}#${target}`);
       if (!deleted || deleted.at >= startedAt) continue;

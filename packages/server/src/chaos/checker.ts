@@ -102,7 +102,8 @@ const MAX_LISTED = 200;
 /** Only this many get their evidence fetched by predicate (each predicate is tried on every event). */
 const MAX_SEARCHED = 50;
 /** Answers that mean "try again": a send refused with one of these is not settled. */
-const RETRY_CODES = new Set(['unavailable', 'internal', 'rate_limited', 'out_of_order']);
+/** Send errors the SDK retries: not a final answer. */
+export const RETRY_CODES = new Set(['unavailable', 'internal', 'rate_limited', 'out_of_order']);
 
 const devKey = (user: string, device: string): string => `${user}/${device}`;
 const msgKey = (user: string, device: string, conv: string, cmid: string): string => `${user}/${device}/${conv}/${cmid}`;
@@ -324,7 +325,7 @@ export class HistoryChecker {
     let seen = this.readSeen.get(k);
     if (!seen) this.readSeen.set(k, (seen = new SeqRanges()));
     seen.add(entry.seq);
-    if (entry.kind === 'msg' && entry.cmid !== undefined) {
+    if (entry.kind !== 'system' && entry.cmid !== undefined) {
       this.perRule['future-read']++;
       const key = msgKey(entry.from, entry.dev, conv, entry.cmid);
       if (!this.sent.has(key) && !this.futureCandidates.has(key)) this.futureCandidates.set(key, index);
@@ -354,6 +355,12 @@ export class HistoryChecker {
         contiguous = false;
         this.report('gap', `${who}'s sync page of ${r.conv} goes from seq ${prev.seq} to seq ${cur.seq}`, r.conv, [prev.seq, cur.seq], [index]);
       }
+    }
+    // An older-history page (before) is judged for holes only: where it starts depends on the readable range below it.
+    if (r.before !== undefined) {
+      const top = r.entries.at(-1)?.seq;
+      if (top !== undefined && top >= r.before) this.report('gap', `${who}'s page of ${r.conv} before ${r.before} holds seq ${top}`, r.conv, [top], [index]);
+      return;
     }
     const first = r.entries[0];
     if (first !== undefined && first.seq !== r.after + 1) {
@@ -455,7 +462,7 @@ export class HistoryChecker {
         else midAt.set(o.entry.mid, { where: `${conv} seq ${seq}`, index: o.index });
         this.perRule['after-removal']++;
         if (!t.canRead(o.entry.from, seq)) this.report(t.why(o.entry.from, seq), `${o.entry.from} wrote ${conv} seq ${seq} while not a member`, conv, [seq], [o.index]);
-        if (o.entry.kind !== 'msg' || o.entry.cmid === undefined) continue;
+        if (o.entry.kind === 'system' || o.entry.cmid === undefined) continue;
         this.perRule['duplicate']++;
         const key = msgKey(o.entry.from, o.entry.dev, conv, o.entry.cmid);
         const first = cmidAt.get(key);

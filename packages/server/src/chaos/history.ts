@@ -28,7 +28,7 @@
  *                  expected (with out_of_order), conn.
  * - `push`         a msg frame arrived: conn, user, device, conv, entry.
  * - `sync-start`   a sync frame went out: sync (an id unique in the run), user, device,
- *                  conv, after, limit, conn.
+ *                  conv, after, limit, conn; `before` for a page of older history.
  * - `sync-result`  its batch: sync, user, device, conv, after, limit, entries, last.
  * - `membership`   a create or members request: user (who asked), conv, op
  *                  ('create' | 'members'), add, remove, and seq once acked
@@ -127,6 +127,8 @@ export interface SyncStartEvent extends Base, DeviceRef {
   conv: string;
   after: number;
   limit: number;
+  /** an older-history page (`sync` with `before`): the entries just below it; `after` is then 0 */
+  before?: number;
   conn?: string;
 }
 
@@ -136,6 +138,7 @@ export interface SyncResultEvent extends Base, DeviceRef {
   conv: string;
   after: number;
   limit: number;
+  before?: number;
   entries: HistoryEntry[];
   last: number;
 }
@@ -381,7 +384,12 @@ export function toHistoryEntry(
 
 /** A short stable digest of a JSON body (FNV-1a 32 over its JSON), enough to tell two bodies apart in evidence. */
 export function bodyDigest(body: unknown): string {
-  const text = JSON.stringify(body) ?? 'undefined';
+  // Keys sorted: a store may hand a body back with its keys in another order (PostgreSQL's jsonb does).
+  const text = JSON.stringify(body, (_key, value: unknown) =>
+    value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? Object.fromEntries(Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : value,
+  ) ?? 'undefined';
   let hash = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     hash ^= text.charCodeAt(i);

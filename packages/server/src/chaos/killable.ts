@@ -57,6 +57,9 @@ export function killable(transport: Transport, store: ClientStore, options: Kill
       updateOutbox: ignoreWhenDead((entry) => store.updateOutbox(entry)),
       removeOutbox: ignoreWhenDead((conv, cmid) => store.removeOutbox(conv, cmid)),
       setCursor: ignoreWhenDead((conv, cursor) => store.setCursor(conv, cursor)),
+      // Discarding a refused edit or reaction needs replaceOutbox; the read positions and list need saveChat.
+      ...(store.replaceOutbox ? { replaceOutbox: ignoreWhenDead((conv: string, entries: Parameters<NonNullable<ClientStore['replaceOutbox']>>[1], next: number) => store.replaceOutbox!(conv, entries, next)) } : {}),
+      ...(store.saveChat ? { saveChat: ignoreWhenDead((state: Parameters<NonNullable<ClientStore['saveChat']>>[0]) => store.saveChat!(state)) } : {}),
       close: () => Promise.resolve(),
     },
     kill() {

@@ -37,6 +37,9 @@ function parse(text: string): Frame | undefined {
   }
 }
 
+/** A page of older history names its `before`; the log checker judges it as such, not as a sync from 0. */
+const before = (frame: Frame): { before?: number } => (typeof frame['before'] === 'number' ? { before: frame['before'] } : {});
+
 const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : []);
 
 /** Counts shared by every device of a run. */
@@ -94,7 +97,7 @@ export class DeviceRecorder {
         } else if (frame.t === 'sync' && typeof frame['conv'] === 'string') {
           pending.sync = `s${++this.counters.syncs}`;
           this.history.record({
-            type: 'sync-start', ...who, sync: pending.sync, conv: frame['conv'], after: Number(frame['after'] ?? 0), limit: Number(frame['limit'] ?? 100), conn,
+            type: 'sync-start', ...who, sync: pending.sync, conv: frame['conv'], after: Number(frame['after'] ?? 0), limit: Number(frame['limit'] ?? 100), ...before(frame), conn,
           });
         }
         outstanding.get(n)?.set(frame.id, pending);
@@ -152,7 +155,7 @@ export class DeviceRecorder {
     } else if (asked.t === 'sync' && request.sync && reply.t === 'batch') {
       const entries = Array.isArray(reply['msgs']) ? (reply['msgs'] as Entry[]).map((e) => toHistoryEntry(e)) : [];
       this.history.record({
-        type: 'sync-result', ...who, sync: request.sync, conv: String(asked['conv']), after: Number(asked['after'] ?? 0), limit: Number(asked['limit'] ?? 100), entries, last: Number(reply['last']),
+        type: 'sync-result', ...who, sync: request.sync, conv: String(asked['conv']), after: Number(asked['after'] ?? 0), limit: Number(asked['limit'] ?? 100), ...before(asked), entries, last: Number(reply['last']),
       });
     } else if (asked.t === 'read' && reply.t === 'ok') {
       this.history.record({ type: 'read-result', ...who, conv: String(asked['conv']), asked: Number(asked['seq']), seq: Number(reply['seq']), sentAt: request.sentAt, conn });

@@ -6,7 +6,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CheckResult, Violation } from './checker.js';
+import { RETRY_CODES, type CheckResult, type Violation } from './checker.js';
 import { FAULT_KINDS, type HistoryEvent } from './history.js';
 import { SeqRanges } from './seq-ranges.js';
 
@@ -21,7 +21,9 @@ export interface ReportCounts {
   unacked: number;
   /** of those, not listed as pending but read back by their own device in a push or sync (the ack was lost; the SDK settled the send from the log) */
   readBack: number;
-  /** of those, neither listed as pending nor read back by their own device: each one is a send nobody can account for */
+  /** of those, refused with a final code (an edit or delete of another's message, an action on a deleted one) and dropped by their device */
+  refused: number;
+  /** of those, neither listed as pending, refused, nor read back by their own device: each one is a send nobody can account for */
   unaccounted: number;
   /** resends the server answered from its dedup table (runner's count; else acks beyond the first) */
   dedupHits: number;
@@ -120,6 +122,7 @@ export class ReportBuilder {
   private sendErrors = 0;
   private pending = 0;
   private readonly pendingKeys = new Set<string>();
+  private readonly refusedKeys = new Set<string>();
   /** sends their own device saw stored, in a push or a sync */
   private readonly ownSeen = new Set<string>();
   private pushes = 0;
@@ -165,6 +168,7 @@ export class ReportBuilder {
       case 'error':
         if (e.code === 'out_of_order') this.outOfOrder++;
         else this.sendErrors++;
+        if (!RETRY_CODES.has(e.code)) this.refusedKeys.add(keyOf(e));
         return;
       case 'pending':
         this.pending++;
@@ -217,7 +221,8 @@ export class ReportBuilder {
       acked: this.acks.size,
       unacked: unacked.length,
       readBack: unacked.filter((k) => !this.pendingKeys.has(k) && this.ownSeen.has(k)).length,
-      unaccounted: unacked.filter((k) => !this.pendingKeys.has(k) && !this.ownSeen.has(k)).length,
+      refused: unacked.filter((k) => !this.pendingKeys.has(k) && !this.ownSeen.has(k) && this.refusedKeys.has(k)).length,
+      unaccounted: unacked.filter((k) => !this.pendingKeys.has(k) && !this.ownSeen.has(k) && !this.refusedKeys.has(k)).length,
       dedupHits: sum(this.acks) - this.acks.size,
       outOfOrder: this.outOfOrder,
       sendErrors: this.sendErrors,
@@ -295,7 +300,7 @@ export function renderSummary(report: ChaosReport, violations: readonly Violatio
   const l = report.latency;
   const lines = [
     `sequent-server chaos${report.seed === undefined ? '' : ` — seed ${report.seed}`}, ${(report.durationMs / 1000).toFixed(1)} s`,
-    `sent ${c.sent} (resent ${c.resent}), acked ${c.acked}, unacked ${c.unacked} (read back ${c.readBack}, unaccounted ${c.unaccounted}), dedup hits ${c.dedupHits}, out_of_order ${c.outOfOrder}, other send errors ${c.sendErrors}`,
+    `sent ${c.sent} (resent ${c.resent}), acked ${c.acked}, unacked ${c.unacked} (read back ${c.readBack}, refused ${c.refused}, unaccounted ${c.unaccounted}), dedup hits ${c.dedupHits}, out_of_order ${c.outOfOrder}, other send errors ${c.sendErrors}`,
     `pushes ${c.pushes}, syncs ${c.syncs}, gaps filled ${c.gapsFilled}`,
     `server kills ${c.serverKills}, client restarts ${c.clientRestarts}, connections cut ${c.connectionsCut}, pending at the end ${c.pending}`,
     `sends in flight at a server kill: min ${report.inFlightAtKill.min}, median ${report.inFlightAtKill.median}, max ${report.inFlightAtKill.max}; resends on the same connection ${c.sameConnectionResends}`,

@@ -20,6 +20,7 @@ import { CHAOS_POSTGRES_URL, createChaosDatabase, type ChaosDatabase } from './p
 import { Prng } from './prng.js';
 import { startFaultProxy, type FaultOptions, type FaultProxy } from './proxy.js';
 import { ReportBuilder, writeReport, type ChaosReport } from './report.js';
+import { CHAT_MIX, DEFAULT_CHAT_SHARE, pickOperation, type ChatOperation } from './workload.js';
 import { killServer, pauseServer, spawnServerProcess, stepClock, stopServer, type ServerChild } from './server-process.js';
 
 export interface ChaosOptions extends Omit<PlanOptions, 'devicesPerUser'> {
@@ -34,6 +35,11 @@ export interface ChaosOptions extends Omit<PlanOptions, 'devicesPerUser'> {
   settleTimeoutMs?: number;
   /** Run against PostgreSQL: true for the admin URL from the environment, or an admin URL. A fresh database is made and dropped. */
   postgres?: boolean | string;
+  /**
+   * Share of a device's turns (0–1) that are chat-state operations instead of a
+   * message: edits, deletes, reactions, reads, full lists, forbidden tries (workload.ts).
+   */
+  chatShare?: number;
   /** The checker's floor; by default a quarter of the sends the run should make. */
   floor?: CheckOptions['floor'];
   log?: (line: string) => void;
@@ -82,6 +88,9 @@ export const MAX_DEVICE_BACKLOG = 16;
 export function deviceBacklogCap(devices: number): number {
   return devices > 20 ? MAX_DEVICE_BACKLOG : Number.POSITIVE_INFINITY;
 }
+
+/** Chat-state operations that are entries of the log, sent and resent by the SDK's outbox. */
+const THROUGH_OUTBOX = new Set<ChatOperation>(['edit', 'delete', 'react', 'forbidden']);
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -180,6 +189,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const history = new HistoryRecorder(undefined, file);
   const counters = { connections: 0, syncs: 0 };
   const sendEveryMs = options.sendEveryMs ?? defaultSendEveryMs(plan.devices.length);
+  const chatShare = Math.min(1, Math.max(0, options.chatShare ?? DEFAULT_CHAT_SHARE));
+  let finalViews = 0;
+  const viewsSkipped: string[] = [];
 
   let database: ChaosDatabase | undefined;
   if (options.postgres) {
@@ -280,7 +292,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         await sleep(own.int(Math.round(sendEveryMs / 2), Math.round(sendEveryMs * 1.5)));
         const convs = audience.convsOf(device.user);
         if (convs.length === 0 || !device.alive) continue;
-        sendFrom(device, own.pick(convs));
+        const conv = own.pick(convs);
+        if (chatShare > 0 && own.chance(chatShare)) {
+          const operation = pickOperation(own);
+          // Edits, deletes and reactions go through the outbox like messages, and count against the same backlog.
+          if (THROUGH_OUTBOX.has(operation) && device.pending() >= backlogCap) {
+            sendsSkipped++;
+            continue;
+          }
+          if (device.act(conv, operation, own)) continue;
+        }
+        sendFrom(device, conv);
       }
     });
 
@@ -422,6 +444,26 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       }
     }
     if (unsettled > 0) log(`${unsettled} sends not acked at the end (listed as pending)`);
+    // Each device's folded view of each conversation its user is a member of at the end, through
+    // its own SDK. A former member's device keeps what it was shown, while the server hides what
+    // was deleted after the removal: no promise says those two agree. A conversation with a send
+    // still on its way may change after a view was taken: not judged either.
+    const moving = new Set(devices.flatMap((d) => d.unsettled().filter((u) => u.state === 'sending').map((u) => u.conv)));
+    for (const device of devices) {
+      for (const conv of audience.convsOf(device.user)) {
+        if (moving.has(conv)) {
+          viewsSkipped.push(`${device.user}/${device.deviceId} ${conv}`);
+          continue;
+        }
+        const items = await device.finalView(conv);
+        if (!items) continue;
+        finalViews++;
+        history.record({ type: 'final-view', user: device.user, device: device.deviceId, conv, items });
+      }
+      // Its SDK now holds the whole readable history: let it go before the next device loads its own.
+      await device.stop();
+    }
+    if (viewsSkipped.length > 0) log(`${viewsSkipped.length} final views not taken: a send was still on its way`);
     await Promise.all(devices.map((d) => d.stop()));
     await collectDedupHits();
 
@@ -463,6 +505,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       peakTotalRssMB: Math.round((memory?.peakTotalRss ?? 0) / 2 ** 20),
       sendEveryMs,
       sendsSkipped,
+      chatShare,
+      chatOps: (Object.keys(CHAT_MIX) as ChatOperation[]).map((op) => `${op} ${devices.reduce((n, d) => n + d.operations[op], 0)}`).join(' · '),
+      refusedDiscarded: devices.reduce((n, d) => n + d.discarded, 0),
+      finalViews,
+      finalViewsSkipped: viewsSkipped.length,
       checkerPeakRssMB: Math.round((memory?.peakCheckRss ?? process.memoryUsage.rss()) / 2 ** 20),
     },
   });

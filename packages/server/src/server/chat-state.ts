@@ -43,20 +43,25 @@ export class ChatState {
     const isPublic = frame.private !== true;
     const current = state.readOf(session.user).read;
     if (frame.seq <= current) return session.send({ t: 'ok', id: frame.id, conv: state.conv, seq: current });
-    state.moveRead(session.user, frame.seq, isPublic);
     try {
       await this.store.commit({ newConvs: [], entries: [], memberships: [], reads: [{ conv: state.conv, user: session.user, seq: frame.seq, public: isPublic }] });
     } catch (error) {
-      // Memory moved ahead of the store: reload the truth on the next touch.
+      // The store may or may not have it: reload the truth on the next touch.
       this.conversations.invalidate(state);
       return session.error(frame.id, 'unavailable', `the read position could not be stored: ${error instanceof Error ? error.message : String(error)}`);
     }
+    // Memory moves once the store has it: a read answered meanwhile on another device must not
+    // say a position a crash could still undo (the chaos checker's read-backwards saw that).
+    const moved = state.moveRead(session.user, frame.seq, isPublic);
     const seq = state.readOf(session.user).read;
     session.send({ t: 'ok', id: frame.id, conv: state.conv, seq });
+    // A read that committed beside a higher one of the same user moved nothing: that one pushes.
+    if (!moved) return;
     this.delivery.read([session.user], state.conv, session.user, seq, isPublic);
     if (isPublic) {
       const others = state.memberList.filter((user) => user !== session.user);
-      this.delivery.read(others, state.conv, session.user, frame.seq, true);
+      // The position as it stands, not this request's: two reads committed at once must not push 123, then 122.
+      this.delivery.read(others, state.conv, session.user, state.readOf(session.user).publicRead, true);
     }
   }
 

@@ -192,18 +192,21 @@ export class ConvState {
       }
       audience = [...new Set([...before, ...this.memberArray])];
     }
-    // Sending any entry moves the sender's read position to it (the store does the same in the commit).
-    this.moveRead(draft.from, seq, true);
     this.head = seq;
     this.headTs = ts;
     this.pending++;
     return { entry, newConv, memberships, audience };
   }
 
-  /** The entry at `seq` is durable (commits return in seq order). */
-  durable(seq: number): void {
+  /**
+   * The entry at `seq`, sent by `from`, is durable (commits return in seq order). Sending an entry
+   * moves the sender's read position to it, as the commit just did in the store; only now, so that
+   * a `read` answered meanwhile never says a position a crash could undo.
+   */
+  durable(seq: number, from: string): void {
     this.durableSeq = seq;
     this.pending--;
+    this.moveRead(from, seq, true);
   }
 
   /** An entry handed a seq here will never be durable (its commit failed or was refused). */

@@ -177,7 +177,7 @@ export class Sequencer {
     this.metrics.commitSeconds.observe((performance.now() - started) / 1000);
     this.metrics.commitBatch.observe(batch.length);
     this.metrics.entriesCommitted.inc(batch.length);
-    for (const item of batch) item.state.durable(item.entry.seq);
+    for (const item of batch) item.state.durable(item.entry.seq, item.entry.from);
     // The store gets the next batch before this one is answered: its inserts and
     // fsync then overlap with the acks and pushes below instead of waiting for them.
     this.writeNext();
