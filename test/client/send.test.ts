@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SequentClient } from '../../packages/client/src/client/client.js';
 import type { SendHandle, SendState } from '../../packages/client/src/client/send-handle.js';
+import type { BlockedConversation } from '../../packages/client/src/client/outbox.js';
 import { MemoryClientStore, type OutboxEntry } from '../../packages/client/src/client/store.js';
 import { tapTransport } from '../../packages/client/src/client/transport.js';
 import { FakeServer } from './fake-server.js';
@@ -257,6 +258,24 @@ describe('sending', () => {
     await eventually(() => expect([refused.state, behind.state]).toEqual(['failed', 'failed']));
     expect(refused.error?.code).toBe('forbidden');
     expect(['blocked', 'forbidden']).toContain(behind.error?.code);
+  });
+
+  it("reports the conversation blocked once a send that failed behind another becomes the oldest", async () => {
+    const fake = teamServer();
+    const hello = fake.append(CONV, { from: 'bob', dev: 'b', body: 'hello' }, undefined);
+    // The first send's ack comes late; the edit behind it is refused (not alice's message) before that.
+    fake.onOutgoing = (frame) => (frame.t === 'ack' && frame.dseq === 1 ? { delay: 150 } : 'send');
+    const client = await started(fake);
+    const blocked: BlockedConversation[] = [];
+    client.on('blocked', (info) => blocked.push(info));
+    const first = client.send(CONV, 'first');
+    const edit = client.edit(CONV, hello.seq, 'not mine');
+    await eventually(() => expect(edit.state).toBe('failed'));
+    expect(first.state).toBe('sending');
+    expect(blocked).toEqual([]);
+    await first.whenSent();
+    await eventually(() => expect(blocked.map((b) => [b.conv, b.error.code, b.handles.length])).toEqual([[CONV, 'forbidden', 1]]));
+    expect(client.blocked(CONV)).toHaveLength(1);
   });
 
   it('fills ctx.seen with the highest delivered seq unless given, and copies the body at send time', async () => {

@@ -165,6 +165,7 @@ export class Outbox {
     const items = this.queues.get(conv);
     const index = items?.findIndex((item) => item.entry.cmid === cmid) ?? -1;
     if (!items || index < 0) return undefined;
+    const wasBlocked = this.blockedInfo(conv) !== undefined;
     const item = items.splice(index, 1)[0] as Item;
     if (items.length === 0) this.queues.delete(conv);
     this.cancelAttempt(item);
@@ -172,6 +173,9 @@ export class Outbox {
     const previous = item.handle.state;
     item.handle.markSent({ seq: info.seq, mid: info.mid, ts: info.ts });
     this.hooks.changed(item.handle, previous);
+    // A send that failed behind this one is now the oldest: the conversation is blocked from here on.
+    const blocked = wasBlocked ? undefined : this.blockedInfo(conv);
+    if (blocked) this.hooks.blocked(blocked);
     this.persist(conv, () => this.store.removeOutbox(conv, cmid)).catch((error: unknown) => {
       this.hooks.error(new SequentClientError('store', `could not remove the acked send ${cmid} of ${conv}`, error));
     });
