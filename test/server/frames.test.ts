@@ -136,6 +136,24 @@ describe('send, ack and push', () => {
     expect(msgs.map((m) => m.cmid ?? null)).toEqual([null, 'c-1', 'c-2', 'c-3', 'c-4']);
   });
 
+  it('a held send the device renumbers (a refused send before it took no dseq) goes in at its new dseq, and the one behind it too', async () => {
+    const alice = await t.connect('alice');
+    await alice.request({ t: 'create', conv: 'g:team', members: [] });
+    expect(await send(alice, 'g:team', 'c-1', 1)).toMatchObject({ t: 'ack', seq: 2 });
+    // dseq 2 is an edit of a seq that does not exist: refused, it takes no dseq; c-3 went out behind it and is held.
+    const refused = send(alice, 'g:team', 'e-2', 2, { text: 'edit' }, { kind: 'edit', ref: 99 });
+    const held = send(alice, 'g:team', 'c-3', 3);
+    expect((await refused).t).toBe('error');
+    // The device discards the refused edit and closes the gap: c-3 is now dseq 2, c-4 dseq 3.
+    const [renumbered, behind] = await Promise.all([send(alice, 'g:team', 'c-3', 2), send(alice, 'g:team', 'c-4', 3)]);
+    expect(renumbered).toMatchObject({ t: 'ack', cmid: 'c-3', dseq: 2, seq: 3 });
+    expect(behind).toMatchObject({ t: 'ack', cmid: 'c-4', dseq: 3, seq: 4 });
+    // The first copy's request is answered too, and says why.
+    expect(await held).toMatchObject({ t: 'error', code: 'bad_request', message: expect.stringContaining('sent it again at dseq 2') });
+    const { msgs } = await alice.syncAll('g:team');
+    expect(msgs.map((m) => [m.cmid ?? null, m.dseq ?? null])).toEqual([[null, null], ['c-1', 1], ['c-3', 2], ['c-4', 3]]);
+  });
+
   it('never stores a cmid twice, even when a client reuses a stored cmid with a new dseq', async () => {
     const alice = await t.connect('alice');
     await alice.request({ t: 'create', conv: 'g:team', members: [] });

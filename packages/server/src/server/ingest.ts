@@ -125,10 +125,19 @@ export class Ingest {
   private place(state: ConvState, lane: DeviceLane, frame: SendFrame, bodyJson: string, waiter: Waiter, target?: Target): void {
     const { origin } = waiter;
     const heldTwin = lane.heldByCmid.get(frame.cmid);
-    if (heldTwin) {
+    if (heldTwin && heldTwin.frame.dseq === frame.dseq) {
       this.metrics.dedupHits.inc();
       heldTwin.waiters.push(waiter);
       return;
+    }
+    if (heldTwin) {
+      // The device renumbered this send: a send before it was refused and took no dseq, so the device
+      // closed the gap. Its newest numbering counts; the held copy would otherwise sit on a dseq the
+      // next renumbered send needs ("already taken"), and wait for a dseq that never comes.
+      this.release(lane, heldTwin);
+      for (const w of heldTwin.waiters) {
+        w.origin.error(w.requestId, 'bad_request', `dseq ${heldTwin.frame.dseq} of ${frame.cmid} was replaced: the device sent it again at dseq ${frame.dseq}`);
+      }
     }
     if (this.draining) return origin.error(frame.id, 'unavailable', 'server is shutting down; resend after reconnecting');
     if (!state.isMember(origin.user)) {
