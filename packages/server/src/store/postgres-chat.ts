@@ -8,6 +8,7 @@
  * change below it.
  */
 import type pg from 'pg';
+import { inTransaction } from '../db/pg-transaction.js';
 import type { EntryRowValues } from './rows.js';
 import type { ConvListing, ConvsQuery, ConvsSnapshot, ConvsState, EntryMeta, MembershipChange, ReadMove, ReadPosition } from './types.js';
 
@@ -154,18 +155,13 @@ export class PostgresConvReads {
   }
 }
 
-/** One `convs` reply's reads in one REPEATABLE READ snapshot: the total and the rows agree. */
-export async function snapshotConvs(pool: pg.Pool, schema: string, user: string, query: ConvsQuery): Promise<ConvsSnapshot> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const snapshot = await new PostgresConvReads(client, schema).snapshotIn(user, query);
-    await client.query('COMMIT');
-    client.release();
-    return snapshot;
-  } catch (error) {
-    // A client whose transaction failed is not given back to the pool in an unknown state.
-    client.release(error instanceof Error ? error : true);
-    throw error;
-  }
+/**
+ * One `convs` reply's reads in one REPEATABLE READ snapshot: the total and the rows agree.
+ * inTransaction also keeps a session the server ends meanwhile from crashing the process.
+ */
+export function snapshotConvs(pool: pg.Pool, schema: string, user: string, query: ConvsQuery): Promise<ConvsSnapshot> {
+  return inTransaction(pool, async (client) => {
+    await client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    return new PostgresConvReads(client, schema).snapshotIn(user, query);
+  });
 }
