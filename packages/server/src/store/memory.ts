@@ -161,7 +161,7 @@ export class MemoryStore implements Store {
   async convsSnapshot(user: string, query: ConvsQuery): Promise<ConvsSnapshot> {
     // Nothing here awaits before the last row is read: no commit can land in between.
     const all = this.listingsOf(user);
-    const state = { version: all.reduce((v, r) => Math.max(v, r.version), 0), unread: all.reduce((sum, r) => sum + r.unread, 0) };
+    const state = stateOf(all);
     if (query.since !== undefined && query.since <= state.version) {
       return { ...state, rows: changedSince(all, query.since, query.sinceLimit), changedOnly: true };
     }
@@ -169,8 +169,7 @@ export class MemoryStore implements Store {
   }
 
   async convsState(user: string): Promise<ConvsState> {
-    const rows = await this.listConvs(user);
-    return { version: rows.reduce((v, r) => Math.max(v, r.version), 0), unread: rows.reduce((sum, r) => sum + r.unread, 0) };
+    return stateOf(this.listingsOf(user));
   }
 
   /** The user's rows, most recent activity first. */
@@ -221,4 +220,9 @@ function changedSince(rows: readonly ConvListing[], since: number, limit: number
   if (changed.length <= limit) return changed;
   const cut = changed[limit - 1]!.version;
   return changed.filter((l, i) => i < limit || l.version === cut);
+}
+
+/** The list's version (its newest row's) and unread total (the sum of its rows). */
+function stateOf(rows: readonly ConvListing[]): ConvsState {
+  return { version: rows.reduce((v, r) => Math.max(v, r.version), 0), unread: rows.reduce((sum, r) => sum + r.unread, 0) };
 }

@@ -234,27 +234,13 @@ class SqliteStore implements Store {
   async read(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes = Infinity): Promise<Entry[]> {
     // SQLite reads a negative LIMIT as "no limit"; the contract says at most `limit`.
     if (limit <= 0 || untilSeq <= afterSeq) return [];
-    const page: Entry[] = [];
-    let bytes = 0;
-    // Row by row, so that rows past maxBytes are never read into memory.
-    for (const row of this.ready().read.iterate(conv, afterSeq, untilSeq, limit)) {
-      bytes += row.size;
-      if (page.length > 0 && bytes > maxBytes) break;
-      page.push(entryFromRow(row));
-    }
-    return page;
+    return withinBytes(this.ready().read.iterate(conv, afterSeq, untilSeq, limit), maxBytes, (row) => row.size, entryFromRow);
   }
 
   async readJson(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes = Infinity): Promise<string[]> {
     if (limit <= 0 || untilSeq <= afterSeq) return [];
-    const page: string[] = [];
-    let bytes = 0;
-    for (const [size, json] of this.ready().readJson.iterate(conv, afterSeq, untilSeq, limit) as IterableIterator<[number, string]>) {
-      bytes += size;
-      if (page.length > 0 && bytes > maxBytes) break;
-      page.push(json);
-    }
-    return page;
+    const rows = this.ready().readJson.iterate(conv, afterSeq, untilSeq, limit) as IterableIterator<[number, string]>;
+    return withinBytes(rows, maxBytes, ([size]) => size, ([, json]) => json);
   }
 
   async listConvs(user: string, limit = Number.MAX_SAFE_INTEGER): Promise<ConvListing[]> {
@@ -288,6 +274,21 @@ class SqliteStore implements Store {
   async setMeta(key: string, value: string): Promise<void> {
     this.ready().setMeta.run(key, value);
   }
+}
+
+/**
+ * A page of rows as `take` makes them, cut where their sizes pass maxBytes (always
+ * at least one). Row by row, so that rows past the budget are never read into memory.
+ */
+function withinBytes<R, T>(rows: Iterable<R>, maxBytes: number, size: (row: R) => number, take: (row: R) => T): T[] {
+  const page: T[] = [];
+  let bytes = 0;
+  for (const row of rows) {
+    bytes += size(row);
+    if (page.length > 0 && bytes > maxBytes) break;
+    page.push(take(row));
+  }
+  return page;
 }
 
 /** Opens (creating if missing) a SQLite store. The file is opened now; init() creates the schema. */
