@@ -84,6 +84,16 @@ async function epochs(conv: string): Promise<{ seq: number; epoch: number }[]> {
   }
 }
 
+/** Nodes a and b with a store each, and a conversation in a slot a holds now and b wins once a is gone. */
+async function contested(tag: string) {
+  const a = await start('a');
+  const b = await start('b');
+  const [storeA, storeB] = [await storeOf(), await storeOf()];
+  const slot = slotWonBy('a', 'b');
+  const conv = convIn(slot, tag);
+  return { a, b, storeA, storeB, slot, conv, old: await held(a, slot) };
+}
+
 async function held(node: TestNode, slot: number): Promise<CommitFence> {
   await until(`${node.name} holds slot ${slot}`, () => node.leases.epochOf(slot) !== undefined);
   return { slot, epoch: node.leases.epochOf(slot)! };
@@ -119,12 +129,7 @@ describe.skipIf(!available)('the PostgreSQL store under the fence', () => {
   });
 
   it("after a takeover the old holder's commit is refused with SlotFencedError, and nothing of its batch is stored", async () => {
-    const a = await start('a');
-    const b = await start('b');
-    const [storeA, storeB] = [await storeOf(), await storeOf()];
-    const slot = slotWonBy('a', 'b');
-    const conv = convIn(slot, 'taken');
-    const old = await held(a, slot);
+    const { a, b, storeA, storeB, slot, conv, old } = await contested('taken');
     await storeA.commit({ ...createGroup(conv, 'alice', ['bob']), fences: fences([conv, old]) });
     await storeA.commit({ ...entries([msg(conv, 2, 'alice', 'phone', 'c1', 1, 'before')]), fences: fences([conv, old]) });
 
@@ -220,12 +225,7 @@ describe.skipIf(!available)('the PostgreSQL store under the fence', () => {
   });
 
   it('a fenced commit in flight when the lease runs out holds the takeover off, and the new holder continues after it', async () => {
-    const a = await start('a');
-    const b = await start('b');
-    const [storeA, storeB] = [await storeOf(), await storeOf()];
-    const slot = slotWonBy('a', 'b');
-    const conv = convIn(slot, 'inflight');
-    const old = await held(a, slot);
+    const { a, b, storeA, storeB, slot, conv, old } = await contested('inflight');
     await storeA.commit({ ...createGroup(conv, 'alice', []), fences: fences([conv, old]) });
 
     // another session holds the conversation's row: a's next commit passes the fence, then waits
@@ -279,12 +279,8 @@ describe.skipIf(!available)('the PostgreSQL store under the fence', () => {
   });
 
   it("epochs never decrease along a conversation's log across a takeover, with both holders writing", async () => {
-    const a = await start('a');
-    const b = await start('b');
-    const [storeA, storeB] = [await storeOf(), await storeOf()];
-    const slot = slotWonBy('a', 'b');
-    const conv = convIn(slot, 'race');
-    const epochA = (await held(a, slot)).epoch;
+    const { a, b, storeA, storeB, slot, conv, old } = await contested('race');
+    const epochA = old.epoch;
     await storeA.commit({ ...createGroup(conv, 'alice', ['bob']), fences: fences([conv, { slot, epoch: epochA }]) });
 
     type Tally = { ok: number; fenced: number; conflicts: number; other: unknown[] };
