@@ -137,14 +137,16 @@ describe.skipIf(!available)('the PostgreSQL store under the fence', () => {
     const now = await held(b, slot);
     expect(now.epoch).toBe(old.epoch + 1);
 
-    const before = {
+    // everything a commit could touch, to compare after the refusal
+    const stored = async () => ({
       conv: await storeA.getConv(conv),
       log: await storeA.read(conv, 0, 100, 100),
       members: await storeA.getMemberships(conv),
       lane: await storeA.lane(conv, 'alice', 'phone'),
       positions: await storeA.readPositions(conv),
       listing: await storeA.listConvs('carol'),
-    };
+    });
+    const before = await stored();
     // a resumes with the epoch it had: a new conversation, entries, a member, a lane, a read move
     const fresh = convIn(slot, 'new');
     const stale: CommitBatch = {
@@ -170,15 +172,7 @@ describe.skipIf(!available)('the PostgreSQL store under the fence', () => {
     expect(refused).not.toBeInstanceOf(StoreConflictError);
     expect(refused).toMatchObject({ slot, epoch: old.epoch });
 
-    const after = {
-      conv: await storeA.getConv(conv),
-      log: await storeA.read(conv, 0, 100, 100),
-      members: await storeA.getMemberships(conv),
-      lane: await storeA.lane(conv, 'alice', 'phone'),
-      positions: await storeA.readPositions(conv),
-      listing: await storeA.listConvs('carol'),
-    };
-    expect(after).toEqual(before);
+    expect(await stored()).toEqual(before);
     expect(await storeA.getConv(fresh)).toBeNull();
 
     // the new holder continues the log where it was
