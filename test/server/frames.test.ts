@@ -152,6 +152,19 @@ describe('send, ack and push', () => {
     expect(await held).toMatchObject({ t: 'error', code: 'bad_request', message: expect.stringContaining('sent it again at dseq 2') });
     const { msgs } = await alice.syncAll('g:team');
     expect(msgs.map((m) => [m.cmid ?? null, m.dseq ?? null])).toEqual([[null, null], ['c-1', 1], ['c-3', 2], ['c-4', 3]]);
+
+    // A hostile device flipping one held cmid between two dseqs: each copy answers the one before, and
+    // nothing piles up; a bystander's send is served meanwhile.
+    const bob = await t.connect('bob');
+    const flips = Array.from({ length: 100 }, (_, i) => send(alice, 'g:team', 'flip', 5 + (i % 2)));
+    const bystander = await bob.request({ t: 'send', conv: 'dm:alice:bob', cmid: 'b-1', dseq: 1, body: { text: 'still here' } });
+    expect(bystander).toMatchObject({ t: 'ack', seq: 1 });
+    const answers = await Promise.all(flips.slice(0, -1));
+    expect(answers.every((a) => a.t === 'error' && a['code'] === 'bad_request')).toBe(true);
+    // Only the last copy is held (at 6): dseqs 4 and 5 let it in.
+    expect(await send(alice, 'g:team', 'c-gap', 4)).toMatchObject({ t: 'ack', seq: 5 });
+    expect(await send(alice, 'g:team', 'c-gap2', 5)).toMatchObject({ t: 'ack', seq: 6 });
+    expect(await flips.at(-1)).toMatchObject({ t: 'ack', cmid: 'flip', dseq: 6, seq: 7 });
   });
 
   it('never stores a cmid twice, even when a client reuses a stored cmid with a new dseq', async () => {
