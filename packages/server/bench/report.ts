@@ -49,8 +49,8 @@ export function markdownTable(results: Results): string {
   return lines.join('\n') + '\n';
 }
 
-/** Writes bench/results/<name>.json and <name>.md, prints the table, returns the paths. */
-export function writeResults(name: string, results: Results): { json: string; md: string } {
+/** Writes bench/results/<name>.json and <name>.md (with `appendix`, markdown, after the table), prints the table, returns the paths. */
+export function writeResults(name: string, results: Results, appendix = ''): { json: string; md: string } {
   const dir = resultsDir();
   mkdirSync(dir, { recursive: true });
   const withMachine = {
@@ -60,7 +60,7 @@ export function writeResults(name: string, results: Results): { json: string; md
   const json = join(dir, `${name}.json`);
   const md = join(dir, `${name}.md`);
   writeFileSync(json, JSON.stringify(withMachine, null, 2) + '\n');
-  const table = markdownTable(results);
+  const table = markdownTable(results) + (appendix === '' ? '' : `\n${appendix}`);
   writeFileSync(md, `# ${name}\n\nMeasured ${withMachine.machine.at} on ${withMachine.machine.cpus} × ${withMachine.machine.cpu}, Node ${process.version}.\n\n${table}`);
   process.stdout.write(table);
   return { json, md };
