@@ -27,6 +27,8 @@ export interface ClusterBenchConfig {
   timeoutMs: number;
   postgresUrl: string;
   natsUrl: string;
+  /** Length of each half of the version-row probe (cluster-pg-probe.ts); 0: no probe. */
+  probeMs: number;
   quick: boolean;
   keepDb: boolean;
 }
@@ -48,6 +50,7 @@ const FLAGS: Record<string, FlagSpec> = {
   timeout: { kind: 'duration', default: 180_000, min: 1000, shown: '180s', help: 'longest any one phase may take' },
   'postgres-url': { kind: 'string', default: process.env['POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test', help: 'an existing database to create and drop the runs\' databases from' },
   'nats-url': { kind: 'string', default: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222', help: 'NATS server of the cluster' },
+  probe: { kind: 'duration', default: 3000, min: 0, max: 60_000, shown: '3s', help: "each half of the version-row probe: commits/s on one shared counter row against a row each (0: none)" },
   quick: { kind: 'bool', default: false, help: 'a short run: 8,000 messages, 3 kills, 5 s windows (sizes given as flags still win)' },
   'keep-db': { kind: 'bool', default: false, help: 'do not drop the databases at the end (to look at them)' },
   help: { kind: 'bool', default: false, help: 'print this help' },
@@ -91,6 +94,7 @@ export function readClusterConfig(argv: readonly string[]): ClusterBenchConfig |
     timeoutMs: Number(flags['timeout']),
     postgresUrl: String(flags['postgres-url']),
     natsUrl: String(flags['nats-url']),
+    probeMs: Number(flags['probe']),
     quick: Boolean(flags['quick']),
     keepDb: Boolean(flags['keep-db']),
   };

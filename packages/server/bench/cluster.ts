@@ -28,11 +28,15 @@ import { readClusterConfig } from './cluster-config.js';
 import type { Violations } from './cluster-db.js';
 import { closeDeployment, measureSteady, openDeployment, type Deployment, type SteadyResult } from './cluster-deployment.js';
 import { clusterAvailable } from './cluster-nodes.js';
+import { probeVersionRow, type ProbeResult } from './cluster-pg-probe.js';
 import { quantileOf, runTakeover, type TakeoverResult } from './cluster-takeover.js';
 import { markdownTable, ratio, writeResults, type Results, type Row } from './report.js';
 
 const TARGET_CPU_RATIO = 1.5;
 const TARGET_TAKEOVER_LEASES = 2;
+/** The probe's shape: connections as a few nodes' pools would commit at once; member_state updates of a two-member conversation and its sender. */
+const PROBE_CONNECTIONS = 8;
+const PROBE_STATEMENTS = 3;
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const round2 = (n: number) => Math.round(n * 100) / 100;
 
@@ -111,8 +115,20 @@ function takeoverSummary(t: TakeoverResult, leaseMs: number) {
   };
 }
 
-function appendix(measured: readonly Measured[], targets: Record<string, { value: number | null; met: boolean | null }>, config: ClusterBenchConfig): string {
+function appendix(
+  measured: readonly Measured[],
+  targets: Record<string, { value: number | null; met: boolean | null }>,
+  probe: ProbeResult | undefined,
+  config: ClusterBenchConfig,
+): string {
   const lines: string[] = [];
+  if (probe) {
+    lines.push(
+      `PostgreSQL version-row probe (${probe.connections} connections, each transaction: the counter update, ${probe.statements_after_counter} more updates, COMMIT): ` +
+        `${probe.shared_row_commits_per_s} commits/s on one shared counter row (${probe.shared_row_ms_per_commit} ms per commit), ${probe.own_rows_commits_per_s} commits/s with a row each.`,
+      '',
+    );
+  }
   const t = measured.find((m) => m.takeover)?.takeover;
   if (t) {
     lines.push(
@@ -146,6 +162,14 @@ async function main(config: ClusterBenchConfig): Promise<number> {
   const measured: Measured[] = [];
   measured.push(await measure(config, 'pg', false, 1));
   if (withCluster) for (const n of config.nodeCounts) measured.push(await measure(config, `n${n}`, true, n));
+  let probe: ProbeResult | undefined;
+  if (config.probeMs > 0) {
+    probe = await probeVersionRow(config.postgresUrl, PROBE_CONNECTIONS, PROBE_STATEMENTS, config.probeMs);
+    log(
+      `version-row probe, ${probe.connections} connections, ${probe.statements_after_counter} statements after the counter: ` +
+        `${probe.shared_row_commits_per_s} commits/s on one shared row (${probe.shared_row_ms_per_commit} ms each), ${probe.own_rows_commits_per_s} on a row each`,
+    );
+  }
 
   const baseline = measured[0]!.steady;
   const ratios: Record<string, number> = {};
@@ -186,6 +210,7 @@ async function main(config: ClusterBenchConfig): Promise<number> {
     takeover_ms: takeoverMs ?? null,
     targets,
     takeover: takeover ?? null,
+    pg_version_row: probe ?? null,
     violations: Object.fromEntries(measured.map((m) => [m.label, m.violations ?? null])),
     detail: Object.fromEntries(measured.map((m) => [m.label, m.steady])),
     load_average: { before: loadBefore.map(round2), after: loadavg().map(round2) },
@@ -203,7 +228,7 @@ async function main(config: ClusterBenchConfig): Promise<number> {
       quick: config.quick,
     },
   };
-  const extra = appendix(measured, targets, config);
+  const extra = appendix(measured, targets, probe, config);
   if (withCluster) writeResults(config.quick ? 'cluster-quick' : 'cluster', results, extra);
   else process.stdout.write(`${markdownTable(results)}\n${extra}`);
   for (const [name, target] of Object.entries(targets)) {
