@@ -6,7 +6,9 @@
  * on that one row. This probe measures commits/s of concurrent connections that
  * each run the same shape (the counter update, then `statements` more updates,
  * then COMMIT) on one shared counter row, against the same with a counter row
- * per connection, for `ms` each, on a database of its own.
+ * per connection, for `ms` each, on a database of its own. A batch's
+ * member_state updates after the counter are one per conversation it touches
+ * plus one per (conversation, sender), so `statements` sizes the batch.
  */
 import pg from 'pg';
 import { createBenchDatabase } from './cluster-db.js';

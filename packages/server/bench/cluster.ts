@@ -34,9 +34,10 @@ import { markdownTable, ratio, writeResults, type Results, type Row } from './re
 
 const TARGET_CPU_RATIO = 1.5;
 const TARGET_TAKEOVER_LEASES = 2;
-/** The probe's shape: connections as a few nodes' pools would commit at once; member_state updates of a two-member conversation and its sender. */
+/** Connections of the probe: a few nodes' pools committing at once. */
 const PROBE_CONNECTIONS = 8;
-const PROBE_STATEMENTS = 3;
+/** Statements after the counter of a batch over `convs` two-member conversations, both members sending: 1 + 2 each. */
+const probeStatements = (convs: number) => 3 * convs;
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const round2 = (n: number) => Math.round(n * 100) / 100;
 
@@ -118,14 +119,17 @@ function takeoverSummary(t: TakeoverResult, leaseMs: number) {
 function appendix(
   measured: readonly Measured[],
   targets: Record<string, { value: number | null; met: boolean | null }>,
-  probe: ProbeResult | undefined,
+  probes: readonly ProbeResult[],
   config: ClusterBenchConfig,
 ): string {
   const lines: string[] = [];
-  if (probe) {
+  if (probes.length > 0) {
     lines.push(
-      `PostgreSQL version-row probe (${probe.connections} connections, each transaction: the counter update, ${probe.statements_after_counter} more updates, COMMIT): ` +
-        `${probe.shared_row_commits_per_s} commits/s on one shared counter row (${probe.shared_row_ms_per_commit} ms per commit), ${probe.own_rows_commits_per_s} commits/s with a row each.`,
+      `PostgreSQL version-row probe, ${probes[0]!.connections} connections, each transaction the counter update, N more updates, COMMIT:`,
+      '',
+      '| updates after the counter | commits/s, one shared counter row | ms per commit on it | commits/s, a row each |',
+      '| ---: | ---: | ---: | ---: |',
+      ...probes.map((p) => `| ${p.statements_after_counter} | ${p.shared_row_commits_per_s} | ${p.shared_row_ms_per_commit} | ${p.own_rows_commits_per_s} |`),
       '',
     );
   }
@@ -162,9 +166,11 @@ async function main(config: ClusterBenchConfig): Promise<number> {
   const measured: Measured[] = [];
   measured.push(await measure(config, 'pg', false, 1));
   if (withCluster) for (const n of config.nodeCounts) measured.push(await measure(config, `n${n}`, true, n));
-  let probe: ProbeResult | undefined;
-  if (config.probeMs > 0) {
-    probe = await probeVersionRow(config.postgresUrl, PROBE_CONNECTIONS, PROBE_STATEMENTS, config.probeMs);
+  const probes: ProbeResult[] = [];
+  // A batch of one conversation, and one over every conversation of this load (the single node's batches were).
+  for (const statements of config.probeMs > 0 ? [probeStatements(1), probeStatements(config.convs)] : []) {
+    const probe = await probeVersionRow(config.postgresUrl, PROBE_CONNECTIONS, statements, config.probeMs);
+    probes.push(probe);
     log(
       `version-row probe, ${probe.connections} connections, ${probe.statements_after_counter} statements after the counter: ` +
         `${probe.shared_row_commits_per_s} commits/s on one shared row (${probe.shared_row_ms_per_commit} ms each), ${probe.own_rows_commits_per_s} on a row each`,
@@ -210,7 +216,7 @@ async function main(config: ClusterBenchConfig): Promise<number> {
     takeover_ms: takeoverMs ?? null,
     targets,
     takeover: takeover ?? null,
-    pg_version_row: probe ?? null,
+    pg_version_row: probes,
     violations: Object.fromEntries(measured.map((m) => [m.label, m.violations ?? null])),
     detail: Object.fromEntries(measured.map((m) => [m.label, m.steady])),
     load_average: { before: loadBefore.map(round2), after: loadavg().map(round2) },
@@ -228,7 +234,7 @@ async function main(config: ClusterBenchConfig): Promise<number> {
       quick: config.quick,
     },
   };
-  const extra = appendix(measured, targets, probe, config);
+  const extra = appendix(measured, targets, probes, config);
   if (withCluster) writeResults(config.quick ? 'cluster-quick' : 'cluster', results, extra);
   else process.stdout.write(`${markdownTable(results)}\n${extra}`);
   for (const [name, target] of Object.entries(targets)) {
