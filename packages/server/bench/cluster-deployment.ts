@@ -170,6 +170,9 @@ export async function measureSteady(d: Deployment, config: ClusterBenchConfig, l
   const cpuByNode = d.nodes.map((_, i) => after.cpu[i]! - before.cpu[i]!);
   const delta = (name: string) => sum(d.nodes.map((_, i) => after.counters[i]![name]! - before.counters[i]![name]!));
   const batches = delta(BATCHES);
+  for (const name of d.cluster ? [FORWARDED, BUS_PUBLISHED] : []) {
+    if (Number.isNaN(delta(name))) log(`${d.label}: warning: a node's /metrics has no ${name}; its per-message value is n/a`);
+  }
   const stats = phaseStats([phase]);
   const result: SteadyResult = {
     ...stats,
@@ -181,7 +184,7 @@ export async function measureSteady(d: Deployment, config: ClusterBenchConfig, l
     pg_commits_per_1k_msgs: round((commits * 1000) / acked, 1),
     pg_commits_per_s: Math.round(commits / (phase.elapsedMs / 1000)),
     pg_idle_commits_per_s: round(idleRate, 1),
-    entries_per_batch: batches > 0 ? round(delta(BATCH_ENTRIES) / batches, 1) : null,
+    entries_per_batch: batches > 0 && Number.isFinite(batches) ? round(delta(BATCH_ENTRIES) / batches, 1) : null,
     resends: resendsBefore() - resends0,
   };
   log(

@@ -130,15 +130,15 @@ export class NodeProcess {
     }
   }
 
-  /** Every sample of the given metric names summed over their labels; missing names are 0. */
+  /** Every sample of the given metric names summed over their labels; a name the node does not export is NaN, never 0. */
   async counters(names: readonly string[]): Promise<Record<string, number>> {
-    const out = Object.fromEntries(names.map((name) => [name, 0]));
+    const out: Record<string, number> = Object.fromEntries(names.map((name) => [name, Number.NaN]));
     if (this.metricsUrl === undefined) throw new Error(`${this.spec.name} has no metrics port`);
     const text = await (await fetch(this.metricsUrl, { signal: AbortSignal.timeout(5000) })).text();
     for (const line of text.split('\n')) {
       if (line.startsWith('#')) continue;
       const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})? (\S+)/.exec(line);
-      if (match && match[1]! in out) out[match[1]!]! += Number(match[2]);
+      if (match && match[1]! in out) out[match[1]!] = (Number.isNaN(out[match[1]!]!) ? 0 : out[match[1]!]!) + Number(match[2]);
     }
     return out;
   }
