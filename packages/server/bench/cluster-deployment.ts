@@ -99,7 +99,7 @@ export async function openDeployment(config: ClusterBenchConfig, label: string, 
       // Client c (the first member) creates the group with the others in it.
       const others: string[] = [];
       for (let i = c + config.convs; i < config.clients; i += config.convs) others.push(`u${i}`);
-      await createGroup(deployment.clients[c]!, `g:c${c}`, others, config.timeoutMs);
+      await createGroup(deployment.clients[c]!, `g:c${c}`, others, 30_000);
     }
     return deployment;
   } catch (error) {

@@ -107,6 +107,8 @@ export interface TakeoverResult {
   rate_msgs_per_s: number;
   steady: { messages: number; p50_ms: number; p99_ms: number };
   after_kill: { messages: number; p50_ms: number; p99_ms: number };
+  /** Sends of the paced load still unacked when it had drained (bounded): each one a liveness failure. */
+  unacked_at_end: number;
   trials: TakeoverTrial[];
   errors: string[];
 }
@@ -126,9 +128,8 @@ export async function runTakeover(
   try {
     // The first second is the load getting under way; the rest of the window is steady state.
     await sleep(options.windowMs);
-    const steady = load.latenciesDue(startedAt + 1000, startedAt + options.windowMs);
-    log(`takeover: steady at ${options.rate} msgs/s: p50 ${round(quantileOf(steady, 0.5))} ms, p99 ${round(quantileOf(steady, 0.99))} ms over ${steady.length} acks`);
-    const afterKill: number[] = [];
+    const steadyWindow = [startedAt + 1000, startedAt + options.windowMs] as const;
+    const windows: [number, number][] = [];
     for (let k = 0; k < options.kills; k++) {
       const victimIndex = k % nodes.length;
       const victim = nodes[victimIndex]!;
@@ -157,17 +158,15 @@ export async function runTakeover(
       }
       d.ackListeners.delete(watch);
       const windowEnd = t0 + options.windowMs;
+      windows.push([t0, windowEnd]);
       if (performance.now() < windowEnd) await sleep(windowEnd - performance.now());
-      const lat = load.latenciesDue(t0, windowEnd);
-      afterKill.push(...lat);
       const r0 = performance.now();
       await victim.restart();
       const startMs = performance.now() - r0;
       let rejoinMs: number | null = null;
       try {
         const views = await awaitSettled(nodes, Math.max(10 * options.leaseMs, 20_000));
-        const mine = views[victimIndex]!;
-        if (mine.held.length < held.size) {
+        if (views[victimIndex]!.held.length < held.size) {
           // Settled, but not (yet) with all its slots: wait for them (rendezvous gives it the same ones).
           const until = performance.now() + 10 * options.leaseMs;
           while (performance.now() < until && ((await victim.view())?.held.length ?? 0) < held.size) await sleep(20);
@@ -188,23 +187,38 @@ export async function runTakeover(
         slots_ms: slotsAt === undefined ? null : round(slotsAt - t0, 1),
         start_ms: round(startMs, 1),
         rejoin_ms: rejoinMs === null ? null : round(rejoinMs, 1),
-        after_kill_p50_ms: round(quantileOf(lat, 0.5)),
-        after_kill_p99_ms: round(quantileOf(lat, 0.99)),
+        after_kill_p50_ms: Number.NaN,
+        after_kill_p99_ms: Number.NaN,
       };
       trials.push(trial);
       log(
         `takeover ${k + 1}/${options.kills}: kill -9 ${trial.victim} (${trial.slots_held} slots, ${trial.convs} of the conversations): ` +
           `acked again via another node after ${trial.ack_ms ?? 'never'} ms, slots held by the survivors after ${trial.slots_ms ?? 'never'} ms; ` +
-          `after-kill p50 ${trial.after_kill_p50_ms} ms, p99 ${trial.after_kill_p99_ms} ms over ${lat.length} acks; ` +
           `restarted in ${trial.start_ms} ms, its slots back after ${trial.rejoin_ms ?? 'never'} ms`,
       );
       // Let the moved clients and slots settle before the next kill.
       await sleep(Math.max(2000, options.leaseMs));
     }
+    load.stop();
+    // The windows are read once every send is acked: a send stuck past its window still counts in it, at its full latency.
+    const drainUntil = performance.now() + options.timeoutMs;
+    while (d.clients.some((c) => c.unacked > 0) && performance.now() < drainUntil) await sleep(50);
+    const unacked = d.clients.reduce((sum, c) => sum + c.unacked, 0);
+    const steady = load.latenciesDue(...steadyWindow);
+    const afterKill: number[] = [];
+    windows.forEach(([from, to], k) => {
+      const lat = load.latenciesDue(from, to);
+      afterKill.push(...lat);
+      trials[k]!.after_kill_p50_ms = round(quantileOf(lat, 0.5));
+      trials[k]!.after_kill_p99_ms = round(quantileOf(lat, 0.99));
+      log(`takeover ${k + 1}: in the ${options.windowMs / 1000} s after the kill p50 ${trials[k]!.after_kill_p50_ms} ms, p99 ${trials[k]!.after_kill_p99_ms} ms over ${lat.length} acks`);
+    });
+    log(`takeover: steady at ${options.rate} msgs/s: p50 ${round(quantileOf(steady, 0.5))} ms, p99 ${round(quantileOf(steady, 0.99))} ms over ${steady.length} acks; ${unacked} sends unacked at the end`);
     return {
       rate_msgs_per_s: options.rate,
       steady: { messages: steady.length, p50_ms: round(quantileOf(steady, 0.5)), p99_ms: round(quantileOf(steady, 0.99)) },
       after_kill: { messages: afterKill.length, p50_ms: round(quantileOf(afterKill, 0.5)), p99_ms: round(quantileOf(afterKill, 0.99)) },
+      unacked_at_end: unacked,
       trials,
       errors: load.errors,
     };

@@ -146,7 +146,7 @@ function appendix(
       ),
       '',
       `Steady (before the first kill): p50 ${t.steady.p50_ms} ms, p99 ${t.steady.p99_ms} ms over ${t.steady.messages} acks; ` +
-        `in the ${config.afterKillMs / 1000} s after the kills: p50 ${t.after_kill.p50_ms} ms, p99 ${t.after_kill.p99_ms} ms over ${t.after_kill.messages} acks.`,
+        `in the ${config.afterKillMs / 1000} s after the kills: p50 ${t.after_kill.p50_ms} ms, p99 ${t.after_kill.p99_ms} ms over ${t.after_kill.messages} acks; ${t.unacked_at_end} paced sends unacked after the drain.`,
       '',
     );
   }
