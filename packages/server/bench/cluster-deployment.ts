@@ -19,7 +19,8 @@ export const FORWARDED = 'sequent_cluster_forwarded_total';
 export const BUS_PUBLISHED = 'sequent_cluster_bus_published_total';
 const BATCHES = 'sequent_commit_batch_entries_count';
 const BATCH_ENTRIES = 'sequent_commit_batch_entries_sum';
-const COUNTERS = [FORWARDED, BUS_PUBLISHED, BATCHES, BATCH_ENTRIES] as const;
+const FORWARD_UNAVAILABLE = 'sequent_cluster_forward_unavailable_total';
+const COUNTERS = [FORWARDED, BUS_PUBLISHED, FORWARD_UNAVAILABLE, BATCHES, BATCH_ENTRIES] as const;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const round = (n: number, places = 2) => Math.round(n * 10 ** places) / 10 ** places;
@@ -52,7 +53,9 @@ export interface SteadyResult extends PhaseStats {
   /** Commits per second of the idle deployment (heartbeats, renewals), subtracted from the phase's count over the settle waits. */
   pg_idle_commits_per_s: number;
   entries_per_batch: number | null;
+  /** Sends the clients resent after an `unavailable`, and forwards the gateways answered `unavailable` themselves. */
   resends: number;
+  forwards_unavailable: number | null;
 }
 
 export async function openDeployment(config: ClusterBenchConfig, label: string, cluster: boolean, count: number, log: (line: string) => void): Promise<Deployment> {
@@ -186,6 +189,7 @@ export async function measureSteady(d: Deployment, config: ClusterBenchConfig, l
     pg_idle_commits_per_s: round(idleRate, 1),
     entries_per_batch: batches > 0 && Number.isFinite(batches) ? round(delta(BATCH_ENTRIES) / batches, 1) : null,
     resends: resendsBefore() - resends0,
+    forwards_unavailable: d.cluster ? delta(FORWARD_UNAVAILABLE) : null,
   };
   log(
     `${d.label}: ${stats.msgs_per_s} acked msgs/s, p50 ${stats.p50_ms} ms, p99 ${stats.p99_ms} ms; CPU µs/msg ${result.cpu_us_per_msg} ` +
