@@ -24,7 +24,7 @@ import type { FrameFlusher } from './turn-frames.js';
 
 export interface Handlers {
   /** send, create, members, read: decided by the conversation's owner. */
-  owner: OwnerRequests;
+  owner: OwnerRequests<Session>;
   reads: Reads;
   presence: Presence<Session>;
   chat: ChatState;
@@ -49,6 +49,8 @@ export class Gateway {
     private readonly flusher: FrameFlusher,
     private readonly metrics: ServerMetrics,
     private readonly logger: Logger,
+    /** A cluster node's state, served as JSON at GET /cluster. */
+    private readonly clusterStatus?: () => unknown,
   ) {
     this.admission = new Admission(options);
     const serve = (req: IncomingMessage, res: ServerResponse) => void this.serveHttp(req, res);
@@ -84,6 +86,11 @@ export class Gateway {
     if (req.method === 'GET' && path === '/healthz') {
       res.writeHead(this.serving ? 200 : 503, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ status: this.serving ? 'ok' : 'draining' }));
+      return;
+    }
+    if (req.method === 'GET' && path === '/cluster' && this.clusterStatus) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(this.clusterStatus()));
       return;
     }
     res.writeHead(404, { 'content-type': 'application/json' });

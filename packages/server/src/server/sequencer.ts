@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { Entry } from 'sequent-client/protocol';
-import type { CommitBatch, ConvKind, MembershipChange, Store } from '../store/index.js';
+import type { CommitBatch, CommitFence, ConvKind, MembershipChange, Store } from '../store/index.js';
 import type { ConversationOwner, ConvState, EntryDraft } from './owner.js';
 import type { ServerMetrics } from './metrics.js';
 
@@ -218,11 +218,14 @@ export class Sequencer {
 function commitBatchOf(batch: readonly Pending[]): CommitBatch {
   const bodyJson: (string | undefined)[] = [];
   const commit: CommitBatch = { newConvs: [], entries: [], memberships: [], bodyJson };
+  let fences: Map<string, CommitFence> | undefined;
   for (const item of batch) {
+    if (item.state.fence) (fences ??= new Map()).set(item.entry.conv, item.state.fence);
     if (item.newConv) commit.newConvs.push({ conv: item.entry.conv, kind: item.newConv });
     commit.entries.push(item.entry);
     bodyJson.push(item.bodyJson);
     for (const change of item.memberships) commit.memberships.push(change);
   }
+  if (fences) commit.fences = fences;
   return commit;
 }
