@@ -72,7 +72,7 @@ export async function openDeployment(config: ClusterBenchConfig, label: string, 
     log(`${label}: ${nodes.map((n) => `${n.spec.name} pid ${n.pid} port ${n.port}`).join(', ')}, database ${db.name}`);
     if (cluster) {
       const started = performance.now();
-      deployment.views = await awaitSettled(nodes, 60_000);
+      deployment.views = await awaitSettled(nodes, 120_000);
       log(`${label}: settled in ${Math.round(performance.now() - started)} ms: ${deployment.views.map((v) => `${v.node} holds ${v.held.length}`).join(', ')} of ${deployment.views[0]!.slots} slots`);
     }
     const tokens = new TokenAuthority(secret);

@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { assignSlots } from '../src/cluster/slots.js';
 import { killServer, SEQUENT_BIN, spawnServerProcess, stopServer, type ServerChild } from '../src/chaos/server-process.js';
 import { processCpuSeconds } from './cpu.js';
 
@@ -152,24 +153,37 @@ export class NodeProcess {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Resolves once every node sees all of them live and together they hold every
- * slot (after a start or a restart the slots settle over a few lease ticks).
+ * Resolves once every node sees all of them live and each holds exactly the
+ * slots rendezvous hashing gives it among them: after a start or a restart the
+ * slots move a few per lease tick, and a measurement taken before would count
+ * the hand-offs.
  */
 export async function awaitSettled(nodes: readonly NodeProcess[], timeoutMs: number): Promise<ClusterView[]> {
   const deadline = performance.now() + timeoutMs;
   let last: (ClusterView | undefined)[] = [];
+  const names = nodes.map((n) => n.spec.name);
+  let owners: (string | undefined)[] | undefined;
   while (performance.now() < deadline) {
     last = await Promise.all(nodes.map((n) => n.view()));
     const views = last.filter((v): v is ClusterView => v !== undefined);
-    if (views.length === nodes.length) {
-      const held = views.reduce((sum, v) => sum + v.held.length, 0);
-      const slots = views[0]!.slots;
-      if (views.every((v) => v.live.length === nodes.length && v.held.length > 0) && held === slots) return views;
+    if (views.length === nodes.length && views.every((v) => v.live.length === nodes.length)) {
+      owners ??= assignSlots(views[0]!.slots, names);
+      const settled = views.every((v) => {
+        const mine = owners!.flatMap((owner, slot) => (owner === v.node ? [slot] : []));
+        const held = new Set(v.held);
+        return held.size === mine.length && mine.every((slot) => held.has(slot));
+      });
+      if (settled) return views;
     }
     await sleep(50);
   }
   throw new Error(
     `the cluster did not settle within ${timeoutMs} ms: ` +
-      last.map((v, i) => `${nodes[i]!.spec.name}: ${v ? `live [${v.live.join(',')}], holds ${v.held.length} of ${v.slots}` : 'no answer'}`).join('; '),
+      last
+        .map((v, i) => {
+          const wins = owners?.filter((o) => o === names[i]).length;
+          return `${names[i]}: ${v ? `live [${v.live.join(',')}], holds ${v.held.length} of ${v.slots}${wins === undefined ? '' : ` (wins ${wins})`}` : 'no answer'}`;
+        })
+        .join('; '),
   );
 }

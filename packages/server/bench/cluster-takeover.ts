@@ -101,6 +101,8 @@ export interface TakeoverTrial {
   rejoin_ms: number | null;
   after_kill_p50_ms: number;
   after_kill_p99_ms: number;
+  /** Sends resent after an `unavailable` from the kill to the restart. */
+  resends: number;
 }
 
 export interface TakeoverResult {
@@ -144,6 +146,7 @@ export async function runTakeover(
         if (ackAt === undefined && ack.lastAt > t0 && victimConvs.has(ack.conv)) ackAt = ack.at;
       };
       d.ackListeners.add(watch);
+      const resends0 = d.clients.reduce((sum, c) => sum + c.resends, 0);
       t0 = performance.now();
       await victim.kill();
       let slotsAt: number | undefined;
@@ -160,17 +163,14 @@ export async function runTakeover(
       const windowEnd = t0 + options.windowMs;
       windows.push([t0, windowEnd]);
       if (performance.now() < windowEnd) await sleep(windowEnd - performance.now());
+      const resends = d.clients.reduce((sum, c) => sum + c.resends, 0) - resends0;
       const r0 = performance.now();
       await victim.restart();
       const startMs = performance.now() - r0;
       let rejoinMs: number | null = null;
       try {
-        const views = await awaitSettled(nodes, Math.max(10 * options.leaseMs, 20_000));
-        if (views[victimIndex]!.held.length < held.size) {
-          // Settled, but not (yet) with all its slots: wait for them (rendezvous gives it the same ones).
-          const until = performance.now() + 10 * options.leaseMs;
-          while (performance.now() < until && ((await victim.view())?.held.length ?? 0) < held.size) await sleep(20);
-        }
+        // Settled means it holds what rendezvous gives it: the slots it held before the kill.
+        await awaitSettled(nodes, Math.max(30 * options.leaseMs, 60_000));
         rejoinMs = performance.now() - r0;
       } catch (error) {
         log(`takeover ${k + 1}: ${(error as Error).message}`);
@@ -189,11 +189,12 @@ export async function runTakeover(
         rejoin_ms: rejoinMs === null ? null : round(rejoinMs, 1),
         after_kill_p50_ms: Number.NaN,
         after_kill_p99_ms: Number.NaN,
+        resends,
       };
       trials.push(trial);
       log(
         `takeover ${k + 1}/${options.kills}: kill -9 ${trial.victim} (${trial.slots_held} slots, ${trial.convs} of the conversations): ` +
-          `acked again via another node after ${trial.ack_ms ?? 'never'} ms, slots held by the survivors after ${trial.slots_ms ?? 'never'} ms; ` +
+          `acked again via another node after ${trial.ack_ms ?? 'never'} ms, slots held by the survivors after ${trial.slots_ms ?? 'never'} ms, ${trial.resends} resends in the window; ` +
           `restarted in ${trial.start_ms} ms, its slots back after ${trial.rejoin_ms ?? 'never'} ms`,
       );
       // Let the moved clients and slots settle before the next kill.
