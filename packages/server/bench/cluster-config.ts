@@ -3,6 +3,7 @@
  * cores; `--quick` shrinks every phase (fewer messages, 3 kills, 5 s windows)
  * for a try-out whose takeover numbers are too few to judge the target by.
  */
+import { resolve } from 'node:path';
 import { parseFlags, usage, UsageError, type FlagSpec } from '../src/cli/args.js';
 
 export interface ClusterBenchConfig {
@@ -29,6 +30,8 @@ export interface ClusterBenchConfig {
   natsUrl: string;
   /** Length of each half of the version-row probe (cluster-pg-probe.ts); 0: no probe. */
   probeMs: number;
+  /** Directory for the nodes' CPU profiles (node --cpu-prof, written when a node exits on SIGTERM), or undefined. */
+  profileDir: string | undefined;
   quick: boolean;
   keepDb: boolean;
 }
@@ -51,6 +54,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'postgres-url': { kind: 'string', default: process.env['POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test', help: 'an existing database to create and drop the runs\' databases from' },
   'nats-url': { kind: 'string', default: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222', help: 'NATS server of the cluster' },
   probe: { kind: 'duration', default: 3000, min: 0, max: 60_000, shown: '3s', help: "each half of the version-row probe: commits/s on one shared counter row against a row each (0: none)" },
+  profile: { kind: 'string', help: "write every node's CPU profile to this directory (read one with node dist/bench/cpuprofile.js FILE)" },
   quick: { kind: 'bool', default: false, help: 'a short run: 8,000 messages, 3 kills, 5 s windows (sizes given as flags still win)' },
   'keep-db': { kind: 'bool', default: false, help: 'do not drop the databases at the end (to look at them)' },
   help: { kind: 'bool', default: false, help: 'print this help' },
@@ -95,6 +99,7 @@ export function readClusterConfig(argv: readonly string[]): ClusterBenchConfig |
     postgresUrl: String(flags['postgres-url']),
     natsUrl: String(flags['nats-url']),
     probeMs: Number(flags['probe']),
+    profileDir: flags['profile'] === undefined ? undefined : resolve(String(flags['profile'])),
     quick: Boolean(flags['quick']),
     keepDb: Boolean(flags['keep-db']),
   };

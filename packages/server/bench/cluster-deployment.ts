@@ -7,6 +7,8 @@
  * message. At the end the log is checked against every ack received.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { TokenAuthority } from '../src/server/auth.js';
 import { ClusterClient, type AckRecord } from './cluster-client.js';
 import type { ClusterBenchConfig } from './cluster-config.js';
@@ -58,12 +60,28 @@ export interface SteadyResult extends PhaseStats {
   forwards_unavailable: number | null;
 }
 
+/** One directory per node of a deployment, so that every profile names its node. */
+function profileDirOf(root: string, label: string, node: number): string {
+  const dir = join(root, `${label}-n${node + 1}`);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
 export async function openDeployment(config: ClusterBenchConfig, label: string, cluster: boolean, count: number, log: (line: string) => void): Promise<Deployment> {
   const db = await createBenchDatabase(config.postgresUrl, `sequent_bench_cluster_${process.pid}_${label}`);
   const secret = randomBytes(24).toString('base64url');
   const nodes = Array.from(
     { length: count },
-    (_, i) => new NodeProcess({ name: `n${i + 1}`, cluster, postgresUrl: db.url, natsUrl: config.natsUrl, leaseMs: config.leaseMs, secret }),
+    (_, i) =>
+      new NodeProcess({
+        name: `n${i + 1}`,
+        cluster,
+        postgresUrl: db.url,
+        natsUrl: config.natsUrl,
+        leaseMs: config.leaseMs,
+        secret,
+        nodeArgs: config.profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDirOf(config.profileDir, label, i)],
+      }),
   );
   const deployment: Deployment = { label, cluster, db, nodes, clients: [], homes: [], acks: [], ackListeners: new Set(), views: [] };
   try {

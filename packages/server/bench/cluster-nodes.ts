@@ -28,6 +28,8 @@ export interface NodeSpec {
   natsUrl: string;
   leaseMs: number;
   secret: string;
+  /** Flags for node itself (e.g. --cpu-prof). */
+  nodeArgs: string[];
 }
 
 /** Whether this build's `serve` knows `--cluster`. */
@@ -87,6 +89,7 @@ export class NodeProcess {
       secret: spec.secret,
       postgresUrl: spec.postgresUrl,
       args: [...clusterArgs, '--host', '127.0.0.1', '--metrics-port', '0', '--max-connections-per-address', '0'],
+      nodeArgs: spec.nodeArgs,
       startTimeoutMs: 30_000,
     });
     this.port = this.server.port;
