@@ -93,7 +93,10 @@ export async function openClusterParts(postgresUrl: string, options: ResolvedClu
       await node.start({
         handler: answerForwarded(hooks.local, node, forwardTimeout(hooks.holdMs), (error) => logger.error({ err: error }, 'forwarded request failed')),
         drain: (slot) => hooks.drain(slot),
-        acquired: () => metrics.slotsHeld.set(node.heldCount()),
+        acquired: () => {
+          metrics.slotsAcquired.inc();
+          metrics.slotsHeld.set(node.heldCount());
+        },
         lost: (slot, reason) => {
           metrics.slotsLost.inc({ reason });
           metrics.slotsHeld.set(node.heldCount());

@@ -103,8 +103,7 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
   const chat = new ChatState(store, conversations, views, delivery);
   const ownedHere = decidedHere(ingest, groups, chat);
   const owner: OwnerRequests<Session> = cluster ? cluster.routing(ownedHere, options.holdMs) : ownedHere;
-  const status = cluster ? () => cluster.node.status() : undefined;
-  const gateway = new Gateway(options, tokens, { owner, reads, presence, chat }, flusher, metrics, logger, status);
+  const gateway = new Gateway(options, tokens, { owner, reads, presence, chat }, flusher, metrics, logger, cluster?.node);
   if (options.web) mountWeb(gateway.http, { demo: options.demo ? tokens : undefined, logger });
 
   let stoppedBy: (reason: string) => void = () => {};
