@@ -2,10 +2,14 @@
  * The PostgreSQL store's chat state: the same effects and reads as the SQLite
  * store's (sqlite-chat.ts, sqlite-convs.ts explain them), in PostgreSQL's SQL.
  *
- * Versions come from one counter row, updated at the end of each commit
- * transaction: its row lock makes versions follow commit order across every
- * connection and server, so a client that saw version v can never later miss a
- * change below it.
+ * Versions are per user: a row of user_versions each, bumped once by every
+ * commit that changes one of the user's list rows and locked until that commit
+ * ends. So a user's versions follow the order in which that user's changes
+ * commit, across every connection and server: a client that saw version v can
+ * never later meet a change of its own list numbered below v. Commits that share
+ * no user take no common lock (one global counter made every commit of every
+ * node wait for the one before). The rows are locked in one order (of the user
+ * ids), so two commits never wait for each other.
  */
 import type pg from 'pg';
 import { inTransaction } from '../db/pg-transaction.js';
@@ -34,30 +38,82 @@ export async function writeChatEffects(
     if (!bySender) senders.set(conv, (bySender = new Map()));
     bySender.set(from, Math.max(bySender.get(from) ?? 0, seq));
   }
-  const { rows: counter } = await client.query<{ value: string }>(`UPDATE ${s}.counters SET value = value + 1 WHERE name = 'version' RETURNING value`);
-  const ver = Number(counter[0]!.value);
+  const vers = await bumpVersions(client, s, await changedUsers(client, s, senders, memberships, reads));
+  const ver = (user: string) => vers.get(user)!;
   for (const change of memberships) {
     if (change.op === 'add') {
       await client.query(
         `INSERT INTO ${s}.member_state AS m (conv, member, read, pub_read, ver, active) VALUES ($1, $2, $3, $3, $4, true)
          ON CONFLICT (conv, member) DO UPDATE SET active = true, read = GREATEST(m.read, excluded.read), pub_read = GREATEST(m.pub_read, excluded.pub_read), ver = excluded.ver`,
-        [change.conv, change.user, change.seq - 1, ver],
+        [change.conv, change.user, change.seq - 1, ver(change.user)],
       );
     } else {
-      await client.query(`UPDATE ${s}.member_state SET active = false, ver = $1 WHERE conv = $2 AND member = $3`, [ver, change.conv, change.user]);
+      await client.query(`UPDATE ${s}.member_state SET active = false, ver = $1 WHERE conv = $2 AND member = $3`, [ver(change.user), change.conv, change.user]);
     }
   }
   const move = (conv: string, member: string, seq: number, pub: boolean) =>
     client.query(
       `UPDATE ${s}.member_state SET read = GREATEST(read, $1), pub_read = CASE WHEN $2 THEN GREATEST(pub_read, $1) ELSE pub_read END, ver = $3
         WHERE conv = $4 AND member = $5`,
-      [seq, pub, ver, conv, member],
+      [seq, pub, ver(member), conv, member],
     );
+  const users = [...vers.keys()];
+  const values = users.map(ver);
   for (const [conv, bySender] of senders) {
-    await client.query(`UPDATE ${s}.member_state SET ver = $1 WHERE conv = $2 AND active`, [ver, conv]);
+    await client.query(
+      `UPDATE ${s}.member_state m SET ver = v.value FROM unnest($2::text[], $3::bigint[]) AS v(member, value) WHERE m.conv = $1 AND m.active AND m.member = v.member`,
+      [conv, users, values],
+    );
     for (const [member, seq] of bySender) await move(conv, member, seq, true);
   }
   for (const r of reads) await move(r.conv, r.user, r.seq, r.public);
+}
+
+/**
+ * Whose list rows the commit changes: every current member of a conversation
+ * with a new entry (read under the batch's lock of the conversation row, so the
+ * set cannot move meanwhile), the entries' senders, and each user added,
+ * removed or whose read moved. Sorted by UTF-16 code unit: every commit locks
+ * the users' version rows in this one order.
+ */
+async function changedUsers(
+  client: pg.PoolClient,
+  s: string,
+  senders: ReadonlyMap<string, ReadonlyMap<string, number>>,
+  memberships: readonly MembershipChange[],
+  reads: readonly ReadMove[],
+): Promise<string[]> {
+  const users = new Set<string>();
+  if (senders.size > 0) {
+    const { rows } = await client.query<{ member: string }>(`SELECT member FROM ${s}.member_state WHERE conv = ANY($1::text[]) AND active`, [[...senders.keys()]]);
+    for (const row of rows) users.add(row.member);
+    for (const bySender of senders.values()) for (const from of bySender.keys()) users.add(from);
+  }
+  for (const change of memberships) users.add(change.user);
+  for (const r of reads) users.add(r.user);
+  return [...users].sort(byCodeUnit);
+}
+
+function byCodeUnit(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The next version of each user, their rows locked until commit and taken in
+ * the order given. A user's first version is 1.
+ */
+async function bumpVersions(client: pg.PoolClient, s: string, users: readonly string[]): Promise<Map<string, number>> {
+  const vers = new Map<string, number>();
+  if (users.length === 0) return vers;
+  const { rows } = await client.query<{ member: string; value: string }>(
+    `INSERT INTO ${s}.user_versions AS v (member, value)
+       SELECT u.member, 1 FROM unnest($1::text[]) WITH ORDINALITY AS u(member, n) ORDER BY u.n
+     ON CONFLICT (member) DO UPDATE SET value = v.value + 1
+     RETURNING member, value`,
+    [users],
+  );
+  for (const row of rows) vers.set(row.member, Number(row.value));
+  return vers;
 }
 
 function rowSql(s: string): string {
