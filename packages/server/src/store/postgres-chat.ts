@@ -38,7 +38,8 @@ export async function writeChatEffects(
     if (!bySender) senders.set(conv, (bySender = new Map()));
     bySender.set(from, Math.max(bySender.get(from) ?? 0, seq));
   }
-  const vers = await bumpVersions(client, s, await changedUsers(client, s, senders, memberships, reads));
+  const { users, rows: listRows } = await changedRows(client, s, senders, memberships, reads);
+  const vers = await bumpVersions(client, s, users);
   const ver = (user: string) => vers.get(user)!;
   for (const change of memberships) {
     if (change.op === 'add') {
@@ -51,47 +52,72 @@ export async function writeChatEffects(
       await client.query(`UPDATE ${s}.member_state SET active = false, ver = $1 WHERE conv = $2 AND member = $3`, [ver(change.user), change.conv, change.user]);
     }
   }
-  const move = (conv: string, member: string, seq: number, pub: boolean) =>
-    client.query(
-      `UPDATE ${s}.member_state SET read = GREATEST(read, $1), pub_read = CASE WHEN $2 THEN GREATEST(pub_read, $1) ELSE pub_read END, ver = $3
-        WHERE conv = $4 AND member = $5`,
-      [seq, pub, ver(member), conv, member],
-    );
-  const users = [...vers.keys()];
-  const values = users.map(ver);
-  for (const [conv, bySender] of senders) {
+  // Every other changed row in one statement: its user's new version, and its positions
+  // moved forward only (GREATEST; 0 moves nothing).
+  if (listRows.length > 0) {
     await client.query(
-      `UPDATE ${s}.member_state m SET ver = v.value FROM unnest($2::text[], $3::bigint[]) AS v(member, value) WHERE m.conv = $1 AND m.active AND m.member = v.member`,
-      [conv, users, values],
+      `UPDATE ${s}.member_state m SET read = GREATEST(m.read, v.read), pub_read = GREATEST(m.pub_read, v.pub), ver = v.ver
+         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS v(conv, member, read, pub, ver)
+        WHERE m.conv = v.conv AND m.member = v.member`,
+      [listRows.map((r) => r.conv), listRows.map((r) => r.member), listRows.map((r) => r.read), listRows.map((r) => r.pub), listRows.map((r) => ver(r.member))],
     );
-    for (const [member, seq] of bySender) await move(conv, member, seq, true);
   }
-  for (const r of reads) await move(r.conv, r.user, r.seq, r.public);
+}
+
+interface RowChange {
+  conv: string;
+  member: string;
+  /** the highest position the batch moves the row's read to (0: none) */
+  read: number;
+  /** the same of its public read, from public moves only */
+  pub: number;
 }
 
 /**
- * Whose list rows the commit changes: every current member of a conversation
- * with a new entry (read under the batch's lock of the conversation row, so the
- * set cannot move meanwhile), the entries' senders, and each user added,
- * removed or whose read moved. Sorted by UTF-16 code unit: every commit locks
- * the users' version rows in this one order.
+ * Whose list rows the commit changes, and how: every current member's row of a
+ * conversation with a new entry (read under the batch's lock of the conversation
+ * row, so the set cannot move meanwhile) and the senders' and readers' rows
+ * whose positions move; and every user whose version goes up, those added or
+ * removed as well. Users sorted by UTF-16 code unit: every commit locks the
+ * users' version rows in this one order.
  */
-async function changedUsers(
+async function changedRows(
   client: pg.PoolClient,
   s: string,
   senders: ReadonlyMap<string, ReadonlyMap<string, number>>,
   memberships: readonly MembershipChange[],
   reads: readonly ReadMove[],
-): Promise<string[]> {
-  const users = new Set<string>();
+): Promise<{ users: string[]; rows: RowChange[] }> {
+  const rows = new Map<string, RowChange>();
+  const row = (conv: string, member: string): RowChange => {
+    const key = `${conv}\u0000${member}`;
+    let r = rows.get(key);
+    if (!r) rows.set(key, (r = { conv, member, read: 0, pub: 0 }));
+    return r;
+  };
   if (senders.size > 0) {
-    const { rows } = await client.query<{ member: string }>(`SELECT member FROM ${s}.member_state WHERE conv = ANY($1::text[]) AND active`, [[...senders.keys()]]);
-    for (const row of rows) users.add(row.member);
-    for (const bySender of senders.values()) for (const from of bySender.keys()) users.add(from);
+    const { rows: active } = await client.query<{ conv: string; member: string }>(
+      `SELECT conv, member FROM ${s}.member_state WHERE conv = ANY($1::text[]) AND active`,
+      [[...senders.keys()]],
+    );
+    for (const m of active) row(m.conv, m.member);
+    for (const [conv, bySender] of senders) {
+      for (const [from, seq] of bySender) {
+        const r = row(conv, from);
+        r.read = Math.max(r.read, seq);
+        r.pub = Math.max(r.pub, seq);
+      }
+    }
   }
+  for (const m of reads) {
+    const r = row(m.conv, m.user);
+    r.read = Math.max(r.read, m.seq);
+    if (m.public) r.pub = Math.max(r.pub, m.seq);
+  }
+  const users = new Set<string>();
+  for (const r of rows.values()) users.add(r.member);
   for (const change of memberships) users.add(change.user);
-  for (const r of reads) users.add(r.user);
-  return [...users].sort(byCodeUnit);
+  return { users: [...users].sort(byCodeUnit), rows: [...rows.values()] };
 }
 
 function byCodeUnit(a: string, b: string): number {

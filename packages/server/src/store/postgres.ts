@@ -28,7 +28,7 @@ import { CommitOrder } from './commit-order.js';
 import { StoreConflictError } from './memory.js';
 import { batchRows, encodeCmid, ENTRY_COLUMNS, entryFromRow, type EntryRow, laneHighs, READ_COLUMNS, validateRowOrder } from './rows.js';
 import { PostgresConvReads, snapshotConvs, writeChatEffects } from './postgres-chat.js';
-import type { CommitBatch, CommitFence, ConvKind, ConvListing, ConvRecord, ConvsQuery, ConvsSnapshot, ConvsState, EntryMeta, LaneRecord, Membership, ReadPosition, Store } from './types.js';
+import type { CommitBatch, CommitFence, ConvKind, ConvListing, ConvRecord, ConvsQuery, ConvsSnapshot, ConvsState, EntryMeta, LaneRecord, Membership, ReadMove, ReadPosition, Store } from './types.js';
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/db */
@@ -37,6 +37,12 @@ export interface PostgresStoreOptions {
   schema?: string;
   /** Most connections in the pool; default 10. */
   maxConnections?: number;
+  /**
+   * Commit transactions at once (each on a connection of the pool); default half
+   * of maxConnections, rounded up, so that reads still find a connection. Batches
+   * waiting meanwhile join into the next transaction.
+   */
+  maxCommitsInFlight?: number;
   /**
    * The schema of the cluster tables, whose fence function checks a fenced commit
    * (default: the connection's search_path, as the cluster's own default).
@@ -174,7 +180,7 @@ class PostgresStore implements Store {
   private readonly s: string;
   private readonly fenceFn: string;
   private closed = false;
-  private readonly order = new CommitOrder();
+  private readonly order: CommitOrder<PendingCommit>;
   readonly pipelinesCommits = true;
 
   constructor(options: PostgresStoreOptions) {
@@ -185,7 +191,15 @@ class PostgresStore implements Store {
       throw new TypeError(`clusterSchema must be lower-case letters, digits and underscores, got ${JSON.stringify(options.clusterSchema)}`);
     }
     this.fenceFn = fenceFunctionName(options.clusterSchema);
-    this.pool = new pg.Pool({ ...options.poolConfig, connectionString: options.url, max: options.maxConnections ?? 10 });
+    const maxConnections = options.maxConnections ?? 10;
+    this.pool = new pg.Pool({ ...options.poolConfig, connectionString: options.url, max: maxConnections });
+    this.order = new CommitOrder<PendingCommit>({
+      maxRunning: options.maxCommitsInFlight ?? Math.max(1, Math.ceil(maxConnections / 2)),
+      maxEntries: JOINED_ENTRIES,
+      joinable: (group, next) => group.every((g) => joinable(g, next)),
+      sizeOf: (c) => c.batch.entries.length,
+      write: (commits) => this.commitNow(commits),
+    });
     // An idle client's connection error must not crash the process; the next query reports it.
     this.pool.on('error', () => {});
   }
@@ -259,11 +273,22 @@ class PostgresStore implements Store {
 
   async commit(batch: CommitBatch): Promise<void> {
     if (this.closed) throw new Error('the store is closed');
-    const leases = batch.fences === undefined ? undefined : fencedLeases(batch, batch.fences);
-    return this.order.run(touchedConvs(batch), () => this.commitNow(batch, leases));
+    let leases: CommitFence[] | undefined;
+    try {
+      leases = batch.fences === undefined ? undefined : fencedLeases(batch, batch.fences);
+    } catch (error) {
+      // Refused without a write, but still answered in call order.
+      return this.order.run([], { batch, leases: undefined, invalid: error });
+    }
+    return this.order.run(touchedConvs(batch), { batch, leases });
   }
 
-  private async commitNow(batch: CommitBatch, leases: readonly CommitFence[] | undefined): Promise<void> {
+  /** One transaction for the batches, in order: the fences of all of them first, then their rows. */
+  private async commitNow(commits: readonly PendingCommit[]): Promise<void> {
+    const invalid = commits.find((c) => c.invalid !== undefined);
+    if (invalid) throw invalid.invalid;
+    const batch = commits.length === 1 ? commits[0]!.batch : joinBatches(commits.map((c) => c.batch));
+    const leases = commits.some((c) => c.leases) ? distinctLeases(commits.flatMap((c) => c.leases ?? [])) : undefined;
     try {
       await inTransaction(this.pool, async (client) => {
         if (leases) await this.fence(client, leases);
@@ -295,7 +320,14 @@ class PostgresStore implements Store {
   /** The body of the commit transaction; any throw rolls all of it back. */
   private async writeBatch(client: pg.PoolClient, batch: CommitBatch): Promise<void> {
     const s = this.s;
-    for (const { conv, kind } of batch.newConvs) await client.query(`INSERT INTO ${s}.convs (conv, kind) VALUES ($1, $2)`, [conv, kind]);
+    // A statement for each kind of row, whatever the batch's size: a commit's cost is then
+    // mostly its round trips and its flush, which pipelined commits overlap.
+    if (batch.newConvs.length > 0) {
+      await client.query(`INSERT INTO ${s}.convs (conv, kind) SELECT * FROM unnest($1::text[], $2::text[])`, [
+        batch.newConvs.map((c) => c.conv),
+        batch.newConvs.map((c) => c.kind),
+      ]);
+    }
     const heads = await this.lockHeads(client, batch);
     const head = (conv: string) => {
       const h = heads.get(conv);
@@ -304,27 +336,36 @@ class PostgresStore implements Store {
     };
     const rows = batchRows(batch);
     const fences = batch.fences;
+    const columns: unknown[][] = Array.from({ length: 14 }, () => []);
     for (const row of rows) {
       const h = head(row[0]);
       validateRowOrder(row, h.last);
       if (row[2] === 'msg') h.msgs++;
-      await client.query(`INSERT INTO ${s}.entries (${ENTRY_COLUMNS}, mcount, epoch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, [
-        ...row,
-        h.msgs,
-        fences?.get(row[0])?.epoch ?? 0,
-      ]);
+      row.forEach((value, i) => columns[i]!.push(value));
+      columns[12]!.push(h.msgs);
+      columns[13]!.push(fences?.get(row[0])?.epoch ?? 0);
       h.last = row[1];
       h.ts = row[4];
       h.dirty = true;
     }
-    for (const lane of laneHighs(rows)) {
+    if (rows.length > 0) {
       await client.query(
-        `INSERT INTO ${s}.device_lanes AS l (conv, from_user, dev, last_dseq, min_cmid, max_cmid) VALUES ($1, $2, $3, $4, $5, $6)
+        `INSERT INTO ${s}.entries (${ENTRY_COLUMNS}, mcount, epoch)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::bigint[],
+                              $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::bigint[])`,
+        columns,
+      );
+    }
+    const lanes = laneHighs(rows);
+    if (lanes.length > 0) {
+      await client.query(
+        `INSERT INTO ${s}.device_lanes AS l (conv, from_user, dev, last_dseq, min_cmid, max_cmid)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])
          ON CONFLICT (conv, from_user, dev) DO UPDATE SET
            last_dseq = GREATEST(l.last_dseq, excluded.last_dseq),
            min_cmid = CASE WHEN l.min_cmid IS NULL OR excluded.min_cmid < l.min_cmid THEN coalesce(excluded.min_cmid, l.min_cmid) ELSE l.min_cmid END,
            max_cmid = CASE WHEN l.max_cmid IS NULL OR excluded.max_cmid > l.max_cmid THEN coalesce(excluded.max_cmid, l.max_cmid) ELSE l.max_cmid END`,
-        lane,
+        [0, 1, 2, 3, 4, 5].map((i) => lanes.map((lane) => lane[i])),
       );
     }
     for (const change of batch.memberships) {
@@ -341,8 +382,13 @@ class PostgresStore implements Store {
       }
     }
     for (const move of batch.reads ?? []) head(move.conv);
-    for (const [conv, h] of heads) {
-      if (h.dirty) await client.query(`UPDATE ${s}.convs SET last = $1, last_ts = $2, msgs = $3 WHERE conv = $4`, [h.last, h.ts, h.msgs, conv]);
+    const dirty = [...heads].filter(([, h]) => h.dirty);
+    if (dirty.length > 0) {
+      await client.query(
+        `UPDATE ${s}.convs c SET last = v.last, last_ts = v.ts, msgs = v.msgs
+           FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS v(conv, last, ts, msgs) WHERE c.conv = v.conv`,
+        [dirty.map(([conv]) => conv), dirty.map(([, h]) => h.last), dirty.map(([, h]) => h.ts), dirty.map(([, h]) => h.msgs)],
+      );
     }
     // Last, so that the users' version rows (which order their versions) are held as briefly as possible.
     await writeChatEffects(client, s, rows, batch.memberships, batch.reads ?? []);
@@ -423,6 +469,62 @@ class PostgresStore implements Store {
   }
 }
 
+/** Entries a transaction of several joined batches stays within: about what the sequencer puts in one. */
+const JOINED_ENTRIES = 4000;
+
+interface PendingCommit {
+  batch: CommitBatch;
+  /** The batch's distinct leases, when it is fenced. */
+  leases: readonly CommitFence[] | undefined;
+  /** Why the batch is refused before any write (a fenced batch missing a fence). */
+  invalid?: unknown;
+}
+
+/**
+ * Whether two batches may share a transaction: both unfenced, or both fenced and
+ * under the same lease wherever they share a conversation (each entry stores the
+ * epoch of its conversation's fence).
+ */
+function joinable(a: PendingCommit, b: PendingCommit): boolean {
+  if (a.invalid !== undefined || b.invalid !== undefined) return false;
+  const fa = a.batch.fences;
+  const fb = b.batch.fences;
+  if (fa === undefined || fb === undefined) return fa === fb;
+  for (const [conv, fence] of fb) {
+    const other = fa.get(conv);
+    if (other && (other.slot !== fence.slot || other.epoch !== fence.epoch)) return false;
+  }
+  return true;
+}
+
+/** Batches as one, in order (each conversation's entries still ascending and gapless). */
+function joinBatches(batches: readonly CommitBatch[]): CommitBatch {
+  const bodyJson: (string | undefined)[] = [];
+  const reads: ReadMove[] = [];
+  const joined: CommitBatch = { newConvs: [], entries: [], memberships: [], bodyJson, reads };
+  let fences: Map<string, CommitFence> | undefined;
+  for (const b of batches) {
+    joined.newConvs.push(...b.newConvs);
+    joined.entries.push(...b.entries);
+    joined.memberships.push(...b.memberships);
+    for (let i = 0; i < b.entries.length; i++) bodyJson.push(b.bodyJson?.[i]);
+    reads.push(...(b.reads ?? []));
+    if (b.fences) {
+      fences ??= new Map();
+      for (const [conv, fence] of b.fences) fences.set(conv, fence);
+    }
+  }
+  if (fences) joined.fences = fences;
+  return joined;
+}
+
+/** The distinct leases, in slot order, so that the lease rows are always locked in one order. */
+function distinctLeases(leases: readonly CommitFence[]): CommitFence[] {
+  const byKey = new Map<string, CommitFence>();
+  for (const l of leases) byKey.set(`${l.slot}/${l.epoch}`, l);
+  return [...byKey.values()].sort((a, b) => a.slot - b.slot || a.epoch - b.epoch);
+}
+
 /** A conversation's row as the batch goes along: written back at the end when an entry changed it. */
 interface Head {
   last: number;
@@ -450,12 +552,8 @@ function fencedLeases(batch: CommitBatch, fences: ReadonlyMap<string, CommitFenc
   for (const conv of touchedConvs(batch)) {
     if (!fences.has(conv)) throw new TypeError(`a fenced commit has no fence for conversation ${conv}`);
   }
-  const leases = new Map<string, CommitFence>();
-  for (const [conv, fence] of fences) {
-    checkLeaseRef(fence, conv);
-    leases.set(`${fence.slot}/${fence.epoch}`, { slot: fence.slot, epoch: fence.epoch });
-  }
-  return [...leases.values()].sort((a, b) => a.slot - b.slot || a.epoch - b.epoch);
+  for (const [conv, fence] of fences) checkLeaseRef(fence, conv);
+  return distinctLeases([...fences.values()].map((f) => ({ slot: f.slot, epoch: f.epoch })));
 }
 
 /** Opens a PostgreSQL store (connections are made lazily; init() creates the tables). */
