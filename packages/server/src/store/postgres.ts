@@ -247,6 +247,15 @@ class PostgresStore implements Store {
     return row ? { conv: row.conv, kind: row.kind, last: Number(row.last), lastTs: Number(row.last_ts) } : null;
   }
 
+  async recentConvs(sinceTs: number, limit: number): Promise<ConvRecord[]> {
+    // No index on last_ts: every commit updates it, and an index would cost each of them for a query run only on takeovers.
+    const rows = await this.query<{ conv: string; kind: ConvKind; last: string; last_ts: string }>(
+      `SELECT conv, kind, last, last_ts FROM ${this.s}.convs WHERE last_ts >= $1 AND last > 0 ORDER BY last_ts DESC LIMIT $2`,
+      [sinceTs, limit],
+    );
+    return rows.map((row) => ({ conv: row.conv, kind: row.kind, last: Number(row.last), lastTs: Number(row.last_ts) }));
+  }
+
   async getMemberships(conv: string): Promise<Membership[]> {
     const rows = await this.query<{ conv: string; member: string; from_seq: string; to_seq: string | null }>(
       `SELECT conv, member, from_seq, to_seq FROM ${this.s}.memberships WHERE conv = $1 ORDER BY from_seq, member COLLATE "C"`,
