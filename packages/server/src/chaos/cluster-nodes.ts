@@ -36,6 +36,8 @@ export interface ClusterNodesOptions {
   pgDrop: PgDropMode;
   /** More flags for every node. */
   args?: string[];
+  /** The program started as `serve --cluster` (default bin/sequent-server). */
+  bin?: string;
   log?: (line: string) => void;
 }
 
@@ -169,6 +171,7 @@ export class ClusterNodes {
       args,
       ...(o.clockFile === undefined ? {} : { clockFile: o.clockFile }),
       ...(p.netns ? { wrap: p.netns.exec } : {}),
+      ...(o.bin === undefined ? {} : { bin: o.bin }),
       startTimeoutMs: 30_000,
     });
     const child = p.child;

@@ -168,10 +168,10 @@ export const FAULT_KINDS = [
   'dup-to-server',
   'dup-to-client',
   'reorder-to-client',
-  'nats-cut',
-  'pg-drop',
 ] as const;
-export type FaultKind = (typeof FAULT_KINDS)[number];
+/** Faults only a cluster run has: one node's (or every node's) NATS connections cut, one node's PostgreSQL packets dropped. */
+export const CLUSTER_FAULT_KINDS = ['nats-cut', 'pg-drop'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number] | (typeof CLUSTER_FAULT_KINDS)[number];
 
 export interface FaultEvent extends Base {
   type: 'fault';
