@@ -13,19 +13,18 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { CLOSE_CODES, PROTO_VERSION, decodeClientFrame, type ClientFrame, type DecodeResult, type HelloFrame } from 'sequent-client/protocol';
 import { TokenError, type Identity, type TokenAuthority } from './auth.js';
 import { Admission } from './admission.js';
-import type { Groups } from './groups.js';
-import type { Ingest } from './ingest.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import type { Reads } from './reads.js';
 import type { ChatState } from './chat-state.js';
 import type { Presence } from './delivery.js';
+import type { OwnerRequests } from './owner-requests.js';
 import { Session, TokenBucket } from './session.js';
 import type { FrameFlusher } from './turn-frames.js';
 
 export interface Handlers {
-  ingest: Ingest;
-  groups: Groups;
+  /** send, create, members, read: decided by the conversation's owner. */
+  owner: OwnerRequests;
   reads: Reads;
   presence: Presence<Session>;
   chat: ChatState;
@@ -266,11 +265,11 @@ export class Gateway {
   private dispatch(session: Session, frame: Exclude<ClientFrame, HelloFrame>, receivedAt: number, bodyJson: string | undefined): void | Promise<void> {
     switch (frame.t) {
       case 'send':
-        return this.handlers.ingest.send(session, frame, receivedAt, bodyJson ?? JSON.stringify(frame.body));
+        return this.handlers.owner.send(session, frame, receivedAt, bodyJson ?? JSON.stringify(frame.body));
       case 'create':
-        return this.handlers.groups.create(session, frame);
+        return this.handlers.owner.create(session, frame);
       case 'members':
-        return this.handlers.groups.members(session, frame);
+        return this.handlers.owner.members(session, frame);
       case 'sync':
         return this.handlers.reads.sync(session, frame);
       case 'convs':
@@ -278,7 +277,7 @@ export class Gateway {
       case 'ping':
         return session.send({ t: 'pong', id: frame.id, serverTime: Date.now() });
       case 'read':
-        return this.handlers.chat.read(session, frame);
+        return this.handlers.owner.read(session, frame);
       case 'info':
         return this.handlers.chat.info(session, frame);
       case 'typing':

@@ -272,6 +272,21 @@ export class ConvState {
   }
 }
 
+/** A conversation's state as the store has it: what the owner loads on first touch, and what a store view is. */
+export async function loadConvState(store: Store, ref: ConvRef, withReads: boolean): Promise<ConvState> {
+  // The head first, memberships after: read by a node that does not own the conversation while its
+  // owner commits, a membership change newer than the head read is then past it (an add starts after
+  // it, a removal ends after it), so the view never lets anyone read past a removal.
+  const record = await store.getConv(ref.conv);
+  const [memberships, reads] = await Promise.all([
+    store.getMemberships(ref.conv),
+    withReads ? store.readPositions(ref.conv) : Promise.resolve<ReadPosition[]>([]),
+  ]);
+  const latest = new Map<string, Membership>();
+  for (const m of memberships) latest.set(m.user, m);
+  return new ConvState(ref, record?.last ?? 0, record?.lastTs ?? 0, [...latest.values()], reads);
+}
+
 /** Every conversation this node owns: loaded on first touch, cached, dropped when idle or stale. */
 export class ConversationOwner {
   private readonly cache = new Map<string, ConvState>();
@@ -316,14 +331,7 @@ export class ConversationOwner {
   }
 
   private async load(ref: ConvRef): Promise<ConvState> {
-    const [record, memberships, reads] = await Promise.all([
-      this.store.getConv(ref.conv),
-      this.store.getMemberships(ref.conv),
-      this.store.readPositions(ref.conv),
-    ]);
-    const latest = new Map<string, Membership>();
-    for (const m of memberships) latest.set(m.user, m);
-    const state = new ConvState(ref, record?.last ?? 0, record?.lastTs ?? 0, [...latest.values()], reads);
+    const state = await loadConvState(this.store, ref, true);
     if (this.failedBefore.has(ref.conv)) state.makeStrict();
     this.onLoad(state);
     this.evictIdle();

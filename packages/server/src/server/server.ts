@@ -25,6 +25,7 @@ import { Sequencer } from './sequencer.js';
 import type { Session } from './session.js';
 import { mountWeb } from './web.js';
 import { ChatState } from './chat-state.js';
+import { ownedHere } from './owner-requests.js';
 
 export interface RunningServer {
   readonly port: number;
@@ -76,8 +77,8 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
   const ingest = new Ingest(store, conversations, sequencer, metrics, options);
   const groups = new Groups(conversations, sequencer);
   const reads = new Reads(store, conversations, options);
-  const chat = new ChatState(store, conversations, delivery);
-  const gateway = new Gateway(options, tokens, { ingest, groups, reads, presence, chat }, flusher, metrics, logger);
+  const chat = new ChatState(store, conversations, conversations, delivery);
+  const gateway = new Gateway(options, tokens, { owner: ownedHere(ingest, groups, chat), reads, presence, chat }, flusher, metrics, logger);
   if (options.web) mountWeb(gateway.http, { demo: options.demo ? tokens : undefined, logger });
 
   let metricsListener: MetricsListener | undefined;
