@@ -36,6 +36,8 @@ export interface ClusterRunOptions {
   convs: string[];
   history: HistoryRecorder;
   log: (line: string) => void;
+  /** The program started as `serve --cluster` (default bin/sequent-server). */
+  bin?: string;
 }
 
 /**
@@ -59,6 +61,8 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 export class ClusterRun {
   /** takeover polls still running */
   private readonly polls = new Set<Promise<void>>();
+  /** nodes between a fault and its end: what they say of their own slots does not count */
+  private readonly hurtNodes = new Set<string>();
   private poller: NodeJS.Timeout | undefined;
 
   private constructor(
@@ -84,6 +88,7 @@ export class ClusterRun {
         clockFile: options.clockFile,
         pgDrop: options.pgDrop,
         log: options.log,
+        ...(options.bin === undefined ? {} : { bin: options.bin }),
       });
       for (const node of nodes.nodes) proxies.push(await startFaultProxy({ target: node.url, seed: options.seed + node.index, faults: options.faults }));
     } catch (error) {
@@ -154,6 +159,7 @@ export class ClusterRun {
       const convs = info ? this.options.convs.filter((c) => held.has(slotOf(c, info.slots))) : [];
       history.record({ type: 'fault', kind, node: node.name, detail });
       history.record({ type: 'node-hurt', node: node.name, fault: kind, slots: held.size, convs });
+      this.hurtNodes.add(node.name);
       this.timeTakeover(node, kind, [...held], Date.now());
       return held.size;
     };
@@ -169,6 +175,7 @@ export class ClusterRun {
         await sleep(fault.downMs);
         await this.nodes.restart(node);
         history.record({ type: 'server-start' });
+        this.hurtNodes.delete(node.name);
         history.record({ type: 'node-healed', node: node.name, fault: 'server-kill' });
         return;
       }
@@ -177,6 +184,7 @@ export class ClusterRun {
         const slots = hurt('server-pause', `node ${node.name} ${fault.ms} ms`);
         log(`${fault.at} ms: SIGSTOP node ${node.name} for ${fault.ms} ms (${slots} slots)`);
         await this.nodes.pause(node, fault.ms);
+        this.hurtNodes.delete(node.name);
         history.record({ type: 'node-healed', node: node.name, fault: 'server-pause' });
         return;
       }
@@ -190,6 +198,7 @@ export class ClusterRun {
         } finally {
           await this.nodes.pgDrop(node, false);
         }
+        this.hurtNodes.delete(node.name);
         history.record({ type: 'node-healed', node: node.name, fault: 'pg-drop' });
         return;
       }
@@ -222,8 +231,9 @@ export class ClusterRun {
         await sleep(50);
         const infos = await Promise.all(this.nodes.nodes.map((n) => this.nodes.info(n, 300)));
         const others = new Set(infos.filter((i, k) => i && k !== victim.index).flatMap((i) => i!.held));
-        const own = new Set(infos[victim.index]?.held ?? []);
-        const by = slots.every((s) => others.has(s)) ? 'others' : slots.every((s) => others.has(s) || own.has(s)) && infos[victim.index] ? 'itself' : undefined;
+        // A node cut off from PostgreSQL may still list slots whose lease ran out: only once healed does it speak for itself.
+        const own = new Set(this.hurtNodes.has(victim.name) ? [] : (infos[victim.index]?.held ?? []));
+        const by = slots.every((s) => others.has(s)) ? 'others' : slots.every((s) => others.has(s) || own.has(s)) ? 'itself' : undefined;
         if (by) {
           this.options.history.record({ type: 'takeover', node: victim.name, fault, ms: Date.now() - at, by, slots: slots.length });
           return;

@@ -64,6 +64,8 @@ export interface ClusterChaosOptions {
   natsUrl?: string;
   /** After the faults stop, every send must be acked within this (default 4 leases + 10 s). */
   liveBoundMs?: number;
+  /** The program started as `serve --cluster` (default bin/sequent-server). */
+  bin?: string;
 }
 
 export interface ChaosResult {
@@ -251,6 +253,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         postgresAdminUrl: typeof options.postgres === 'string' ? options.postgres : CHAOS_POSTGRES_URL,
         natsUrl: clusterOptions.natsUrl ?? CHAOS_NATS_URL,
         pgDrop: clusterOptions.pgDrop,
+        ...(clusterOptions.bin === undefined ? {} : { bin: clusterOptions.bin }),
         secret,
         dataDir,
         clockFile,
