@@ -12,16 +12,17 @@ import type { Groups } from './groups.js';
 import type { Ingest } from './ingest.js';
 import type { Origin } from './origin.js';
 
-export interface OwnerRequests {
+/** `O`: what the caller's requests come from (a forwarding router needs more than an Origin: a way to write the owner's reply). */
+export interface OwnerRequests<O extends Origin = Origin> {
   /** `bodyJson` is JSON.stringify(frame.body), which the gateway has from measuring it. */
-  send(origin: Origin, frame: SendFrame, receivedAt: number, bodyJson: string): void | Promise<void>;
-  create(origin: Origin, frame: CreateFrame): Promise<void>;
-  members(origin: Origin, frame: MembersFrame): Promise<void>;
-  read(origin: Origin, frame: ReadFrame): Promise<void>;
+  send(origin: O, frame: SendFrame, receivedAt: number, bodyJson: string): void | Promise<void>;
+  create(origin: O, frame: CreateFrame): Promise<void>;
+  members(origin: O, frame: MembersFrame): Promise<void>;
+  read(origin: O, frame: ReadFrame): Promise<void>;
 }
 
 /** This node decides: the requests go to its own ingest, groups and chat state. */
-export function ownedHere(ingest: Ingest, groups: Groups, chat: ChatState): OwnerRequests {
+export function decidedHere(ingest: Ingest, groups: Groups, chat: ChatState): OwnerRequests {
   return {
     send: (origin, frame, receivedAt, bodyJson) => ingest.send(origin, frame, receivedAt, bodyJson),
     create: (origin, frame) => groups.create(origin, frame),

@@ -9,7 +9,7 @@
  * mode this is also where the slot's lease and the epoch of every commit live.)
  */
 import { parseConvId, type ConvRef, type Entry } from 'sequent-client/protocol';
-import type { ConvKind, Membership, MembershipChange, ReadPosition, Store } from '../store/index.js';
+import type { CommitFence, ConvKind, Membership, MembershipChange, ReadPosition, Store } from '../store/index.js';
 import { DeviceLane } from './lanes.js';
 
 /** What the caller decides; the owner fills in seq and ts, the sequencer the mid. */
@@ -63,6 +63,11 @@ export class ConvState {
   private pending = 0;
   private stale = false;
   private strict = false;
+  /**
+   * In a cluster: the slot lease this state was loaded under. Every commit of it
+   * carries this fence, so a state loaded before its slot moved can never write.
+   */
+  fence: CommitFence | undefined;
   /** Chat state: each user's read positions as the owner has decided them (durable or on the way). */
   private readonly reads = new Map<string, { read: number; publicRead: number }>();
   /** Chat state: targets deleted by entries handed a seq here (the store knows the committed ones), target → delete seq. */
@@ -287,6 +292,20 @@ export async function loadConvState(store: Store, ref: ConvRef, withReads: boole
   return new ConvState(ref, record?.last ?? 0, record?.lastTs ?? 0, [...latest.values()], reads);
 }
 
+/** In a cluster: which conversations this node may own now, and the lease each is committed under. */
+export interface Ownership {
+  /** The lease of the conversation's slot while this node holds it; otherwise undefined. */
+  fenceOf(conv: string): CommitFence | undefined;
+}
+
+/** A conversation whose slot this node does not hold (any more): the request goes to its owner instead. */
+export class NotOwnerError extends Error {
+  override name = 'NotOwnerError';
+  constructor(readonly conv: string) {
+    super(`this node does not own ${conv} now; resend`);
+  }
+}
+
 /** Every conversation this node owns: loaded on first touch, cached, dropped when idle or stale. */
 export class ConversationOwner {
   private readonly cache = new Map<string, ConvState>();
@@ -298,6 +317,8 @@ export class ConversationOwner {
     private readonly store: Store,
     private readonly maxCached = 100_000,
     private readonly onLoad: (state: ConvState) => void = () => {},
+    /** Set in a cluster: a conversation is loaded only while its slot is held, and keeps that lease. */
+    private readonly ownership?: Ownership,
   ) {}
 
   /** The state if it is loaded already: the hot path needs no promise for it. */
@@ -305,7 +326,7 @@ export class ConversationOwner {
     return this.cache.get(conv);
   }
 
-  /** The owner's state of a conversation; null for a malformed id. */
+  /** The owner's state of a conversation; null for a malformed id. Rejects with NotOwnerError in a cluster when its slot is not held. */
   async get(conv: string): Promise<ConvState | null> {
     const cached = this.cache.get(conv);
     if (cached) return cached;
@@ -330,8 +351,29 @@ export class ConversationOwner {
     if (this.cache.get(state.conv) === state) this.cache.delete(state.conv);
   }
 
+  /**
+   * Forgets every cached conversation `lost` says (their slot moved): what is held
+   * in them is returned so the caller can answer it; their commits in flight are
+   * refused by the fence or land before the new holder loads.
+   */
+  dropWhere(lost: (state: ConvState) => boolean): ConvState[] {
+    const dropped: ConvState[] = [];
+    for (const [conv, state] of this.cache) {
+      if (!lost(state)) continue;
+      state.markBroken();
+      this.cache.delete(conv);
+      dropped.push(state);
+    }
+    return dropped;
+  }
+
   private async load(ref: ConvRef): Promise<ConvState> {
+    // The lease is taken before the store is read: if the slot moves during the read, the state keeps
+    // the old epoch and its first commit is refused, instead of committing on what another node changed.
+    const fence = this.ownership?.fenceOf(ref.conv);
+    if (this.ownership && !fence) throw new NotOwnerError(ref.conv);
     const state = await loadConvState(this.store, ref, true);
+    state.fence = fence;
     if (this.failedBefore.has(ref.conv)) state.makeStrict();
     this.onLoad(state);
     this.evictIdle();
