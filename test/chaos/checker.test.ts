@@ -103,6 +103,9 @@ function good(): HistoryEvent[] {
   add({ type: 'sync-start', sync: 's4', user: 'carol', device: 'd1', conv: CHAT, after: 0, limit: 100 });
   add({ type: 'sync-result', sync: 's4', user: 'carol', device: 'd1', conv: CHAT, after: 0, limit: 100, entries: structuredClone(CHAT_READ), last: 3 });
   // A cluster run's epochs, read from the database: a takeover at seq 4, another at 7.
+  // A node killed, started again at the second try.
+  add({ type: 'node-start-failed', node: 'n2', attempt: 1, error: 'sequent-server serve: cannot use the database given by --postgres (40P01: deadlock detected)' });
+  add({ type: 'node-healed', node: 'n2', fault: 'server-kill' });
   add({ type: 'epochs', conv: TEAM, seqs: [1, 2, 3, 4, 5, 6, 7, 8], epochs: [1, 1, 1, 2, 2, 2, 3, 3] });
   const final = (user: string, conv: string, entries: HistoryEntry[], last: number): void =>
     add({ type: 'final-log', user, device: 'd1', conv, entries: structuredClone(entries), last });
@@ -329,6 +332,14 @@ const BAD: Record<ViolationKind, { plant: (h: HistoryEvent[]) => void; seqs: num
     },
     seqs: [],
   },
+  'node-restart': {
+    // a node killed -9 never started again under its name
+    plant: (h) => {
+      const at = h.at(-1)!.at;
+      for (let attempt = 1; attempt <= 5; attempt++) h.push({ type: 'node-start-failed', at: at + attempt, node: 'n2', attempt, error: 'sequent-server serve: cannot use the database given by --postgres (40P01: deadlock detected)', ...(attempt === 5 ? { gaveUp: true as const } : {}) });
+    },
+    seqs: [],
+  },
   unaccounted: {
     // bob sent b3, which was never answered, and the run did not list it as pending.
     plant: (h) => {
@@ -362,7 +373,7 @@ describe('checker', () => {
       const v = violations[0]!;
       expect(v.message).not.toContain('\n');
       // a run that judged too little has no one conversation to blame
-      if (kind !== 'too-little') expect(v.conv).toBeDefined();
+      if (kind !== 'too-little' && kind !== 'node-restart') expect(v.conv).toBeDefined();
       expect(v.seqs).toEqual(BAD[kind].seqs);
       expect(v.events.length).toBeGreaterThan(0);
       expect(v.events.length).toBeLessThanOrEqual(3);

@@ -427,7 +427,7 @@ export class HistoryChecker {
     for (const f of this.chat.findings) this.report(f.kind, f.message, f.conv === '' ? undefined : f.conv, f.seqs, f.evidence);
     for (const rule of CHAT_STATE_RULES) this.perRule[rule] += this.chat.judged[rule];
     this.cluster.finish((conv, user, seq) => memberAfter(timeline(conv), user, seq));
-    for (const f of this.cluster.findings) this.report(f.kind, f.message, f.conv, f.seqs, f.evidence);
+    for (const f of this.cluster.findings) this.report(f.kind, f.message, f.conv === '' ? undefined : f.conv, f.seqs, f.evidence);
     for (const rule of CLUSTER_RULES) this.perRule[rule] += this.cluster.judged[rule];
 
     return {

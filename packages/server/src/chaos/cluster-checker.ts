@@ -17,6 +17,10 @@
  *   stop and its first try; one still sending at the end is not live either. A send
  *   refused for good, or blocked behind one, is not this rule's.
  *
+ * - `node-restart`: a node killed -9 starts again under its name (the harness
+ *   tries 5 times, as a supervisor would; each failed try is in the history and
+ *   the report, and only a node that never came back is a violation).
+ *
  * Takeover times: from a `node-hurt` (a kill, a pause, a PostgreSQL drop of a node,
  * with the conversations whose slots it held) to the first ack of one of those
  * conversations after it. Pure, like the checker.
@@ -30,6 +34,8 @@ export const CLUSTER_RULES = [
   'head-regress',
   /** after the faults stopped, a send was not acked within the bound */
   'not-live',
+  /** a killed node could not be started again under its name */
+  'node-restart',
 ] as const;
 export type ClusterRule = (typeof CLUSTER_RULES)[number];
 
@@ -72,6 +78,8 @@ export class ClusterChecker {
   readonly findings: ClusterFinding[] = [];
   readonly judged = Object.fromEntries(CLUSTER_RULES.map((r) => [r, 0])) as Record<ClusterRule, number>;
   readonly takeovers: TakeoverTime[] = [];
+  /** failed tries to start a killed node again, given up on or not */
+  startFailures = 0;
 
   /** first ack per conversation, in time order: { at, seq, index } */
   private readonly acks = new Map<string, { at: number; seq: number; index: number }[]>();
@@ -137,6 +145,16 @@ export class ClusterChecker {
         return this.checkEpochs(e.conv, e.seqs, e.epochs, index);
       case 'faults-stop':
         this.stop = { at: e.at, boundMs: e.boundMs, index };
+        return;
+      case 'node-start-failed':
+        this.startFailures++;
+        if (e.gaveUp) {
+          this.judged['node-restart']++;
+          this.findings.push({ kind: 'node-restart', message: `node ${e.node} did not start again after ${e.attempt} tries: ${e.error}`, conv: '', seqs: [], evidence: [index] });
+        }
+        return;
+      case 'node-healed':
+        if (e.fault === 'server-kill') this.judged['node-restart']++;
         return;
       case 'node-hurt': {
         const result: TakeoverTime = { node: e.node, fault: e.fault, ms: undefined, convs: e.convs.length };

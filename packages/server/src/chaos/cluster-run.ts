@@ -173,7 +173,7 @@ export class ClusterRun {
         log(`${fault.at} ms: SIGKILL node ${node.name} (pid ${node.pid()}, ${slots} slots)`);
         await this.nodes.kill(node);
         await sleep(fault.downMs);
-        await this.nodes.restart(node);
+        if (!(await this.restart(node))) return;
         history.record({ type: 'server-start' });
         this.hurtNodes.delete(node.name);
         history.record({ type: 'node-healed', node: node.name, fault: 'server-kill' });
@@ -203,6 +203,28 @@ export class ClusterRun {
         return;
       }
     }
+  }
+
+  /**
+   * Starts a killed node again under its name, as a supervisor would: up to 5
+   * tries, each failure recorded (a node that cannot rejoin is the checker's
+   * `node-restart`); never throws, so that the run goes on with the others.
+   */
+  private async restart(node: ClusterNode): Promise<boolean> {
+    const tries = 5;
+    for (let attempt = 1; attempt <= tries; attempt++) {
+      try {
+        await this.nodes.restart(node);
+        return true;
+      } catch (error) {
+        const line = String(error).split('\n').map((l) => l.trim()).filter((l) => l !== '').at(-1) ?? String(error);
+        const why = /sequent-server serve: .*$/.exec(line)?.[0] ?? line.slice(-300);
+        this.options.history.record({ type: 'node-start-failed', node: node.name, attempt, error: why, ...(attempt === tries ? { gaveUp: true as const } : {}) });
+        this.options.log(`!!! node ${node.name} did not start (try ${attempt} of ${tries}): ${why}`);
+        await sleep(300 * attempt);
+      }
+    }
+    return false;
   }
 
   /** Cuts one node's NATS connections, or every node's (NATS restarted, as the nodes see it). */
@@ -249,7 +271,7 @@ export class ClusterRun {
   async healed(): Promise<void> {
     for (const node of this.nodes.nodes) {
       if (node.pgDropped) await this.nodes.pgDrop(node, false);
-      if (node.state === 'down') await this.nodes.restart(node);
+      if (node.state === 'down') await this.restart(node);
     }
     await Promise.all([...this.polls]);
   }

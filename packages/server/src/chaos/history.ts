@@ -215,6 +215,15 @@ export interface NodeHealedEvent extends Base {
   fault: NodeHurtEvent['fault'];
 }
 
+/** Cluster runs: a node's restart under its name failed (`gaveUp` once every attempt did). */
+export interface NodeStartFailedEvent extends Base {
+  type: 'node-start-failed';
+  node: string;
+  attempt: number;
+  error: string;
+  gaveUp?: true;
+}
+
 /**
  * Cluster runs, from polling GET /cluster: every slot the hurt node held is held
  * again by a live node (another, or itself after a restart), `ms` after the fault;
@@ -360,6 +369,7 @@ export type HistoryEvent =
   | FaultsStopEvent
   | NodeHurtEvent
   | NodeHealedEvent
+  | NodeStartFailedEvent
   | TakeoverEvent;
 
 export type HistoryEventType = HistoryEvent['type'];

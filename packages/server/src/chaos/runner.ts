@@ -386,13 +386,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           case 'server-kill':
           case 'server-pause':
           case 'pg-drop':
-            serverOps = serverOps.then(() =>
-              theCluster.fire(fault, async (node) => {
-                const inFlight = await burst();
-                await collectDedupHits(node);
-                return `${inFlight} sends in flight`;
-              }),
-            );
+            // One failed step must not stop the chain: the faults after it still fire, the run still ends.
+            serverOps = serverOps
+              .then(() =>
+                theCluster.fire(fault, async (node) => {
+                  const inFlight = await burst();
+                  await collectDedupHits(node);
+                  return `${inFlight} sends in flight`;
+                }),
+              )
+              .catch((error: unknown) => log(`${fault.at} ms: ${fault.kind} failed: ${String(error)}`));
             return serverOps;
           case 'nats-cut':
             theCluster.natsCut(fault);
@@ -579,6 +582,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   // One pass over the file feeds both the checker and the report.
   const builder = new ReportBuilder();
   const polled: TakeoverEvent[] = [];
+  const startFailures: string[] = [];
   const planned = (devices.length * options.durationMs) / sendEveryMs;
   const floor = options.floor ?? { acks: Math.max(1, Math.floor(planned / 4)), finalLogs: devices.length };
   memory?.checkStarts();
@@ -587,6 +591,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     check = await checkHistoryStream(() => readHistoryFile(historyPath), { floor }, (e) => {
       builder.add(e);
       if (e.type === 'takeover') polled.push(e);
+      if (e.type === 'node-start-failed') startFailures.push(`${e.node} try ${e.attempt}: ${e.error}`);
     });
   } finally {
     memory?.stop();
@@ -605,6 +610,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
             takeoverWithoutAck: check.takeovers.filter((t) => t.ms === undefined).length,
             takeoverSlotsMs: msSummary(polled.filter((t) => t.by !== 'timeout').map((t) => t.ms)),
             takeoverSlotsTimedOut: polled.filter((t) => t.by === 'timeout').length,
+            nodeStartFailures: startFailures.length === 0 ? 'none' : startFailures.join(' | '),
             takeoverSlotsBy: `others ${polled.filter((t) => t.by === 'others').length} · itself ${polled.filter((t) => t.by === 'itself').length}`,
           }
         : {}),
