@@ -15,7 +15,7 @@ import { connect as natsConnect } from 'nats';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { endpointOf, startLinkProxy, withHostPort } from '../../packages/server/src/chaos/link-proxy.js';
-import { createNetns, netnsSupport } from '../../packages/server/src/chaos/netns.js';
+import { createNetns, netnsSupport, sweepStaleNetns } from '../../packages/server/src/chaos/netns.js';
 import { packageRoot } from '../../packages/server/src/chaos/server-process.js';
 import { NATS_URL, POSTGRES_URL, serviceAvailable } from '../support/services.js';
 
@@ -146,4 +146,26 @@ describe.skipIf(!pgUp || !ns.ok)('PostgreSQL from inside a network namespace, dr
     const { stdout } = await promisify(execFile)('ip', ['netns', 'list']);
     expect(stdout).not.toContain(netns.name);
   }, 30_000);
+
+  it('sweeps the namespace of a run that is gone, and keeps one whose run lives', async () => {
+    const { execFile: ef } = await import('node:child_process');
+    const exec = promisify(ef);
+    // A pid that is not running: a child that has exited.
+    const child = spawn(process.execPath, ['-e', '0']);
+    await new Promise((r) => child.once('exit', r));
+    const dead = `sqchaos-n1-${child.pid}-abcdef`;
+    await exec('ip', ['netns', 'add', dead]);
+    const mine = await createNetns('t');
+    try {
+      const swept = await sweepStaleNetns();
+      expect(swept).toContain(dead);
+      expect(swept).not.toContain(mine.name);
+      const { stdout } = await exec('ip', ['netns', 'list']);
+      expect(stdout).not.toContain(dead);
+      expect(stdout).toContain(mine.name);
+    } finally {
+      await mine.delete();
+      await exec('ip', ['netns', 'del', dead]).catch(() => {});
+    }
+  });
 });

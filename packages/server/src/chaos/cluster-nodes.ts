@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { endpointOf, startLinkProxy, withHostPort, type Endpoint, type LinkProxy } from './link-proxy.js';
-import { createNetns, type Netns } from './netns.js';
+import { createNetns, sweepStaleNetns, type Netns } from './netns.js';
 import { killServer, pauseServer, packageRoot, spawnServerProcess, stepClock, stopServer, type ServerChild } from './server-process.js';
 
 export type PgDropMode = 'nft' | 'proxy';
@@ -99,6 +99,7 @@ export class ClusterNodes {
     const natsTarget = endpointOf(options.natsUrl, 4222);
     // Unix socket paths are limited to about 100 bytes: a short directory of their own.
     const socketDir = options.pgDrop === 'nft' ? mkdtempSync(join(tmpdir(), 'sqc-')) : undefined;
+    if (options.pgDrop === 'nft') for (const name of await sweepStaleNetns()) options.log?.(`deleted the namespace ${name} of a run that is gone`);
     const parts: NodeParts[] = [];
     const group = new ClusterNodes(options, parts, socketDir);
     try {

@@ -98,7 +98,12 @@ export class ClusterRun {
       throw error;
     }
     const run = new ClusterRun(options, database, nodes, proxyGroup(proxies));
-    await run.settled(30_000);
+    try {
+      await run.settled(30_000);
+    } catch (error) {
+      await run.stop();
+      throw error;
+    }
     run.poller = setInterval(() => void run.pollAll(), 500);
     run.poller.unref();
     return run;

@@ -43,6 +43,37 @@ function firstLine(error: unknown): string {
   return (e.stderr || e.message || String(error)).split('\n')[0]!.trim();
 }
 
+/**
+ * Deletes the namespaces of runs that died without cleaning up (killed, Ctrl-C):
+ * their names carry the run's pid, and a namespace whose run is gone is nobody's.
+ * Returns the names deleted.
+ */
+export async function sweepStaleNetns(): Promise<string[]> {
+  let listed = '';
+  try {
+    listed = (await run('ip', ['netns', 'list'], { timeout: 5000 })).stdout;
+  } catch {
+    return [];
+  }
+  const gone: string[] = [];
+  for (const line of listed.split('\n')) {
+    const name = line.split(' ')[0] ?? '';
+    const pid = /^sq(?:chaos-[a-z0-9]+|probe)-(\d+)-[0-9a-f]+$/.exec(name)?.[1];
+    if (pid === undefined || Number(pid) === process.pid || isAlive(Number(pid))) continue;
+    await run('ip', ['netns', 'del', name], { timeout: 5000 }).then(() => gone.push(name), () => {});
+  }
+  return gone;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export interface Netns {
   readonly name: string;
   /** The command prefix that runs a program inside it. */
