@@ -88,3 +88,13 @@ describe('takeover times', () => {
     expect(percentiles([30, 10, 20])).toEqual({ p50: 20, p99: 30, max: 30, n: 3 });
   });
 });
+
+describe('head-regress after a membership change', () => {
+  it('takes an acked change\'s seq (even a no-op answered with the head) as a floor for later heads', () => {
+    const change = { type: 'membership', at: 5, user: 'u1', conv: C, op: 'members', add: [], remove: ['u3'], seq: 9 };
+    expect(judge([change, convs(9, 6, 9)]).findings).toEqual([]);
+    expect(judge([change, convs(9, 6, 8)]).findings.map((f) => [f.kind, f.seqs])).toEqual([['head-regress', [8, 9]]]);
+    // a refused change says nothing about the head
+    expect(judge([{ ...change, code: 'forbidden' }, convs(9, 6, 8)]).findings).toEqual([]);
+  });
+});

@@ -8,7 +8,8 @@
  *   owner after a takeover: the fence failed.
  * - `head-regress`: a conversation's head as a client observed it (a sync page's
  *   `last`, a `convs` row's `last`) is never below a seq acked before that request
- *   went out, for a user who was a member right after that seq — a cache or a
+ *   went out (a message's ack, or an acked membership change's seq), for a user
+ *   who was a member right after that seq — a cache or a
  *   node answering from state older than what it acked (turms #1569). A sync page
  *   asked from below that seq is `sync-stale`'s when it misses it; this rule
  *   judges the pages from at or above it, and every `convs` row.
@@ -107,12 +108,13 @@ export class ClusterChecker {
         }
         if (this.acked.has(key)) return;
         this.acked.add(key);
-        let list = this.acks.get(e.conv);
-        if (!list) this.acks.set(e.conv, (list = []));
-        list.push({ at: e.at, seq: e.seq, index });
-        this.maxAcked.set(e.conv, Math.max(this.maxAcked.get(e.conv) ?? 0, e.seq));
+        this.ackedSeq(e.conv, e.at, e.seq, index);
         return;
       }
+      case 'membership':
+        // An acked change's seq (the change's entry, or the head when it changed nothing) is a floor for every later head.
+        if (e.seq !== undefined && e.code === undefined) this.ackedSeq(e.conv, e.at, e.seq, index);
+        return;
       case 'error': {
         const m = this.messages.get(msgKey(e.user, e.device, e.conv, e.cmid));
         if (m && !RETRY.has(e.code)) m.final = true;
@@ -165,6 +167,13 @@ export class ClusterChecker {
       default:
         return;
     }
+  }
+
+  private ackedSeq(conv: string, at: number, seq: number, index: number): void {
+    let list = this.acks.get(conv);
+    if (!list) this.acks.set(conv, (list = []));
+    list.push({ at, seq, index });
+    this.maxAcked.set(conv, Math.max(this.maxAcked.get(conv) ?? 0, seq));
   }
 
   private settle(key: string, at: number, index: number): void {

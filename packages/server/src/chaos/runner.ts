@@ -312,13 +312,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 
     // What the server's log says each group's members are: the observer is a device of the owner, outside the history.
     const observed = new Map<string, { after: number; members: Set<string> }>();
+    let observerReads = 0;
     const truthOf = async (conv: string, owner: string): Promise<Set<string> | undefined> => {
       const state = observed.get(conv) ?? { after: 0, members: new Set<string>() };
       for (let attempt = 0; attempt < 20; attempt++) {
         try {
           const session = await DirectSession.open(directUrl(), await tokens.mint(owner, 'chaos-observer'), 3000);
           try {
-            const read = await session.readLog(conv, state.after);
+            // In a cluster these reads go to any node: recorded, so that a stale one is judged like a device's (sync-stale, head-regress, gap).
+            const read = await session.readLog(conv, state.after, undefined, cluster ? { history, user: owner, device: 'chaos-observer', syncId: () => `observer-${++observerReads}` } : undefined);
             if ('error' in read) throw new Error(read.error);
             applySystemEntries(state.members, read.entries);
             state.after = Math.max(state.after, read.entries.at(-1)?.seq ?? state.after);
