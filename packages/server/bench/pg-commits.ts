@@ -20,6 +20,7 @@ import { Sequencer } from '../src/server/sequencer.js';
 import type { Entry } from 'sequent-client/protocol';
 import type { CommitBatch, MembershipChange, Store } from '../src/store/index.js';
 import { openPostgresStore } from '../src/store/postgres.js';
+import { startDelayRelay } from './tcp-delay.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   url: { kind: 'string', default: process.env['POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test', help: 'PostgreSQL to measure (env POSTGRES_URL)' },
@@ -31,6 +32,8 @@ const FLAGS: Record<string, FlagSpec> = {
   warmup: { kind: 'int', default: 2_000, min: 0, help: 'unmeasured messages first in each phase' },
   nodes: { kind: 'int', default: 1, min: 1, max: 8, help: 'sequencers (each its own pool) sharing the schema' },
   connections: { kind: 'int', default: 10, min: 1, max: 100, help: 'pool connections of each node' },
+  'commits-in-flight': { kind: 'int', min: 1, max: 100, help: "the store's commit transactions at once (default: half the connections)" },
+  rtt: { kind: 'int', default: 0, min: 0, max: 100, help: 'ms of round trip added between the stores and PostgreSQL (a relay), as for a database on another host' },
   modes: { kind: 'string', default: 'serial,pipelined', help: 'which of serial (one commit in flight) and pipelined to run' },
   rounds: { kind: 'int', default: 2, min: 1, max: 10, help: 'rounds; each runs both modes' },
   timeout: { kind: 'duration', default: 120_000, min: 1000, help: 'longest any one phase may take' },
@@ -49,6 +52,8 @@ interface Config {
   warmup: number;
   nodes: number;
   connections: number;
+  rttMs: number;
+  commitsInFlight: number | undefined;
   modes: Mode[];
   rounds: number;
   timeoutMs: number;
@@ -71,6 +76,8 @@ function config(argv: readonly string[]): Config {
     warmup: int('warmup'),
     nodes: int('nodes'),
     connections: int('connections'),
+    rttMs: int('rtt'),
+    commitsInFlight: flags['commits-in-flight'] as number | undefined,
     modes: (flags['modes'] as string).split(',').map((m) => {
       if (m === 'serial') return 'one at a time';
       if (m === 'pipelined') return 'pipelined';
@@ -116,6 +123,8 @@ interface PhaseResult {
   msgsPerSec: number;
   entriesPerCommit: number;
   seconds: number;
+  /** This process's CPU (sequencer, store client, relay) per 1000 measured messages. */
+  cpuMsPer1000: number;
 }
 
 async function admin(url: string, sql: string): Promise<void> {
@@ -128,9 +137,14 @@ async function admin(url: string, sql: string): Promise<void> {
   }
 }
 
-async function phase(cfg: Config, mode: Mode, n: number): Promise<PhaseResult> {
+async function phase(cfg: Config, mode: Mode, n: number, storeUrl: string): Promise<PhaseResult> {
   const schema = `bench_pgc_${process.pid}_${n}`;
-  const stores = Array.from({ length: cfg.nodes }, () => openPostgresStore({ url: cfg.url, schema, maxConnections: cfg.connections }));
+  const stores = Array.from({ length: cfg.nodes }, () => openPostgresStore({
+      url: storeUrl,
+      schema,
+      maxConnections: cfg.connections,
+      ...(cfg.commitsInFlight === undefined ? {} : { maxCommitsInFlight: cfg.commitsInFlight }),
+    }));
   let mid = 7_000_000_000_000_000_000n;
   const nextMid = () => String(++mid);
   try {
@@ -187,8 +201,16 @@ async function phase(cfg: Config, mode: Mode, n: number): Promise<PhaseResult> {
     };
     await run(cfg.warmup);
     const before = tally.commits;
+    const cpu = process.cpuUsage();
     const seconds = await run(cfg.messages);
-    return { mode, msgsPerSec: cfg.messages / seconds, entriesPerCommit: cfg.messages / Math.max(1, tally.commits - before), seconds };
+    const used = process.cpuUsage(cpu);
+    return {
+      mode,
+      msgsPerSec: cfg.messages / seconds,
+      entriesPerCommit: cfg.messages / Math.max(1, tally.commits - before),
+      seconds,
+      cpuMsPer1000: ((used.user + used.system) / 1000 / cfg.messages) * 1000,
+    };
   } finally {
     for (const store of stores) await store.close();
     await admin(cfg.url, `DROP SCHEMA IF EXISTS ${schema} CASCADE`);
@@ -200,12 +222,19 @@ async function main(): Promise<void> {
   const modes = cfg.modes;
   const results: PhaseResult[] = [];
   let n = 0;
+  const target = new URL(cfg.url);
+  const relay = cfg.rttMs > 0 ? await startDelayRelay(target.hostname, Number(target.port || 5432), cfg.rttMs) : undefined;
+  const storeUrl = relay ? Object.assign(new URL(cfg.url), { hostname: '127.0.0.1', port: String(relay.port) }).toString() : cfg.url;
+  try {
   for (let round = 1; round <= cfg.rounds; round++) {
     for (const mode of modes) {
-      const result = await phase(cfg, mode, ++n);
+      const result = await phase(cfg, mode, ++n, storeUrl);
       results.push(result);
-      console.log(`round ${round} ${mode.padEnd(13)} ${result.msgsPerSec.toFixed(0).padStart(7)} acked msgs/s  ${result.entriesPerCommit.toFixed(1).padStart(6)} entries/commit  (${result.seconds.toFixed(1)} s)`);
+      console.log(`round ${round} ${mode.padEnd(13)} ${result.msgsPerSec.toFixed(0).padStart(7)} acked msgs/s  ${result.entriesPerCommit.toFixed(1).padStart(6)} entries/commit  ${result.cpuMsPer1000.toFixed(0).padStart(5)} ms CPU/1000 msgs here  (${result.seconds.toFixed(1)} s)`);
     }
+  }
+  } finally {
+    await relay?.close();
   }
   const median = (mode: Mode) => {
     const xs = results.filter((r) => r.mode === mode).map((r) => r.msgsPerSec).sort((a, b) => a - b);
@@ -214,7 +243,7 @@ async function main(): Promise<void> {
   const summary = modes.map((mode) => `${mode} ${median(mode).toFixed(0)} msgs/s`).join(', ');
   const ratio = modes.length === 2 ? ` (x${(median(modes[1]!) / median(modes[0]!)).toFixed(2)})` : '';
   console.log(
-    `PostgreSQL commits, ${cfg.nodes} node(s) x ${cfg.connections} connections, ${cfg.convs} conversations of ${cfg.members}, ${cfg.senders} senders: ` +
+    `PostgreSQL commits${cfg.rttMs > 0 ? ` over a ${cfg.rttMs} ms round trip` : ''}, ${cfg.nodes} node(s) x ${cfg.connections} connections, ${cfg.convs} conversations of ${cfg.members}, ${cfg.senders} senders: ` +
       `${summary}${ratio}; lower median of ${cfg.rounds} rounds`,
   );
 }

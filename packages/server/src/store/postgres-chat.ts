@@ -39,27 +39,33 @@ export async function writeChatEffects(
     bySender.set(from, Math.max(bySender.get(from) ?? 0, seq));
   }
   const { users, rows: listRows } = await changedRows(client, s, senders, memberships, reads);
-  const vers = await bumpVersions(client, s, users);
-  const ver = (user: string) => vers.get(user)!;
+  // Membership rows first, their versions set below with the others'.
   for (const change of memberships) {
     if (change.op === 'add') {
       await client.query(
-        `INSERT INTO ${s}.member_state AS m (conv, member, read, pub_read, ver, active) VALUES ($1, $2, $3, $3, $4, true)
-         ON CONFLICT (conv, member) DO UPDATE SET active = true, read = GREATEST(m.read, excluded.read), pub_read = GREATEST(m.pub_read, excluded.pub_read), ver = excluded.ver`,
-        [change.conv, change.user, change.seq - 1, ver(change.user)],
+        `INSERT INTO ${s}.member_state AS m (conv, member, read, pub_read, ver, active) VALUES ($1, $2, $3, $3, 0, true)
+         ON CONFLICT (conv, member) DO UPDATE SET active = true, read = GREATEST(m.read, excluded.read), pub_read = GREATEST(m.pub_read, excluded.pub_read)`,
+        [change.conv, change.user, change.seq - 1],
       );
     } else {
-      await client.query(`UPDATE ${s}.member_state SET active = false, ver = $1 WHERE conv = $2 AND member = $3`, [ver(change.user), change.conv, change.user]);
+      await client.query(`UPDATE ${s}.member_state SET active = false WHERE conv = $1 AND member = $2`, [change.conv, change.user]);
     }
   }
-  // Every other changed row in one statement: its user's new version, and its positions
-  // moved forward only (GREATEST; 0 moves nothing).
-  if (listRows.length > 0) {
+  // Last before COMMIT and one statement: the users' version rows, locked from here until the
+  // transaction ends, are held for as short a time as can be (a commit sharing a user waits that long).
+  if (users.length > 0) {
     await client.query(
-      `UPDATE ${s}.member_state m SET read = GREATEST(m.read, v.read), pub_read = GREATEST(m.pub_read, v.pub), ver = v.ver
-         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS v(conv, member, read, pub, ver)
-        WHERE m.conv = v.conv AND m.member = v.member`,
-      [listRows.map((r) => r.conv), listRows.map((r) => r.member), listRows.map((r) => r.read), listRows.map((r) => r.pub), listRows.map((r) => ver(r.member))],
+      `WITH bumped AS (
+         INSERT INTO ${s}.user_versions AS v (member, value)
+           SELECT u.member, 1 FROM unnest($1::text[]) WITH ORDINALITY AS u(member, n) ORDER BY u.n
+         ON CONFLICT (member) DO UPDATE SET value = v.value + 1
+         RETURNING member, value
+       )
+       UPDATE ${s}.member_state m SET read = GREATEST(m.read, c.read), pub_read = GREATEST(m.pub_read, c.pub), ver = b.value
+         FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS c(conv, member, read, pub)
+         JOIN bumped b ON b.member = c.member
+        WHERE m.conv = c.conv AND m.member = c.member`,
+      [users, listRows.map((r) => r.conv), listRows.map((r) => r.member), listRows.map((r) => r.read), listRows.map((r) => r.pub)],
     );
   }
 }
@@ -114,32 +120,15 @@ async function changedRows(
     r.read = Math.max(r.read, m.seq);
     if (m.public) r.pub = Math.max(r.pub, m.seq);
   }
+  // an added or removed member's row gets the new version too (its positions as the change left them)
+  for (const change of memberships) row(change.conv, change.user);
   const users = new Set<string>();
   for (const r of rows.values()) users.add(r.member);
-  for (const change of memberships) users.add(change.user);
   return { users: [...users].sort(byCodeUnit), rows: [...rows.values()] };
 }
 
 function byCodeUnit(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/**
- * The next version of each user, their rows locked until commit and taken in
- * the order given. A user's first version is 1.
- */
-async function bumpVersions(client: pg.PoolClient, s: string, users: readonly string[]): Promise<Map<string, number>> {
-  const vers = new Map<string, number>();
-  if (users.length === 0) return vers;
-  const { rows } = await client.query<{ member: string; value: string }>(
-    `INSERT INTO ${s}.user_versions AS v (member, value)
-       SELECT u.member, 1 FROM unnest($1::text[]) WITH ORDINALITY AS u(member, n) ORDER BY u.n
-     ON CONFLICT (member) DO UPDATE SET value = v.value + 1
-     RETURNING member, value`,
-    [users],
-  );
-  for (const row of rows) vers.set(row.member, Number(row.value));
-  return vers;
 }
 
 function rowSql(s: string): string {
