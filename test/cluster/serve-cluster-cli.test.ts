@@ -26,6 +26,8 @@ const LEASE_MS = 1500;
 const tokens = new TokenAuthority(TEST_SECRET);
 let db: TestDatabase | undefined;
 const processes: ServerProcess[] = [];
+/** The running process of each node name. */
+const byName = new Map<string, ServerProcess>();
 const clients: WireClient[] = [];
 
 afterAll(async () => {
@@ -66,6 +68,7 @@ describe('serve --cluster flags', () => {
 async function startNode(name: string): Promise<ServerProcess> {
   const node = await spawnServer(join(root, name), ['--cluster', '--postgres', db!.url, '--nats', NATS_URL, '--node', name, '--lease-ms', String(LEASE_MS), '--slots', String(SLOTS), '--no-web']);
   processes.push(node);
+  byName.set(name, node);
   return node;
 }
 
@@ -76,6 +79,12 @@ async function held(node: ServerProcess): Promise<number[]> {
   } catch {
     return [];
   }
+}
+
+/** The lease row of a conversation's slot, as a node reads it. */
+async function leaseOf(node: ServerProcess, conv: string): Promise<{ holder: string | null; epoch: number }> {
+  const response = await fetch(`${node.httpUrl}/cluster?conv=${encodeURIComponent(conv)}`);
+  return ((await response.json()) as { conv: { holder: string | null; epoch: number } }).conv;
 }
 
 async function connect(node: ServerProcess, user: string): Promise<WireClient> {
@@ -120,6 +129,9 @@ describe.skipIf(!available)('a cluster of node processes', () => {
     expect(takeover).toBeGreaterThan(LEASE_MS * 0.5);
     expect(takeover).toBeLessThan(LEASE_MS * 6);
     expect(await held(a)).toContain(slot);
+    // The new owner loaded the dead one's state from the store: a resend of an acked send gets its first ack.
+    const resent = await sender.request({ t: 'send', conv, cmid: 'c-3', dseq: 3, body: 3 });
+    expect(resent).toMatchObject({ t: 'ack', seq: 3 });
 
     b = await startNode('node-b');
     // The restart joins under the same name: it wins the slot again and takes it without waiting for a lease.
@@ -136,6 +148,54 @@ describe.skipIf(!available)('a cluster of node processes', () => {
       // Three holders in turn: b, then a after the kill, then b again.
       expect(new Set(epochs).size).toBe(3);
       expect(epochs[0]).toBeGreaterThan(0);
+    } finally {
+      await client.end();
+    }
+  }, 90_000);
+
+  it('an owner paused past its lease (SIGSTOP) is taken over, and after SIGCONT decides nothing from its old state', async () => {
+    const a = byName.get('node-a')!;
+    const b = byName.get('node-b')!;
+    let pair = 0;
+    while (ownerOf(slotOf(dmConvId(`s${pair}`, `t${pair}`), SLOTS), ['node-a', 'node-b']) !== 'node-b') pair++;
+    const conv = dmConvId(`s${pair}`, `t${pair}`);
+    const slot = slotOf(conv, SLOTS);
+    await until('node-b holds the slot', async () => (await held(b)).includes(slot), 20_000, 50);
+    const sender = await connect(a, `s${pair}`);
+    const sendAcked = async (dseq: number): Promise<Reply> => {
+      for (;;) {
+        const reply = await sender.request({ t: 'send', conv, cmid: `p-${dseq}`, dseq, body: dseq }, 20_000);
+        if (reply.t === 'ack') return reply;
+        expect(reply['code'], JSON.stringify(reply)).toBe('unavailable');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    for (let d = 1; d <= 3; d++) await sendAcked(d);
+    b.child.kill('SIGSTOP');
+    let taken: { holder: string | null; epoch: number };
+    try {
+      expect((await sendAcked(4))['seq']).toBe(4);
+      taken = await leaseOf(a, conv);
+      expect(taken.holder).toBe('node-a');
+    } finally {
+      b.child.kill('SIGCONT');
+    }
+    // Resumed, it finds its lease gone (its own list still names the slot until its next renewal), rejoins,
+    // and, winning the slot by name, gets it back by hand-over at a newer epoch.
+    await until('node-b holds the slot again', async () => {
+      const lease = await leaseOf(a, conv);
+      return lease.holder === 'node-b' && lease.epoch > taken.epoch;
+    }, LEASE_MS * 8, 50);
+    for (let d = 5; d <= 7; d++) expect((await sendAcked(d))['seq']).toBe(d);
+    const client = new pg.Client({ connectionString: db!.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ seq: string; epoch: string; cmid: string }>('SELECT seq, epoch, cmid FROM sequent.entries WHERE conv = $1 ORDER BY seq', [conv]);
+      expect(rows.map((r) => r.cmid)).toEqual(Array.from({ length: 7 }, (_, i) => `p-${i + 1}`));
+      const epochs = rows.map((r) => Number(r.epoch));
+      for (let i = 1; i < epochs.length; i++) expect(epochs[i]).toBeGreaterThanOrEqual(epochs[i - 1]!);
+      expect(epochs[3]).toBeGreaterThan(epochs[2]!);
+      expect(epochs[4]).toBeGreaterThan(epochs[3]!);
     } finally {
       await client.end();
     }

@@ -33,6 +33,8 @@ interface Status {
   live: string[];
   slots: number;
   held: number[];
+  holders: Record<string, number>;
+  conv?: { conv: string; slot: number; holder: string | null; epoch: number };
 }
 
 let db: TestDatabase | undefined;
@@ -113,7 +115,15 @@ describe.skipIf(!available)('cluster mode: three nodes on one PostgreSQL and NAT
       expect(s.node).toBe(node.name);
       expect(s.slots).toBe(SLOTS);
       expect(s.live).toEqual(['n1', 'n2', 'n3']);
+      // Every node reads the same lease rows: who holds how many slots, and where one conversation is decided.
+      expect(Object.values(s.holders).reduce((a, b) => a + b, 0)).toBe(SLOTS);
+      expect(s.holders[node.name]).toBe(s.held.length);
     }
+    const conv = 'g:where-is-it';
+    const answers = await Promise.all(nodes.map(async (node) => (await (await fetch(`${node.server.httpUrl}/cluster?conv=${encodeURIComponent(conv)}`)).json()) as Status));
+    const slot = slotOf(conv, SLOTS);
+    for (const answer of answers) expect(answer.conv).toMatchObject({ conv, slot, holder: ownerOf(slot, ['n1', 'n2', 'n3']) });
+    expect(answers[0]!.conv!.epoch).toBeGreaterThan(0);
   });
 
   it('a DM between users on two nodes, owned by a third: acks in dseq order from the owner, pushes in seq order, sync from the owner', async () => {

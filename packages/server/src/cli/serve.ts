@@ -31,6 +31,7 @@ const FLAGS: Record<string, FlagSpec> = {
   nats: { kind: 'string', help: 'with --cluster: the NATS server every node uses (nats://host:port)' },
   node: { kind: 'string', shown: 'the host name', help: 'with --cluster: this node\'s name, unique in the cluster; a restart under it takes its slots back at once' },
   'lease-ms': { kind: 'int', min: 100, max: 600_000, shown: String(DEFAULT_LEASE_MS), help: 'with --cluster: the slot lease; a dead node\'s conversations move after about this long' },
+  'nats-prefix': { kind: 'string', shown: 'sequent.<database name>', help: 'with --cluster: the NATS subject prefix, so that clusters sharing a NATS server never cross' },
   slots: { kind: 'int', min: 1, max: 65_536, shown: '1024', help: 'with --cluster: slot count of a new cluster database (every node must agree; fixed once stored)' },
   help: HELP_FLAG,
 };
@@ -79,6 +80,7 @@ const FLAG_OF_OPTION: Record<string, string> = {
   node: 'node',
   leaseMs: 'lease-ms',
   slots: 'slots',
+  prefix: 'nats-prefix',
   ...Object.fromEntries(Object.entries(LIMIT_FLAGS).map(([flag, { option }]) => [option, flag])),
 };
 
@@ -107,6 +109,7 @@ function clusterOptions(flags: Record<string, string | number | boolean | undefi
   const options: ClusterOptions = { natsUrl: String(flags['nats']), node: flags['node'] === undefined ? hostname() : String(flags['node']) };
   if (flags['lease-ms'] !== undefined) options.leaseMs = Number(flags['lease-ms']);
   if (flags['slots'] !== undefined) options.slots = Number(flags['slots']);
+  if (flags['nats-prefix'] !== undefined) options.prefix = String(flags['nats-prefix']);
   return options;
 }
 
@@ -122,7 +125,7 @@ export async function runServe(argv: string[]): Promise<number> {
       if (parsed['postgres'] === undefined) throw new UsageError('flag --cluster needs --postgres: the database every node shares');
       if (parsed['nats'] === undefined) throw new UsageError('flag --cluster needs --nats: the NATS server every node uses');
     } else {
-      for (const flag of ['nats', 'node', 'lease-ms', 'slots']) {
+      for (const flag of ['nats', 'node', 'lease-ms', 'slots', 'nats-prefix']) {
         if (parsed[flag] !== undefined) throw new UsageError(`flag --${flag} is for a cluster node: add --cluster`);
       }
     }

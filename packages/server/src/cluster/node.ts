@@ -10,6 +10,7 @@ import type { Ownership } from '../server/owner.js';
 import { ClusterBus, type SlotHandler } from './bus.js';
 import { openClusterDb, type ClusterDb } from './db.js';
 import { SlotLeases, type LostReason } from './leases.js';
+import { SlotRows } from './slot-rows.js';
 import type { SlotHolder } from './routing.js';
 import { slotOf } from './slots.js';
 import { defaultPrefix } from './subjects.js';
@@ -43,38 +44,57 @@ export interface SlotHooks {
 export interface ClusterStatus {
   node: string;
   incarnation: string;
+  /** Live nodes as of this node's last heartbeat. */
   live: readonly string[];
   slots: number;
+  /** Slots this node holds now. */
   held: number[];
+  /** How many slots each node holds, from the lease rows (unexpired leases only). */
+  holders: Record<string, number>;
+  /** With `?conv=ID`: that conversation's slot and its lease row. */
+  conv?: { conv: string; slot: number; holder: string | null; epoch: number };
 }
 
 export class ClusterNode implements Ownership, SlotHolder {
   private leases: SlotLeases | undefined;
+  private readonly rows: SlotRows;
+  /** False from a bus disconnect until the bus is back with every subscription. */
+  private busUp = true;
 
   private constructor(
     private readonly options: ClusterNodeOptions,
     private readonly db: ClusterDb,
     readonly bus: ClusterBus,
-  ) {}
+  ) {
+    this.rows = new SlotRows(db.pool, db.tables);
+  }
 
   /** Opens the lease tables (creating them on a new database) and the bus; nothing is held yet. */
   static async open(options: ClusterNodeOptions): Promise<ClusterNode> {
     const db = await openClusterDb({ url: options.postgresUrl, leaseMs: options.leaseMs, ...(options.slots === undefined ? {} : { slots: options.slots }) });
     let bus: ClusterBus;
+    let node: ClusterNode | undefined;
     try {
       bus = await ClusterBus.connect({
         servers: options.natsUrl,
         prefix: options.prefix ?? defaultPrefix(options.postgresUrl),
         name: options.node,
         onPush: (user, payload) => options.onPush(user, payload),
-        onResync: () => options.onResync(),
+        onResync: () => {
+          if (node) node.busUp = true;
+          options.onResync();
+        },
+        onDisconnect: () => {
+          if (node) node.busUp = false;
+        },
         onError: (error) => options.onError(error, 'bus'),
       });
     } catch (error) {
       await db.close();
       throw new BusUnreachableError(options.natsUrl, error);
     }
-    return new ClusterNode(options, db, bus);
+    node = new ClusterNode(options, db, bus);
+    return node;
   }
 
   get slots(): number {
@@ -121,14 +141,33 @@ export class ClusterNode implements Ownership, SlotHolder {
     return this.leases?.held().length ?? 0;
   }
 
-  status(): ClusterStatus {
-    return {
+  /** Why this node should not get traffic now (the bus is away, or PostgreSQL has not answered a tick for a lease), or undefined. */
+  unhealthy(): string | undefined {
+    if (!this.busUp) return 'the NATS connection is down';
+    const age = this.leases?.lastTickAgeMs();
+    if (age === undefined || age > this.db.leaseMs) return 'PostgreSQL has not answered a lease tick within the lease';
+    return undefined;
+  }
+
+  /** This node's view, and the lease rows' (one query); with `conv`, where that conversation is decided. */
+  async status(conv?: string): Promise<ClusterStatus> {
+    const rows = await this.rows.all();
+    const holders: Record<string, number> = {};
+    for (const row of rows) if (row.live) holders[row.holder] = (holders[row.holder] ?? 0) + 1;
+    const status: ClusterStatus = {
       node: this.options.node,
       incarnation: this.leases?.incarnation ?? '',
       live: this.leases?.live() ?? [],
       slots: this.db.slots,
       held: this.leases?.held().map((h) => h.slot) ?? [],
+      holders,
     };
+    if (conv !== undefined) {
+      const slot = slotOf(conv, this.db.slots);
+      const row = rows.find((r) => r.slot === slot);
+      status.conv = { conv, slot, holder: row?.live ? row.holder : null, epoch: row?.epoch ?? 0 };
+    }
+    return status;
   }
 
   /** Leaves for good: hands every slot over (others take them at once, not after the lease), then closes the bus and the lease tables. */

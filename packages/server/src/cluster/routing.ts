@@ -108,9 +108,13 @@ export function answerForwarded(local: OwnerRequests, holder: SlotHolder, timeou
       }
     }
     // The gateway has given up by then; the answer, if it ever comes, has nobody to go to.
-    const late = new Promise<string>((resolve) => setTimeout(() => resolve(''), timeoutMs).unref());
-    const text = await Promise.race([origin.answer, late]);
-    return encodeReply(text);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(''), timeoutMs)));
+    try {
+      return encodeReply(await Promise.race([origin.answer, late]));
+    } finally {
+      clearTimeout(timer);
+    }
   };
 }
 

@@ -49,8 +49,8 @@ export class Gateway {
     private readonly flusher: FrameFlusher,
     private readonly metrics: ServerMetrics,
     private readonly logger: Logger,
-    /** A cluster node's state, served as JSON at GET /cluster. */
-    private readonly clusterStatus?: () => unknown,
+    /** A cluster node: its state as JSON at GET /cluster (`?conv=ID` adds where that conversation is decided), and whether it is fit to serve. */
+    private readonly cluster?: { status(conv: string | undefined): Promise<unknown>; unhealthy(): string | undefined },
   ) {
     this.admission = new Admission(options);
     const serve = (req: IncomingMessage, res: ServerResponse) => void this.serveHttp(req, res);
@@ -82,15 +82,24 @@ export class Gateway {
   }
 
   private async serveHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '').split('?')[0];
+    const [path, query] = (req.url ?? '').split('?');
     if (req.method === 'GET' && path === '/healthz') {
-      res.writeHead(this.serving ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: this.serving ? 'ok' : 'draining' }));
+      // A cluster node that cannot reach PostgreSQL or NATS is not fit for new clients: the balancer sends them elsewhere.
+      const problem = this.serving ? this.cluster?.unhealthy() : 'draining';
+      res.writeHead(problem === undefined ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(problem === undefined ? { status: 'ok' } : { status: this.serving ? 'unhealthy' : 'draining', ...(this.serving ? { problem } : {}) }));
       return;
     }
-    if (req.method === 'GET' && path === '/cluster' && this.clusterStatus) {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(this.clusterStatus()));
+    if (req.method === 'GET' && path === '/cluster' && this.cluster) {
+      const conv = new URLSearchParams(query ?? '').get('conv') ?? undefined;
+      try {
+        const status = await this.cluster.status(conv);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(status));
+      } catch (error) {
+        res.writeHead(503, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: 'unavailable', message: error instanceof Error ? error.message : String(error) }));
+      }
       return;
     }
     res.writeHead(404, { 'content-type': 'application/json' });

@@ -99,6 +99,16 @@ export class ServerMetrics {
   });
   readonly busPublished = new HotCounter(this.registry, 'sequent_cluster_bus_published_total', 'Pushes this node published on the bus');
   readonly slotsHeld = new Gauge({ name: 'sequent_cluster_slots_held', help: 'Slots whose lease this node holds', registers: [this.registry] });
+  readonly slotsAcquired = new Counter({
+    name: 'sequent_cluster_slots_acquired_total',
+    help: 'Slot leases this node acquired (at start, on hand-over to it, or taking over from a node that died)',
+    registers: [this.registry],
+  });
+  readonly fencedCommits = new Counter({
+    name: 'sequent_cluster_fenced_commits_total',
+    help: 'Commits the store refused because the slot had moved past the epoch they were decided under',
+    registers: [this.registry],
+  });
   readonly slotsLost = new Counter({
     name: 'sequent_cluster_slots_lost_total',
     help: 'Slots this node stopped holding, by reason (released, taken, superseded, stopped)',

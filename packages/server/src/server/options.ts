@@ -182,6 +182,15 @@ function tlsOption(value: ServerOptions['tls']): ResolvedOptions['tls'] {
 }
 
 const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
+const NATS_TOKEN = /^[A-Za-z0-9_-]+$/;
+
+function natsPrefix(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length > 200 || !value.split('.').every((token) => NATS_TOKEN.test(token))) {
+    throw new OptionError('prefix', `a NATS prefix is dot-separated tokens of letters, digits, '_' and '-', got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
 
 function clusterOption(value: ClusterOptions | undefined, postgres: string | undefined, hasStore: boolean): ResolvedCluster | undefined {
   if (value === undefined) return undefined;
@@ -197,7 +206,7 @@ function clusterOption(value: ClusterOptions | undefined, postgres: string | und
     node: value.node,
     leaseMs: integer('leaseMs', value.leaseMs, DEFAULT_LEASE_MS, 100, 600_000),
     slots: value.slots === undefined ? undefined : integer('slots', value.slots, 0, 1, 1 << 16),
-    prefix: value.prefix,
+    prefix: natsPrefix(value.prefix),
   });
 }
 

@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { Entry } from 'sequent-client/protocol';
-import type { CommitBatch, CommitFence, ConvKind, MembershipChange, Store } from '../store/index.js';
+import { SlotFencedError, type CommitBatch, type CommitFence, type ConvKind, type MembershipChange, type Store } from '../store/index.js';
 import type { ConversationOwner, ConvState, EntryDraft } from './owner.js';
 import type { ServerMetrics } from './metrics.js';
 
@@ -203,7 +203,13 @@ export class Sequencer {
    * in turn.
    */
   private fail(batch: Pending[], error: unknown): void {
-    this.logger.error({ err: error, entries: batch.length }, 'group commit failed');
+    if (error instanceof SlotFencedError) {
+      // Expected after a takeover: the conversations are another node's now, and their senders resend there.
+      this.metrics.fencedCommits.inc();
+      this.logger.warn({ slot: error.slot, epoch: error.epoch, entries: batch.length }, 'commit refused: the slot moved to another node');
+    } else {
+      this.logger.error({ err: error, entries: batch.length }, 'group commit failed');
+    }
     const broken = new Set(batch.map((item) => item.state));
     for (const state of broken) this.conversations.invalidate(state);
     const refused = [...batch, ...this.queue.filter((item) => broken.has(item.state))];
