@@ -1,14 +1,16 @@
 /**
- * The ceiling of the version counter: every chat-state commit of the PostgreSQL
- * store runs `UPDATE counters SET value = value + 1 WHERE name = 'version'` and
- * then its member_state updates before COMMIT, so the row lock is held through
- * those statements and the commit's WAL flush, and commits from all nodes queue
- * on that one row. This probe measures commits/s of concurrent connections that
+ * What one row every commit updates allows a PostgreSQL primary. Until the
+ * per-user versions, every chat-state commit of the PostgreSQL store ran
+ * `UPDATE counters SET value = value + 1 WHERE name = 'version'` and then its
+ * member_state updates before COMMIT, so the row lock was held through those
+ * statements and the commit's WAL flush, and commits from all nodes queued on
+ * that one row. This probe measures commits/s of concurrent connections that
  * each run the same shape (the counter update, then `statements` more updates,
  * then COMMIT) on one shared counter row, against the same with a counter row
- * per connection, for `ms` each, on a database of its own. A batch's
- * member_state updates after the counter are one per conversation it touches
- * plus one per (conversation, sender), so `statements` sizes the batch.
+ * per connection (as per-user rows are for commits sharing no user), for `ms`
+ * each, on a database of its own. A batch's member_state updates after the
+ * counter were one per conversation it touched plus one per (conversation,
+ * sender), so `statements` sizes the batch.
  */
 import pg from 'pg';
 import { createBenchDatabase } from './cluster-db.js';

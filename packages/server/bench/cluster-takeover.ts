@@ -12,6 +12,8 @@ import type { AckRecord, ClusterClient } from './cluster-client.js';
 import type { Deployment } from './cluster-deployment.js';
 import { awaitSettled } from './cluster-nodes.js';
 
+/** Starts of a killed node tried before the run gives up. */
+const RESTART_ATTEMPTS = 3;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const round = (n: number, places = 2) => Math.round(n * 10 ** places) / 10 ** places;
 
@@ -103,6 +105,8 @@ export interface TakeoverTrial {
   after_kill_p99_ms: number;
   /** Sends resent after an `unavailable` from the kill to the restart. */
   resends: number;
+  /** Starts of the restarted node that failed before one listened (each is a server problem to report). */
+  restart_errors: string[];
 }
 
 export interface TakeoverResult {
@@ -165,7 +169,18 @@ export async function runTakeover(
       if (performance.now() < windowEnd) await sleep(windowEnd - performance.now());
       const resends = d.clients.reduce((sum, c) => sum + c.resends, 0) - resends0;
       const r0 = performance.now();
-      await victim.restart();
+      // A supervisor starts a failed node again; each failure is kept for the report.
+      const restartErrors: string[] = [];
+      for (;;) {
+        try {
+          await victim.restart();
+          break;
+        } catch (error) {
+          restartErrors.push((error as Error).message.split('\n')[0]!);
+          log(`takeover ${k + 1}: restart of ${victim.spec.name} failed: ${(error as Error).message}`);
+          if (restartErrors.length >= RESTART_ATTEMPTS) throw error;
+        }
+      }
       const startMs = performance.now() - r0;
       let rejoinMs: number | null = null;
       try {
@@ -190,6 +205,7 @@ export async function runTakeover(
         after_kill_p50_ms: Number.NaN,
         after_kill_p99_ms: Number.NaN,
         resends,
+        restart_errors: restartErrors,
       };
       trials.push(trial);
       log(

@@ -138,11 +138,11 @@ function appendix(
     lines.push(
       `Takeover on 3 nodes (lease ${config.leaseMs} ms) under a paced ${t.rate_msgs_per_s} msgs/s; ack latency counted from when a send was due, window ${config.afterKillMs / 1000} s:`,
       '',
-      '| kill | victim | slots | its convs | acked again via another node, ms | slots held by survivors, ms | restart → listening, ms | → its slots back, ms | p50 after kill, ms | p99 after kill, ms | resends after unavailable |',
-      '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      '| kill | victim | slots | its convs | acked again via another node, ms | slots held by survivors, ms | restart → listening, ms | → its slots back, ms | p50 after kill, ms | p99 after kill, ms | resends after unavailable | failed restarts |',
+      '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       ...t.trials.map(
         (x, i) =>
-          `| ${i + 1} | ${x.victim} | ${x.slots_held} | ${x.convs} | ${x.ack_ms ?? 'never'} | ${x.slots_ms ?? 'never'} | ${x.start_ms} | ${x.rejoin_ms ?? 'never'} | ${x.after_kill_p50_ms} | ${x.after_kill_p99_ms} | ${x.resends} |`,
+          `| ${i + 1} | ${x.victim} | ${x.slots_held} | ${x.convs} | ${x.ack_ms ?? 'never'} | ${x.slots_ms ?? 'never'} | ${x.start_ms} | ${x.rejoin_ms ?? 'never'} | ${x.after_kill_p50_ms} | ${x.after_kill_p99_ms} | ${x.resends} | ${x.restart_errors.length === 0 ? 0 : `${x.restart_errors.length}: ${x.restart_errors.join('; ').replace(/\|/g, '/')}`} |`,
       ),
       '',
       `Steady (before the first kill): p50 ${t.steady.p50_ms} ms, p99 ${t.steady.p99_ms} ms over ${t.steady.messages} acks; ` +
