@@ -62,7 +62,13 @@ async function holding(sql: string, values: unknown[]): Promise<{ release(): Pro
   return { release: async () => void (await client.query('ROLLBACK')) };
 }
 
-const batch = (b: Partial<CommitBatch>): CommitBatch => ({ newConvs: b.newConvs ?? [], entries: b.entries ?? [], memberships: b.memberships ?? [], ...(b.reads ? { reads: b.reads } : {}) });
+const batch = (b: Partial<CommitBatch>): CommitBatch => ({
+  newConvs: b.newConvs ?? [],
+  entries: b.entries ?? [],
+  memberships: b.memberships ?? [],
+  ...(b.reads ? { reads: b.reads } : {}),
+  ...(b.fences ? { fences: b.fences } : {}),
+});
 const add = (conv: string, user: string, seq: number): MembershipChange => ({ op: 'add', conv, user, seq });
 
 function createGroup(conv: string, owner: string, members: string[]): CommitBatch {
@@ -192,6 +198,21 @@ describe.skipIf(!available)('PostgreSQL store: pipelined commits', () => {
     // The log goes on from what is stored.
     await store.commit(batch({ entries: [msg('g:a', 3, 'alice', 'd', 'a3', 2, 3)] }));
     expect((await readAll(store, 'g:a')).map((e) => e.seq)).toEqual([1, 2, 3]);
+  });
+
+  it('a batch refused before any write (a fenced batch missing a fence) is still answered in call order', async () => {
+    const { store, schema } = await freshStore();
+    await store.commit(createGroup('g:a', 'alice', []));
+    const lock = await holding(`SELECT 1 FROM ${schema}.convs WHERE conv = 'g:a' FOR UPDATE`, []);
+    const unfencedConv = batch({ entries: [msg('g:b', 1, 'alice', 'd', 'b1', 1, 0)], fences: new Map([['g:c', { slot: 1, epoch: 1 }]]) });
+    const { order, outcomes } = track([store.commit(batch({ entries: [msg('g:a', 2, 'alice', 'd', 'a2', 1, 0)] })), store.commit(unfencedConv)]);
+    await sleep(100);
+    expect(order).toEqual([]);
+    await lock.release();
+    const settled = await outcomes;
+    expect(settled.map((o) => o.status)).toEqual(['fulfilled', 'rejected']);
+    expect((settled[1] as PromiseRejectedResult).reason).toBeInstanceOf(TypeError);
+    expect(order).toEqual([0, 1]);
   });
 
   it('many commits over a few conversations, issued without waiting: each log holds them all in seq order, gapless', async () => {
