@@ -59,6 +59,42 @@ describe('syncer paging', () => {
   });
 });
 
+describe('a server behind this device', () => {
+  const options = resolveClientOptions({ url: 'ws://h/v1/ws', token: 't', syncPageSize: 3 });
+
+  it('is reported once per conversation and position when a sync reply or a convs row ends below the cursor', async () => {
+    const errors: SequentClientError[] = [];
+    let serverLast = 3;
+    const hooks: SyncerHooks = {
+      ask: async (frame) => {
+        if (frame.t === 'convs') return { t: 'convs', id: 1, convs: [{ conv: 'g:a', last: serverLast, ts: 1, from: 1 }] } as ServerFrame;
+        return { t: 'batch', id: 1, conv: 'g:a', msgs: [], last: serverLast } as ServerFrame;
+      },
+      cursorOf: () => 5,
+      skipTo: () => undefined,
+      accept: () => undefined,
+      summaries: () => undefined,
+      version: () => undefined,
+      versioned: () => undefined,
+      behind: () => [],
+      error: (error) => errors.push(error),
+    };
+    const syncer = new Syncer(options, hooks);
+    await syncer.syncConv('g:a');
+    await syncer.readList();
+    await syncer.syncConv('g:a');
+    expect(errors.map((e) => e.code)).toEqual(['server_behind']);
+    expect(errors[0]!.message).toMatch(/g:a ends at seq 3, but this device already holds it up to 5/);
+    serverLast = 4;
+    await syncer.readList();
+    expect(errors).toHaveLength(2);
+    // Caught up again: nothing to say.
+    serverLast = 9;
+    await syncer.syncConv('g:a');
+    expect(errors).toHaveLength(2);
+  });
+});
+
 describe('chat-state writer', () => {
   const state = (version: number): ChatState => ({ version, convs: [] });
 

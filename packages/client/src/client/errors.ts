@@ -20,6 +20,8 @@ export const CLIENT_ERROR_CODES = {
   unsupported_proto: 'The server does not speak this protocol version (close 4426).',
   store: 'The client store failed to read or write.',
   protocol: 'The server sent a frame the SDK could not understand.',
+  server_behind:
+    "The server's log of a conversation ends below a seq this device already holds: entries the server acknowledged are gone from it (a database failed over to a replica that was behind). Reported once per conversation and position; tell the operator.",
 } as const;
 
 export type ClientErrorCode = keyof typeof CLIENT_ERROR_CODES;

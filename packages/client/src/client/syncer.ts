@@ -45,6 +45,8 @@ export function readableLast(summary: Pick<ConvSummary, 'last' | 'until'>): numb
 
 export class Syncer {
   private readonly running = new Map<string, Running>();
+  /** Per conversation, the server's last already reported as below this device's cursor. */
+  private readonly reportedBehind = new Map<string, number>();
 
   constructor(
     private readonly options: ResolvedClientOptions,
@@ -84,12 +86,27 @@ export class Syncer {
       const request: Request = since === undefined ? { t: 'convs' } : { t: 'convs', since, limit: CONVS_PAGE };
       const reply = await this.hooks.ask(request, this.options.requestTimeoutMs);
       if (reply.t !== 'convs') throw replyError('convs', reply);
+      for (const summary of reply.convs) this.checkNotBehind(summary.conv, readableLast(summary));
       this.hooks.summaries(reply.convs);
       if (reply.version === undefined) return; // a server without the chat state: the whole list every time
       this.hooks.versioned(reply.version, reply.unread);
       if (!reply.more || reply.version === since) return;
       since = reply.version;
     }
+  }
+
+  /**
+   * A log only grows, so a server whose readable last is below what this device
+   * already holds has lost acknowledged entries. Nothing here can repair that;
+   * it must not pass silently.
+   */
+  private checkNotBehind(conv: string, last: number): void {
+    const cursor = this.hooks.cursorOf(conv);
+    if (last >= cursor || this.reportedBehind.get(conv) === last) return;
+    this.reportedBehind.set(conv, last);
+    this.hooks.error(
+      new SequentClientError('server_behind', `the server says ${conv} ends at seq ${last}, but this device already holds it up to ${cursor}: the server lost acknowledged entries`),
+    );
   }
 
   /**
@@ -128,6 +145,7 @@ export class Syncer {
     for (;;) {
       const reply = await asked;
       if (reply.t !== 'batch') throw replyError(`sync of ${conv}`, reply);
+      this.checkNotBehind(conv, reply.last);
       const newest = reply.msgs.at(-1)?.seq;
       const more = newest !== undefined && newest < reply.last;
       if (more) asked = this.page(conv, newest);

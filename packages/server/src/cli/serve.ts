@@ -1,11 +1,12 @@
 /** `sequent-server serve`: this process is the server (no wrapper), so signals reach it directly. */
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { pino } from 'pino';
 import { MetricsListenError, OptionError, startServer, type RunningServer } from '../server/index.js';
 import * as defaults from '../server/options.js';
-import { DEFAULT_HOST, DEFAULT_METRICS_HOST, DEFAULT_PORT, type ServerOptions } from '../server/options.js';
+import { DEFAULT_HOST, DEFAULT_LEASE_MS, DEFAULT_METRICS_HOST, DEFAULT_PORT, type ClusterOptions, type ServerOptions } from '../server/options.js';
 import { DEFAULT_HOLD_MS, DEFAULT_MAX_BODY, DEFAULT_MAX_FRAME } from 'sequent-client/protocol';
 import { HELP_FLAG, parseCommand, UsageError, type FlagSpec } from './args.js';
 import { DataDirError, describeDataDirError, prepareDataDir } from './data-dir.js';
@@ -26,6 +27,12 @@ const FLAGS: Record<string, FlagSpec> = {
   'tls-key': { kind: 'string', help: 'the PEM private key of --tls-cert' },
   'no-web': { kind: 'bool', default: false, help: 'do not serve the web chat at / (docs/web.md)' },
   demo: { kind: 'bool', default: false, help: 'demo sign-in for local use only: the web chat mints a token for any user name typed' },
+  cluster: { kind: 'bool', default: false, help: 'run as one node of a cluster sharing --postgres and --nats (docs/cluster.md)' },
+  nats: { kind: 'string', help: 'with --cluster: the NATS server every node uses (nats://host:port)' },
+  node: { kind: 'string', shown: 'the host name', help: 'with --cluster: this node\'s name, unique in the cluster; a restart under it takes its slots back at once' },
+  'lease-ms': { kind: 'int', min: 100, max: 600_000, shown: String(DEFAULT_LEASE_MS), help: 'with --cluster: the slot lease; a dead node\'s conversations move after about this long' },
+  'nats-prefix': { kind: 'string', shown: 'sequent.<database name>', help: 'with --cluster: the NATS subject prefix, so that clusters sharing a NATS server never cross' },
+  slots: { kind: 'int', min: 1, max: 65_536, shown: '1024', help: 'with --cluster: slot count of a new cluster database (every node must agree; fixed once stored)' },
   help: HELP_FLAG,
 };
 
@@ -69,6 +76,11 @@ const FLAG_OF_OPTION: Record<string, string> = {
   holdMs: 'hold-ms',
   durability: 'durability',
   postgresUrl: 'postgres',
+  natsUrl: 'nats',
+  node: 'node',
+  leaseMs: 'lease-ms',
+  slots: 'slots',
+  prefix: 'nats-prefix',
   ...Object.fromEntries(Object.entries(LIMIT_FLAGS).map(([flag, { option }]) => [option, flag])),
 };
 
@@ -92,6 +104,15 @@ function readTls(certPath: unknown, keyPath: unknown): { cert: Buffer; key: Buff
   return { cert, key };
 }
 
+/** A cluster node's options from its flags; the server checks them (an invalid --node is named as such). */
+function clusterOptions(flags: Record<string, string | number | boolean | undefined>): ClusterOptions {
+  const options: ClusterOptions = { natsUrl: String(flags['nats']), node: flags['node'] === undefined ? hostname() : String(flags['node']) };
+  if (flags['lease-ms'] !== undefined) options.leaseMs = Number(flags['lease-ms']);
+  if (flags['slots'] !== undefined) options.slots = Number(flags['slots']);
+  if (flags['nats-prefix'] !== undefined) options.prefix = String(flags['nats-prefix']);
+  return options;
+}
+
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export async function runServe(argv: string[]): Promise<number> {
@@ -100,6 +121,14 @@ export async function runServe(argv: string[]): Promise<number> {
     if (parsed['durability'] !== 'full' && parsed['durability'] !== 'process') throw new UsageError('flag --durability takes full or process');
     if ((parsed['tls-cert'] === undefined) !== (parsed['tls-key'] === undefined)) throw new UsageError('flags --tls-cert and --tls-key go together');
     if (parsed['demo'] && parsed['no-web']) throw new UsageError('flag --demo signs in to the web chat, which --no-web turns off');
+    if (parsed['cluster']) {
+      if (parsed['postgres'] === undefined) throw new UsageError('flag --cluster needs --postgres: the database every node shares');
+      if (parsed['nats'] === undefined) throw new UsageError('flag --cluster needs --nats: the NATS server every node uses');
+    } else {
+      for (const flag of ['nats', 'node', 'lease-ms', 'slots', 'nats-prefix']) {
+        if (parsed[flag] !== undefined) throw new UsageError(`flag --${flag} is for a cluster node: add --cluster`);
+      }
+    }
   });
   if (typeof flags === 'number') return flags;
   const fail = (message: string, code = 1): number => {
@@ -153,6 +182,7 @@ async function serveUntilStopped(
 
   const logger = pino({ level: String(flags['log-level']), base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
   const postgresUrl = flags['postgres'] === undefined ? undefined : withDefaultUser(String(flags['postgres']));
+  const cluster = flags['cluster'] ? clusterOptions(flags) : undefined;
   let server: RunningServer;
   try {
     server = await startServer({
@@ -167,6 +197,7 @@ async function serveUntilStopped(
       ...(tls === undefined ? {} : { tls }),
       web: !flags['no-web'],
       demo: Boolean(flags['demo']),
+      ...(cluster === undefined ? {} : { cluster }),
       ...Object.fromEntries(Object.entries(LIMIT_FLAGS).flatMap(([flag, { option }]) => (flags[flag] === undefined ? [] : [[option, Number(flags[flag])]]))),
       logger,
     });
@@ -176,6 +207,12 @@ async function serveUntilStopped(
       return fail(flag ? `invalid flag --${flag}: ${error.problem}` : error.message, 2);
     }
     if (error instanceof MetricsListenError) return fail(`${error.message}; check --metrics-host and --metrics-port`);
+    // By name: the cluster modules (and the bus client) are loaded only by a cluster node.
+    const named = error as { name?: string; message: string; cause?: unknown; url?: string; stored?: number };
+    if (named.name === 'BusUnreachableError') {
+      return fail(`cannot reach the NATS server given by --nats (${named.url}): ${named.cause instanceof Error ? named.cause.message : String(named.cause)}`);
+    }
+    if (named.name === 'SlotCountMismatchError') return fail(`${named.message} (leave --slots out or give --slots ${named.stored})`, 2);
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       return fail(`cannot listen on ${String(flags['host'])}:${String(flags['port'])} (${code}); check --host and --port`);
@@ -189,10 +226,11 @@ async function serveUntilStopped(
   }
   if (flags['demo']) logger.warn({ demo: true }, 'demo sign-in is on: anyone who reaches this port gets a token for any user; for local use only');
   logger.info(
-    { port: server.port, url: server.url, http: server.httpUrl, ...(server.webUrl === undefined ? {} : { web: server.webUrl }), ...(server.metricsUrl === undefined ? {} : { metrics: server.metricsUrl }), data: dataDir, secret: secret.source, store: postgresUrl === undefined ? 'sqlite' : 'postgres' },
+    { port: server.port, url: server.url, http: server.httpUrl, ...(server.webUrl === undefined ? {} : { web: server.webUrl }), ...(server.metricsUrl === undefined ? {} : { metrics: server.metricsUrl }), data: dataDir, secret: secret.source, store: postgresUrl === undefined ? 'sqlite' : 'postgres', ...(cluster === undefined ? {} : { node: cluster.node }) },
     'listening',
   );
   const running = server;
+  let stoppedOnItsOwn: string | undefined;
   await new Promise<void>((resolve) => {
     let draining = false;
     // Under `npm start` the signal often comes twice (from the supervisor to the whole
@@ -203,7 +241,11 @@ async function serveUntilStopped(
       logger.info({ signal }, 'draining');
       void running.close().then(resolve);
     });
+    void running.stopped.then((reason) => {
+      stoppedOnItsOwn = reason;
+      resolve();
+    });
   });
   logger.info('stopped');
-  return 0;
+  return stoppedOnItsOwn === undefined ? 0 : fail(`stopped: ${stoppedOnItsOwn === 'superseded' ? 'another process started under this --node name' : stoppedOnItsOwn}`);
 }

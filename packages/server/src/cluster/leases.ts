@@ -56,6 +56,8 @@ export class SlotLeases {
   private ticking: Promise<void> | undefined;
   private handingOff: Promise<void> | undefined;
   private stopped = false;
+  /** When the last tick that reached the database began (monotonic ms). */
+  private lastTickAt: number | undefined;
 
   private constructor(private readonly options: SlotLeasesOptions) {
     const { db } = options;
@@ -160,9 +162,16 @@ export class SlotLeases {
     return this.ticking;
   }
 
+  /** Milliseconds since the last tick that reached the database began; undefined before the first. */
+  lastTickAgeMs(): number | undefined {
+    return this.lastTickAt === undefined ? undefined : this.now() - this.lastTickAt;
+  }
+
   private async runTick(): Promise<void> {
     if (this.stopped) return;
+    const startedAt = this.now();
     const beat: Heartbeat = await this.membership.heartbeat();
+    this.lastTickAt = startedAt;
     if (this.stopped) return;
     if (!beat.own) {
       this.supersede();

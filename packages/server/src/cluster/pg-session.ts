@@ -69,3 +69,29 @@ export function clusterPoolConfig(options: ClusterSessionOptions): pg.PoolConfig
     application_name: 'sequent-cluster',
   };
 }
+
+/**
+ * Pool settings for a cluster node's store (its fenced commits and its reads):
+ * the same end of a paused node's open transaction, keepalives and
+ * `tcp_user_timeout` as above, but no `lock_timeout` and no client
+ * `query_timeout`. A commit waits its turn behind others' commits on rows every
+ * commit touches (the change-version counter); failing it after lease/4 would
+ * fail healthy sends under load.
+ */
+export function commitPoolConfig(leaseMs: number): Omit<pg.PoolConfig, 'connectionString' | 'max'> {
+  const s = sessionSettings(leaseMs);
+  const startup = [
+    `idle_in_transaction_session_timeout=${s.idleInTransactionMs}`,
+    `tcp_keepalives_idle=${s.keepaliveIdleSeconds}`,
+    `tcp_keepalives_interval=${s.keepaliveIntervalSeconds}`,
+    `tcp_keepalives_count=${s.keepaliveCount}`,
+    `tcp_user_timeout=${s.tcpUserTimeoutMs}`,
+  ];
+  return {
+    options: startup.map((setting) => `-c ${setting}`).join(' '),
+    keepAlive: true,
+    keepAliveInitialDelayMillis: s.keepaliveIdleSeconds * 1000,
+    connectionTimeoutMillis: Math.max(1000, leaseMs),
+    application_name: 'sequent-node',
+  };
+}

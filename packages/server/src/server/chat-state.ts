@@ -5,9 +5,10 @@
  */
 import { TYPING_INTERVAL_MS, type InfoFrame, type ReadFrame, type TypingFrame } from 'sequent-client/protocol';
 import type { Store } from '../store/index.js';
-import type { ConvState, ConversationOwner } from './owner.js';
+import type { ConversationOwner } from './owner.js';
+import type { ConvView, ConvViews } from './conv-view.js';
 import type { Delivery } from './delivery.js';
-import type { Session } from './session.js';
+import type { Origin, Requester } from './origin.js';
 
 /** Past this many remembered typing times, the stale ones are swept. */
 const TYPING_SWEEP_AT = 10_000;
@@ -18,21 +19,24 @@ export class ChatState {
 
   constructor(
     private readonly store: Store,
+    /** Where `read` moves positions: the conversation's owner. */
     private readonly conversations: ConversationOwner,
+    /** Where `info` and `typing` learn membership: the owner's memory, or the store on a node that does not own it. */
+    private readonly views: ConvViews,
     private readonly delivery: Delivery,
     private readonly now: () => number = Date.now,
   ) {}
 
   /** The conversation, if the caller is one of its current members; otherwise the error is sent and undefined returned. */
-  private async memberState(session: Session, id: number, conv: string): Promise<ConvState | undefined> {
-    const state = await this.conversations.get(conv);
+  private async memberState(session: Requester, id: number, conv: string): Promise<ConvView | undefined> {
+    const state = await this.views.get(conv);
     if (!state) return void session.error(id, 'bad_request', `malformed conversation id ${conv}`);
     if (!state.exists) return void session.error(id, 'not_found', `no conversation ${conv}`);
     if (!state.isMember(session.user)) return void session.error(id, 'forbidden', `${session.user} is not a member of ${conv}`);
     return state;
   }
 
-  async read(session: Session, frame: ReadFrame): Promise<void> {
+  async read(session: Origin, frame: ReadFrame): Promise<void> {
     const state = await this.conversations.get(frame.conv);
     if (!state) return session.error(frame.id, 'bad_request', `malformed conversation id ${frame.conv}`);
     if (!state.exists) return session.error(frame.id, 'not_found', `no conversation ${frame.conv}`);
@@ -42,7 +46,7 @@ export class ChatState {
     if (frame.seq > range.until) return session.error(frame.id, 'forbidden', `${session.user} may read ${frame.conv} only up to seq ${range.until}`);
     const isPublic = frame.private !== true;
     const current = state.readOf(session.user).read;
-    if (frame.seq <= current) return session.send({ t: 'ok', id: frame.id, conv: state.conv, seq: current });
+    if (frame.seq <= current) return session.ok(frame.id, state.conv, current);
     try {
       await this.store.commit({ newConvs: [], entries: [], memberships: [], reads: [{ conv: state.conv, user: session.user, seq: frame.seq, public: isPublic }] });
     } catch (error) {
@@ -54,7 +58,7 @@ export class ChatState {
     // say a position a crash could still undo (the chaos checker's read-backwards saw that).
     const moved = state.moveRead(session.user, frame.seq, isPublic);
     const seq = state.readOf(session.user).read;
-    session.send({ t: 'ok', id: frame.id, conv: state.conv, seq });
+    session.ok(frame.id, state.conv, seq);
     // A read that committed beside a higher one of the same user moved nothing: that one pushes.
     if (!moved) return;
     this.delivery.read([session.user], state.conv, session.user, seq, isPublic);
@@ -65,7 +69,7 @@ export class ChatState {
     }
   }
 
-  async info(session: Session, frame: InfoFrame): Promise<void> {
+  async info(session: Requester, frame: InfoFrame): Promise<void> {
     const state = await this.memberState(session, frame.id, frame.conv);
     if (!state) return;
     const positions = await this.store.readPositions(state.conv);
@@ -76,10 +80,10 @@ export class ChatState {
     session.send({ t: 'info', id: frame.id, conv: state.conv, members, last: state.committed, read });
   }
 
-  async typing(session: Session, frame: TypingFrame): Promise<void> {
+  async typing(session: Requester, frame: TypingFrame): Promise<void> {
     const state = await this.memberState(session, frame.id, frame.conv);
     if (!state) return;
-    session.send({ t: 'ok', id: frame.id, conv: state.conv, seq: state.committed });
+    session.ok(frame.id, state.conv, state.committed);
     const key = `${session.user}\u0000${state.conv}`;
     const now = this.now();
     const last = this.typingAt.get(key);

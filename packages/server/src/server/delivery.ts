@@ -13,6 +13,7 @@ import type { Committed } from './sequencer.js';
 export interface Connection {
   readonly connection: number;
   readonly user: string;
+  readonly device: string;
   readonly closed: boolean;
   /** Queues the frame with the rest of this turn's frames (one socket write per turn). */
   sendText(text: string | Buffer): void;
@@ -22,7 +23,11 @@ export interface Connection {
 export class Presence<C extends Connection = Connection> {
   private readonly online = new Map<string, Set<C>>();
 
+  /** `watch` hears every join and leave (a cluster node follows its users' pushes on the bus). */
+  constructor(private readonly watch?: { joined(connection: C): void; left(connection: C): void }) {}
+
   join(connection: C): void {
+    this.watch?.joined(connection);
     let connections = this.online.get(connection.user);
     if (!connections) {
       connections = new Set();
@@ -33,7 +38,8 @@ export class Presence<C extends Connection = Connection> {
 
   leave(connection: C): void {
     const connections = this.online.get(connection.user);
-    if (!connections) return;
+    if (!connections?.has(connection)) return;
+    this.watch?.left(connection);
     connections.delete(connection);
     if (connections.size === 0) this.online.delete(connection.user);
   }

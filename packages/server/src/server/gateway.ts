@@ -13,19 +13,19 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { CLOSE_CODES, PROTO_VERSION, decodeClientFrame, type ClientFrame, type DecodeResult, type HelloFrame } from 'sequent-client/protocol';
 import { TokenError, type Identity, type TokenAuthority } from './auth.js';
 import { Admission } from './admission.js';
-import type { Groups } from './groups.js';
-import type { Ingest } from './ingest.js';
+import { failureCode, failureMessage } from './failures.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import type { Reads } from './reads.js';
 import type { ChatState } from './chat-state.js';
 import type { Presence } from './delivery.js';
+import type { OwnerRequests } from './owner-requests.js';
 import { Session, TokenBucket } from './session.js';
 import type { FrameFlusher } from './turn-frames.js';
 
 export interface Handlers {
-  ingest: Ingest;
-  groups: Groups;
+  /** send, create, members, read: decided by the conversation's owner. */
+  owner: OwnerRequests<Session>;
   reads: Reads;
   presence: Presence<Session>;
   chat: ChatState;
@@ -50,6 +50,8 @@ export class Gateway {
     private readonly flusher: FrameFlusher,
     private readonly metrics: ServerMetrics,
     private readonly logger: Logger,
+    /** A cluster node: its state as JSON at GET /cluster (`?conv=ID` adds where that conversation is decided), and whether it is fit to serve. */
+    private readonly cluster?: { status(conv: string | undefined): Promise<unknown>; unhealthy(): string | undefined },
   ) {
     this.admission = new Admission(options);
     const serve = (req: IncomingMessage, res: ServerResponse) => void this.serveHttp(req, res);
@@ -81,10 +83,24 @@ export class Gateway {
   }
 
   private async serveHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '').split('?')[0];
+    const [path, query] = (req.url ?? '').split('?');
     if (req.method === 'GET' && path === '/healthz') {
-      res.writeHead(this.serving ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: this.serving ? 'ok' : 'draining' }));
+      // A cluster node that cannot reach PostgreSQL or NATS is not fit for new clients: the balancer sends them elsewhere.
+      const problem = this.serving ? this.cluster?.unhealthy() : 'draining';
+      res.writeHead(problem === undefined ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(problem === undefined ? { status: 'ok' } : { status: this.serving ? 'unhealthy' : 'draining', ...(this.serving ? { problem } : {}) }));
+      return;
+    }
+    if (req.method === 'GET' && path === '/cluster' && this.cluster) {
+      const conv = new URLSearchParams(query ?? '').get('conv') ?? undefined;
+      try {
+        const status = await this.cluster.status(conv);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(status));
+      } catch (error) {
+        res.writeHead(503, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: 'unavailable', message: error instanceof Error ? error.message : String(error) }));
+      }
       return;
     }
     res.writeHead(404, { 'content-type': 'application/json' });
@@ -177,8 +193,9 @@ export class Gateway {
       return this.countBadFrame(session);
     }
     const failed = (error: unknown) => {
-      this.logger.error({ err: error, session: session.id, t: frame.t }, 'request failed');
-      session.error(frame.id, 'internal', 'internal error');
+      const code = failureCode(error);
+      this.logger[code === 'internal' ? 'error' : 'warn']({ err: error, session: session.id, t: frame.t }, 'request failed');
+      session.error(frame.id, code, failureMessage(code));
     };
     try {
       const handled = this.dispatch(session, frame, receivedAt, decoded.bodyJson);
@@ -266,11 +283,11 @@ export class Gateway {
   private dispatch(session: Session, frame: Exclude<ClientFrame, HelloFrame>, receivedAt: number, bodyJson: string | undefined): void | Promise<void> {
     switch (frame.t) {
       case 'send':
-        return this.handlers.ingest.send(session, frame, receivedAt, bodyJson ?? JSON.stringify(frame.body));
+        return this.handlers.owner.send(session, frame, receivedAt, bodyJson ?? JSON.stringify(frame.body));
       case 'create':
-        return this.handlers.groups.create(session, frame);
+        return this.handlers.owner.create(session, frame);
       case 'members':
-        return this.handlers.groups.members(session, frame);
+        return this.handlers.owner.members(session, frame);
       case 'sync':
         return this.handlers.reads.sync(session, frame);
       case 'convs':
@@ -278,7 +295,7 @@ export class Gateway {
       case 'ping':
         return session.send({ t: 'pong', id: frame.id, serverTime: Date.now() });
       case 'read':
-        return this.handlers.chat.read(session, frame);
+        return this.handlers.owner.read(session, frame);
       case 'info':
         return this.handlers.chat.info(session, frame);
       case 'typing':

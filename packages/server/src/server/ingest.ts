@@ -72,13 +72,13 @@ export class Ingest {
     return lane.run(() => this.step(state, lane, frame, bodyJson, waiter));
   }
 
-  /** Fails every held send with `unavailable`: the server is going away and will not wait for gaps. */
-  releaseAllHeld(states: Iterable<ConvState>): void {
+  /** Fails every held send with `unavailable`: the server is going away (or the conversations' slot moved) and will not wait for gaps. */
+  releaseAllHeld(states: Iterable<ConvState>, why = 'server is shutting down; resend after reconnecting'): void {
     for (const state of states) {
       for (const lane of state.lanes()) {
         for (const held of [...lane.held.values()]) {
           this.release(lane, held);
-          for (const w of held.waiters) w.origin.error(w.requestId, 'unavailable', 'server is shutting down; resend after reconnecting');
+          for (const w of held.waiters) w.origin.error(w.requestId, 'unavailable', why);
         }
       }
     }

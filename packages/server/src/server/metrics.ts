@@ -85,6 +85,37 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
+  // Cluster mode (zero on a single node).
+  readonly forwarded = new Counter({
+    name: 'sequent_cluster_forwarded_total',
+    help: 'Requests this node sent to the owner of their conversation on another node',
+    registers: [this.registry],
+  });
+  readonly forwardUnanswered = new Counter({
+    name: 'sequent_cluster_forward_unavailable_total',
+    help: 'Forwarded requests answered unavailable here: no owner, no answer in time, or the bus closed, by cause',
+    labelNames: ['cause'] as const,
+    registers: [this.registry],
+  });
+  readonly busPublished = new HotCounter(this.registry, 'sequent_cluster_bus_published_total', 'Pushes this node published on the bus');
+  readonly slotsHeld = new Gauge({ name: 'sequent_cluster_slots_held', help: 'Slots whose lease this node holds', registers: [this.registry] });
+  readonly slotsAcquired = new Counter({
+    name: 'sequent_cluster_slots_acquired_total',
+    help: 'Slot leases this node acquired (at start, on hand-over to it, or taking over from a node that died)',
+    registers: [this.registry],
+  });
+  readonly fencedCommits = new Counter({
+    name: 'sequent_cluster_fenced_commits_total',
+    help: 'Commits the store refused because the slot had moved past the epoch they were decided under',
+    registers: [this.registry],
+  });
+  readonly slotsLost = new Counter({
+    name: 'sequent_cluster_slots_lost_total',
+    help: 'Slots this node stopped holding, by reason (released, taken, superseded, stopped)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor(collectProcessMetrics: boolean) {
     if (collectProcessMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'sequent_' });
   }

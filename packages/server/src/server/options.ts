@@ -79,7 +79,33 @@ export interface ServerOptions {
   web?: boolean;
   /** With web: POST /demo/token mints a token for any user name. Local use only; default false. */
   demo?: boolean;
+  /** Run as one node of a cluster sharing `postgresUrl` (required) and a NATS server (docs/cluster.md). */
+  cluster?: ClusterOptions;
   logger?: Logger;
+}
+
+export interface ClusterOptions {
+  /** NATS server URL, nats://host:port. */
+  natsUrl: string;
+  /** This node's name, unique in the cluster: a restart under the same name takes its slots back at once. */
+  node: string;
+  /** The slot lease, ms (default DEFAULT_LEASE_MS): a dead node's conversations move after about this long. */
+  leaseMs?: number;
+  /** Slot count of a new cluster database (default 1024); must match the stored one. */
+  slots?: number;
+  /** NATS subject prefix (default `sequent.<database name>`). */
+  prefix?: string;
+}
+
+/** A node that stops heartbeating loses its slots this long after its last renewal. */
+export const DEFAULT_LEASE_MS = 3000;
+
+export interface ResolvedCluster {
+  readonly natsUrl: string;
+  readonly node: string;
+  readonly leaseMs: number;
+  readonly slots: number | undefined;
+  readonly prefix: string | undefined;
 }
 
 export interface ResolvedOptions {
@@ -112,6 +138,7 @@ export interface ResolvedOptions {
   readonly tls: { readonly cert: string | Buffer; readonly key: string | Buffer } | undefined;
   readonly web: boolean;
   readonly demo: boolean;
+  readonly cluster: ResolvedCluster | undefined;
 }
 
 export class OptionError extends Error {
@@ -154,6 +181,35 @@ function tlsOption(value: ServerOptions['tls']): ResolvedOptions['tls'] {
   return Object.freeze({ cert: value.cert, key: value.key });
 }
 
+const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
+const NATS_TOKEN = /^[A-Za-z0-9_-]+$/;
+
+function natsPrefix(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length > 200 || !value.split('.').every((token) => NATS_TOKEN.test(token))) {
+    throw new OptionError('prefix', `a NATS prefix is dot-separated tokens of letters, digits, '_' and '-', got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function clusterOption(value: ClusterOptions | undefined, postgres: string | undefined, hasStore: boolean): ResolvedCluster | undefined {
+  if (value === undefined) return undefined;
+  if (postgres === undefined || hasStore) throw new OptionError('postgresUrl', 'a cluster node keeps its log in the PostgreSQL database every node shares: give its URL (and no store of its own)');
+  if (typeof value.natsUrl !== 'string' || !/^(nats|tls):\/\/[^/\s]+$/.test(value.natsUrl)) {
+    throw new OptionError('natsUrl', `expected a nats://host:port URL, got ${JSON.stringify(value.natsUrl)}`);
+  }
+  if (typeof value.node !== 'string' || !NODE_NAME.test(value.node)) {
+    throw new OptionError('node', `a node name is 1 to 100 letters, digits, '_', '.' or '-' (not first), got ${JSON.stringify(value.node)}`);
+  }
+  return Object.freeze({
+    natsUrl: value.natsUrl,
+    node: value.node,
+    leaseMs: integer('leaseMs', value.leaseMs, DEFAULT_LEASE_MS, 100, 600_000),
+    slots: value.slots === undefined ? undefined : integer('slots', value.slots, 0, 1, 1 << 16),
+    prefix: natsPrefix(value.prefix),
+  });
+}
+
 export function resolveOptions(options: ServerOptions): ResolvedOptions {
   if (typeof options.dataDir !== 'string' || options.dataDir.length === 0) {
     throw new OptionError('dataDir', 'a directory path is required');
@@ -175,6 +231,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   if (demo && !web) throw new OptionError('demo', 'the demo sign-in is part of the web app: set web too');
   const maxFrame = integer('maxFrame', options.maxFrame, DEFAULT_MAX_FRAME, 1024, 64 * 1024 * 1024);
   const maxBuffered = integer('maxBuffered', options.maxBuffered, DEFAULT_MAX_BUFFERED, 1024);
+  const postgres = postgresUrl(options.postgresUrl);
   return Object.freeze({
     host,
     port: integer('port', options.port, DEFAULT_PORT, 0, 65535),
@@ -190,7 +247,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     pingIntervalMs: integer('pingIntervalMs', options.pingIntervalMs, DEFAULT_PING_INTERVAL_MS, 10),
     ratePerSecond: integer('ratePerSecond', options.ratePerSecond, DEFAULT_RATE_PER_SECOND, 1),
     rateBurst: integer('rateBurst', options.rateBurst, DEFAULT_RATE_BURST, 1),
-    postgresUrl: postgresUrl(options.postgresUrl),
+    postgresUrl: postgres,
     maxBadFrames: integer('maxBadFrames', options.maxBadFrames, DEFAULT_MAX_BAD_FRAMES, 1),
     maxHeldPerDevice: integer('maxHeldPerDevice', options.maxHeldPerDevice, DEFAULT_MAX_HELD_PER_DEVICE, 1),
     maxHeldBytesPerDevice: integer('maxHeldBytesPerDevice', options.maxHeldBytesPerDevice, DEFAULT_MAX_HELD_BYTES_PER_DEVICE, 1),
@@ -206,5 +263,6 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     tls: tlsOption(options.tls),
     web,
     demo,
+    cluster: clusterOption(options.cluster, postgres, options.store !== undefined),
   });
 }

@@ -9,7 +9,7 @@
  * mode this is also where the slot's lease and the epoch of every commit live.)
  */
 import { parseConvId, type ConvRef, type Entry } from 'sequent-client/protocol';
-import type { ConvKind, Membership, MembershipChange, ReadPosition, Store } from '../store/index.js';
+import type { CommitFence, ConvKind, Membership, MembershipChange, ReadPosition, Store } from '../store/index.js';
 import { DeviceLane } from './lanes.js';
 
 /** What the caller decides; the owner fills in seq and ts, the sequencer the mid. */
@@ -61,8 +61,15 @@ export class ConvState {
   private readonly laneMap = new Map<string, DeviceLane>();
   /** Entries handed a seq whose commit has not finished. */
   private pending = 0;
+  /** Answers waiting for a seq to be durable (untilDurable). */
+  private durableWaiters: { seq: number; settle: (durable: boolean) => void }[] = [];
   private stale = false;
   private strict = false;
+  /**
+   * In a cluster: the slot lease this state was loaded under. Every commit of it
+   * carries this fence, so a state loaded before its slot moved can never write.
+   */
+  fence: CommitFence | undefined;
   /** Chat state: each user's read positions as the owner has decided them (durable or on the way). */
   private readonly reads = new Map<string, { read: number; publicRead: number }>();
   /** Chat state: targets deleted by entries handed a seq here (the store knows the committed ones), target → delete seq. */
@@ -207,6 +214,23 @@ export class ConvState {
     this.durableSeq = seq;
     this.pending--;
     this.moveRead(from, seq, true);
+    if (this.durableWaiters.length > 0) {
+      const ready = this.durableWaiters.filter((w) => w.seq <= seq);
+      this.durableWaiters = this.durableWaiters.filter((w) => w.seq > seq);
+      for (const w of ready) w.settle(true);
+    }
+  }
+
+  /**
+   * True once every entry up to `seq` is durable; false if this state breaks first
+   * (a commit failed, the slot moved). An answer judged on the head — which holds
+   * entries still committing — waits for this, or it could promise what a failed
+   * commit then takes back.
+   */
+  untilDurable(seq: number): Promise<boolean> {
+    if (this.durableSeq >= seq) return Promise.resolve(true);
+    if (this.stale) return Promise.resolve(false);
+    return new Promise((settle) => this.durableWaiters.push({ seq, settle }));
   }
 
   /** An entry handed a seq here will never be durable (its commit failed or was refused). */
@@ -217,6 +241,7 @@ export class ConvState {
   /** A commit failed: whoever holds this state must stop using it; the owner loads a fresh one on the next touch. */
   markBroken(): void {
     this.stale = true;
+    for (const w of this.durableWaiters.splice(0)) w.settle(false);
   }
 
   /** Turns strict dedup on (after a failed commit in this process; never off again). */
@@ -272,6 +297,35 @@ export class ConvState {
   }
 }
 
+/** A conversation's state as the store has it: what the owner loads on first touch, and what a store view is. */
+export async function loadConvState(store: Store, ref: ConvRef, withReads: boolean): Promise<ConvState> {
+  // The head first, memberships after: read by a node that does not own the conversation while its
+  // owner commits, a membership change newer than the head read is then past it (an add starts after
+  // it, a removal ends after it), so the view never lets anyone read past a removal.
+  const record = await store.getConv(ref.conv);
+  const [memberships, reads] = await Promise.all([
+    store.getMemberships(ref.conv),
+    withReads ? store.readPositions(ref.conv) : Promise.resolve<ReadPosition[]>([]),
+  ]);
+  const latest = new Map<string, Membership>();
+  for (const m of memberships) latest.set(m.user, m);
+  return new ConvState(ref, record?.last ?? 0, record?.lastTs ?? 0, [...latest.values()], reads);
+}
+
+/** In a cluster: which conversations this node may own now, and the lease each is committed under. */
+export interface Ownership {
+  /** The lease of the conversation's slot while this node holds it; otherwise undefined. */
+  fenceOf(conv: string): CommitFence | undefined;
+}
+
+/** A conversation whose slot this node does not hold (any more): the request goes to its owner instead. */
+export class NotOwnerError extends Error {
+  override name = 'NotOwnerError';
+  constructor(readonly conv: string) {
+    super(`this node does not own ${conv} now; resend`);
+  }
+}
+
 /** Every conversation this node owns: loaded on first touch, cached, dropped when idle or stale. */
 export class ConversationOwner {
   private readonly cache = new Map<string, ConvState>();
@@ -283,6 +337,8 @@ export class ConversationOwner {
     private readonly store: Store,
     private readonly maxCached = 100_000,
     private readonly onLoad: (state: ConvState) => void = () => {},
+    /** Set in a cluster: a conversation is loaded only while its slot is held, and keeps that lease. */
+    private readonly ownership?: Ownership,
   ) {}
 
   /** The state if it is loaded already: the hot path needs no promise for it. */
@@ -290,7 +346,7 @@ export class ConversationOwner {
     return this.cache.get(conv);
   }
 
-  /** The owner's state of a conversation; null for a malformed id. */
+  /** The owner's state of a conversation; null for a malformed id. Rejects with NotOwnerError in a cluster when its slot is not held. */
   async get(conv: string): Promise<ConvState | null> {
     const cached = this.cache.get(conv);
     if (cached) return cached;
@@ -315,15 +371,29 @@ export class ConversationOwner {
     if (this.cache.get(state.conv) === state) this.cache.delete(state.conv);
   }
 
+  /**
+   * Forgets every cached conversation `lost` says (their slot moved): what is held
+   * in them is returned so the caller can answer it; their commits in flight are
+   * refused by the fence or land before the new holder loads.
+   */
+  dropWhere(lost: (state: ConvState) => boolean): ConvState[] {
+    const dropped: ConvState[] = [];
+    for (const [conv, state] of this.cache) {
+      if (!lost(state)) continue;
+      state.markBroken();
+      this.cache.delete(conv);
+      dropped.push(state);
+    }
+    return dropped;
+  }
+
   private async load(ref: ConvRef): Promise<ConvState> {
-    const [record, memberships, reads] = await Promise.all([
-      this.store.getConv(ref.conv),
-      this.store.getMemberships(ref.conv),
-      this.store.readPositions(ref.conv),
-    ]);
-    const latest = new Map<string, Membership>();
-    for (const m of memberships) latest.set(m.user, m);
-    const state = new ConvState(ref, record?.last ?? 0, record?.lastTs ?? 0, [...latest.values()], reads);
+    // The lease is taken before the store is read: if the slot moves during the read, the state keeps
+    // the old epoch and its first commit is refused, instead of committing on what another node changed.
+    const fence = this.ownership?.fenceOf(ref.conv);
+    if (this.ownership && !fence) throw new NotOwnerError(ref.conv);
+    const state = await loadConvState(this.store, ref, true);
+    state.fence = fence;
     if (this.failedBefore.has(ref.conv)) state.makeStrict();
     this.onLoad(state);
     this.evictIdle();

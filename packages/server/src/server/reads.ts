@@ -1,12 +1,13 @@
 /**
  * Reads come from the durable log, never from memory, so recovery is always
  * complete: `sync` returns every readable entry after a seq, `convs` the
- * caller's conversations by recent activity.
+ * caller's conversations by recent activity. Who may read what comes from a
+ * `ConvView`: the owner's memory on one node, the store on a cluster node.
  */
 import { DEFAULT_CONVS_LIMIT, DEFAULT_SYNC_LIMIT, encodeBatch, type ConvSummary, type ConvsFrame, type ConvsReplyFrame, type SyncFrame } from 'sequent-client/protocol';
 import type { ConvListing, Store } from '../store/index.js';
-import type { ConversationOwner } from './owner.js';
-import type { Session } from './session.js';
+import type { ConvViews } from './conv-view.js';
+import type { Requester } from './origin.js';
 
 export interface ReadLimits {
   /** Bytes of entries in one batch (entrySize); a page stops short of `limit` rather than pass it. */
@@ -23,20 +24,20 @@ type PageReader<T> = (after: number, until: number, count: number) => Promise<T[
 export class Reads {
   constructor(
     private readonly store: Store,
-    private readonly conversations: ConversationOwner,
+    private readonly conversations: ConvViews,
     private readonly limits: ReadLimits,
   ) {}
 
-  sync(session: Session, frame: SyncFrame): Promise<void> {
+  sync(session: Requester, frame: SyncFrame): Promise<void> {
     return this.bounded(session, frame.id, () => this.syncNow(session, frame));
   }
 
-  convs(session: Session, frame: ConvsFrame): Promise<void> {
+  convs(session: Requester, frame: ConvsFrame): Promise<void> {
     return this.bounded(session, frame.id, () => this.convsNow(session, frame));
   }
 
   /** A client that asks faster than the store answers is told to slow down, instead of piling up replies in memory. */
-  private async bounded(session: Session, id: number, read: () => Promise<void>): Promise<void> {
+  private async bounded(session: Requester, id: number, read: () => Promise<void>): Promise<void> {
     if (session.pendingReads >= this.limits.maxPendingReads) {
       return session.error(id, 'rate_limited', `more than ${this.limits.maxPendingReads} reads waiting on this connection`);
     }
@@ -48,7 +49,7 @@ export class Reads {
     }
   }
 
-  private async syncNow(session: Session, frame: SyncFrame): Promise<void> {
+  private async syncNow(session: Requester, frame: SyncFrame): Promise<void> {
     const state = await this.conversations.get(frame.conv);
     if (!state) return session.error(frame.id, 'bad_request', `malformed conversation id ${frame.conv}`);
     if (!state.exists) return session.error(frame.id, 'not_found', `no conversation ${frame.conv}`);
@@ -107,7 +108,7 @@ export class Reads {
    * the total always agrees with the rows, and a row that changes after it
    * shows up again on the next `since`.
    */
-  private async convsNow(session: Session, frame: ConvsFrame): Promise<void> {
+  private async convsNow(session: Requester, frame: ConvsFrame): Promise<void> {
     const { id, since } = frame;
     // One row more than is sent tells whether the whole list was cut.
     const query = { since, sinceLimit: frame.limit ?? DEFAULT_CONVS_LIMIT, fullLimit: this.limits.maxConvs + 1 };

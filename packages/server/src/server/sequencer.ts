@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { Entry } from 'sequent-client/protocol';
-import type { CommitBatch, ConvKind, MembershipChange, Store } from '../store/index.js';
+import { SlotFencedError, type CommitBatch, type CommitFence, type ConvKind, type MembershipChange, type Store } from '../store/index.js';
 import type { ConversationOwner, ConvState, EntryDraft } from './owner.js';
 import type { ServerMetrics } from './metrics.js';
 
@@ -203,7 +203,13 @@ export class Sequencer {
    * in turn.
    */
   private fail(batch: Pending[], error: unknown): void {
-    this.logger.error({ err: error, entries: batch.length }, 'group commit failed');
+    if (error instanceof SlotFencedError) {
+      // Expected after a takeover: the conversations are another node's now, and their senders resend there.
+      this.metrics.fencedCommits.inc();
+      this.logger.warn({ slot: error.slot, epoch: error.epoch, entries: batch.length }, 'commit refused: the slot moved to another node');
+    } else {
+      this.logger.error({ err: error, entries: batch.length }, 'group commit failed');
+    }
     const broken = new Set(batch.map((item) => item.state));
     for (const state of broken) this.conversations.invalidate(state);
     const refused = [...batch, ...this.queue.filter((item) => broken.has(item.state))];
@@ -218,11 +224,14 @@ export class Sequencer {
 function commitBatchOf(batch: readonly Pending[]): CommitBatch {
   const bodyJson: (string | undefined)[] = [];
   const commit: CommitBatch = { newConvs: [], entries: [], memberships: [], bodyJson };
+  let fences: Map<string, CommitFence> | undefined;
   for (const item of batch) {
+    if (item.state.fence) (fences ??= new Map()).set(item.entry.conv, item.state.fence);
     if (item.newConv) commit.newConvs.push({ conv: item.entry.conv, kind: item.newConv });
     commit.entries.push(item.entry);
     bodyJson.push(item.bodyJson);
     for (const change of item.memberships) commit.memberships.push(change);
   }
+  if (fences) commit.fences = fences;
   return commit;
 }

@@ -10,7 +10,7 @@ import { CLOSE_CODES } from 'sequent-client/protocol';
 import type { Store } from '../store/index.js';
 import { TokenAuthority, resolveSecret } from './auth.js';
 import { prepareDataDir, privateDatabaseFile } from './data-dir.js';
-import { LocalDelivery, Presence } from './delivery.js';
+import { LocalDelivery, Presence, type Delivery } from './delivery.js';
 import { FrameFlusher } from './turn-frames.js';
 import { Gateway, WS_PATH } from './gateway.js';
 import { Groups } from './groups.js';
@@ -25,6 +25,10 @@ import { Sequencer } from './sequencer.js';
 import type { Session } from './session.js';
 import { mountWeb } from './web.js';
 import { ChatState } from './chat-state.js';
+import { decidedHere, type OwnerRequests } from './owner-requests.js';
+import { StoreConvViews, type ConvViews } from './conv-view.js';
+import type { ClusterParts } from './cluster-parts.js';
+import { commitPoolConfig } from '../cluster/pg-session.js';
 
 export interface RunningServer {
   readonly port: number;
@@ -39,6 +43,8 @@ export interface RunningServer {
   mintToken(user: string, device: string, ttlSeconds?: number): Promise<string>;
   /** Drains and stops; resolves when every connection is closed and the store is closed. */
   close(): Promise<void>;
+  /** Resolves (with why) if the server stopped on its own: a cluster node superseded by a process under its name. */
+  readonly stopped: Promise<string>;
 }
 
 /** How long a drain waits for in-flight commits before it closes connections anyway. */
@@ -59,27 +65,80 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
   const store: Store =
     input.store ??
     (options.postgresUrl
-      ? (await import('../store/postgres.js')).openPostgresStore({ url: options.postgresUrl })
+      ? (await import('../store/postgres.js')).openPostgresStore({
+          url: options.postgresUrl,
+          ...(options.cluster ? { poolConfig: commitPoolConfig(options.cluster.leaseMs) } : {}),
+        })
       : await openEmbeddedStore(join(options.dataDir, 'sequent.db'), options.durability));
   await store.init();
   const ids = input.ids ?? (await openIdSources(options.dataDir, logger, options.postgresUrl));
   const metrics = new ServerMetrics(input.logger !== undefined);
 
+  let cluster: ClusterParts | undefined;
+  if (options.cluster) {
+    try {
+      // Loaded on demand: a single node never loads the bus client.
+      const { openClusterParts } = await import('./cluster-parts.js');
+      cluster = await openClusterParts(options.postgresUrl!, options.cluster, logger, metrics);
+    } catch (error) {
+      await ids.close();
+      await store.close();
+      throw error;
+    }
+  }
+
   // A conversation's ts never goes below its newest entry's, whatever this machine's clock says.
-  const conversations = new ConversationOwner(store, 100_000, (state) => ids.clock.observe(state.lastTs));
-  const presence = new Presence<Session>();
-  const delivery = new LocalDelivery(presence, metrics);
+  const conversations = new ConversationOwner(store, 100_000, (state) => ids.clock.observe(state.lastTs), cluster?.node);
+  const presence = new Presence<Session>(cluster?.presenceWatch);
+  const delivery: Delivery = cluster ? cluster.delivery(presence, store) : new LocalDelivery(presence, metrics);
   const flusher = new FrameFlusher();
   const sequencer = new Sequencer(store, conversations, ids.clock, ids.mids, options.maxBatch, metrics, logger, (batch) =>
     delivery.entries(batch),
   );
   const ingest = new Ingest(store, conversations, sequencer, metrics, options);
   const groups = new Groups(conversations, sequencer);
-  const reads = new Reads(store, conversations, options);
-  const chat = new ChatState(store, conversations, delivery);
-  const gateway = new Gateway(options, tokens, { ingest, groups, reads, presence, chat }, flusher, metrics, logger);
+  // A cluster node answers reads of conversations other nodes own: from the store, not from memory.
+  const views: ConvViews = cluster ? new StoreConvViews(store) : conversations;
+  const reads = new Reads(store, views, options);
+  const chat = new ChatState(store, conversations, views, delivery);
+  const ownedHere = decidedHere(ingest, groups, chat);
+  const owner: OwnerRequests<Session> = cluster ? cluster.routing(ownedHere, options.holdMs) : ownedHere;
+  const gateway = new Gateway(options, tokens, { owner, reads, presence, chat }, flusher, metrics, logger, cluster?.node);
   if (options.web) mountWeb(gateway.http, { demo: options.demo ? tokens : undefined, logger });
 
+  let stoppedBy: (reason: string) => void = () => {};
+  const stopped = new Promise<string>((resolve) => (stoppedBy = resolve));
+  if (cluster) {
+    cluster.onResync(() => {
+      // Pushes sent while the bus was away are lost for this node's connections: their clients reconnect and sync.
+      for (const session of gateway.openSessions()) session.close(CLOSE_CODES.going_away.code, 'cluster bus reconnected: reconnect and sync');
+    });
+    try {
+      await cluster.start({
+        local: ownedHere,
+        store,
+        owner: conversations,
+        delivery,
+        holdMs: options.holdMs,
+        drain: async (slot) => {
+          ingest.releaseAllHeld([...conversations.cached()].filter((state) => state.fence?.slot === slot), 'the conversation is moving to another node; resend');
+          await Promise.race([sequencer.idle(), new Promise((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref())]);
+        },
+        lost: (slot) => ingest.releaseAllHeld(conversations.dropWhere((state) => state.fence?.slot === slot), 'the conversation moved to another node; resend'),
+        superseded: () => {
+          logger.error({ node: options.cluster?.node }, 'another process joined under this node name: stopping');
+          void close().then(() => stoppedBy('superseded'));
+        },
+      });
+    } catch (error) {
+      await cluster.stop().catch(() => {});
+      await ids.close();
+      await store.close();
+      throw error;
+    }
+  }
+
+  let closing: Promise<void> | undefined;
   let metricsListener: MetricsListener | undefined;
   try {
     await new Promise<void>((resolve, reject) => {
@@ -96,6 +155,7 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
     // Nothing was served: release what start opened so the caller can report and exit.
     gateway.stopAccepting();
     if (gateway.http.listening) await new Promise<void>((resolve) => gateway.http.close(() => resolve()));
+    await cluster?.stop().catch(() => {});
     await ids.close();
     await store.close();
     throw error;
@@ -104,8 +164,8 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
   const hostForUrl = options.host.includes(':') ? `[${options.host}]` : options.host;
   const [ws, http] = options.tls ? ['wss', 'https'] : ['ws', 'http'];
 
-  let closing: Promise<void> | undefined;
-  const close = async (): Promise<void> => {
+  const close = async (): Promise<void> => (closing ??= drainAndClose());
+  const drainAndClose = async (): Promise<void> => {
     gateway.stopAccepting();
     ingest.draining = true;
     groups.draining = true;
@@ -114,6 +174,8 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
     const drained = sequencer.idle();
     const timeout = new Promise<void>((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref());
     await Promise.race([drained, timeout]);
+    // A cluster node hands its slots over now: the other nodes take them at once instead of after the lease.
+    await cluster?.stop().catch((error: unknown) => logger.error({ err: error }, 'leaving the cluster failed'));
     const settledAt = performance.now();
     // Acks were written in the commit callbacks; let them reach the sockets before closing.
     await new Promise((resolve) => setImmediate(resolve));
@@ -141,6 +203,7 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
     webUrl: options.web ? `${http}://${hostForUrl}:${port}/` : undefined,
     metricsUrl: metricsListener?.url,
     mintToken: (user, device, ttlSeconds) => tokens.mint(user, device, ttlSeconds),
-    close: () => (closing ??= close()),
+    close,
+    stopped,
   };
 }

@@ -3,11 +3,12 @@
  * frames (with a bounded send buffer) and its rate limit. Protocol logic lives
  * in the handlers; this only moves frames.
  */
+import { randomInt } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import { CLOSE_CODES, encodeAck, type AckFrame, type ErrorCode, type ServerFrame } from 'sequent-client/protocol';
 import type { ServerMetrics } from './metrics.js';
-import type { Origin } from './origin.js';
+import type { Requester } from './origin.js';
 import { TurnFrames, type FrameFlusher } from './turn-frames.js';
 
 export class TokenBucket {
@@ -36,10 +37,16 @@ export class TokenBucket {
   }
 }
 
-let nextSessionId = 1;
+/**
+ * Connection ids are meant to be unique across a cluster's processes, not only in this one: a push
+ * that crosses the bus skips the connection that sent its entry by this id. Each process counts up
+ * from a random multiple of 2^32 (below 2^53); two live processes share a block with odds of 1 in 2^21,
+ * and then a push may be skipped on one connection, which its client notices as a gap and syncs.
+ */
+let nextSessionId = randomInt(1, 2 ** 21) * 2 ** 32 + 1;
 
 /** A local connection is the origin of the requests it reads. */
-export class Session implements Origin {
+export class Session implements Requester {
   readonly id = nextSessionId++;
   user = '';
   device = '';

@@ -1,0 +1,168 @@
+/**
+ * Delivery in a cluster. The owner of a conversation commits its entries, but
+ * their recipients may be connected to any node: each push goes to this node's
+ * own connections directly and to `<prefix>.u.<user>` on the bus, where every
+ * other node with a connection of that user hears it (bus.ts). A node skips
+ * what it published itself (it delivered that already).
+ *
+ * Pushes crossing the bus are hints: they may be lost, doubled or reordered,
+ * and a conversation's owner can change between two of them. So every entry
+ * reaches a connection through its `PushFilter`, which keeps one seq order per
+ * conversation per connection, drops what it pushed already and fills a gap
+ * from the store. Read and typing pushes carry no seq and go as they come.
+ */
+import { encodeMsgFrame } from 'sequent-client/protocol';
+import type { Store } from '../store/index.js';
+import type { Connection, Delivery, Presence } from '../server/delivery.js';
+import type { ConvViews } from '../server/conv-view.js';
+import type { ServerMetrics } from '../server/metrics.js';
+import type { Committed } from '../server/sequencer.js';
+import type { ClusterBus } from './bus.js';
+import { PushFilter, type PushedEntry } from './push-filter.js';
+
+/** Marks a seq the connection must pass over without a push: its own send (it got the ack), or an entry it may not read. */
+const SKIP = Symbol('skip');
+type Pushed = string | Buffer | typeof SKIP;
+
+/** A gap wider than this is not filled from the store: the client sees it and syncs, one request instead of a flood of pushes. */
+export const MAX_FILL = 256;
+
+interface PushHeader {
+  /** The publishing node's tag: a node ignores its own. */
+  n: string;
+  /** 'm': an entry (with c, s, o); 'x': a frame without a seq (read, typing). */
+  k: 'm' | 'x';
+  c?: string;
+  s?: number;
+  /** The connection that sent the entry. */
+  o?: number;
+}
+
+export interface ClusterDeliveryOptions<C extends Connection> {
+  presence: Presence<C>;
+  bus: ClusterBus;
+  store: Store;
+  /** Who may read what, from the store (a gap is filled only with what the connection's user may read). */
+  views: ConvViews;
+  /** Unique per process: the node's incarnation. */
+  tag: string;
+  metrics: ServerMetrics;
+  onUnfilled?: (conv: string, after: number, upTo: number, error?: unknown) => void;
+}
+
+export class ClusterDelivery<C extends Connection> implements Delivery {
+  private readonly filters = new Map<C, PushFilter<Pushed>>();
+  private readonly encoder = new TextEncoder();
+  private readonly decoder = new TextDecoder();
+
+  constructor(private readonly options: ClusterDeliveryOptions<C>) {}
+
+  /** A connection authenticated on this node: follow its user's pushes. */
+  joined(connection: C): void {
+    this.options.bus.addUser(connection.user);
+    this.filters.set(
+      connection,
+      new PushFilter<Pushed>({
+        fill: (conv, after, upTo) => this.fill(connection, conv, after, upTo),
+        deliver: (_conv, _seq, item) => {
+          if (item === SKIP || connection.closed) return;
+          connection.sendText(item);
+          this.options.metrics.pushes.inc();
+        },
+        onUnfilled: this.options.onUnfilled,
+      }),
+    );
+  }
+
+  left(connection: C): void {
+    this.filters.delete(connection);
+    this.options.bus.removeUser(connection.user);
+  }
+
+  entries(batch: readonly Committed[]): void {
+    const { bus, tag } = this.options;
+    for (const { entry, bodyJson, audience, originId } of batch) {
+      const text = Buffer.from(encodeMsgFrame(entry, bodyJson));
+      const header: PushHeader = { n: tag, k: 'm', c: entry.conv, s: entry.seq };
+      if (originId !== undefined) header.o = originId;
+      const payload = this.payload(header, text);
+      for (const user of audience) {
+        bus.publish(user, payload);
+        this.options.metrics.busPublished.inc();
+        this.entryHere(user, entry.conv, entry.seq, originId, text);
+      }
+    }
+  }
+
+  read(to: readonly string[], conv: string, user: string, seq: number, isPublic: boolean): void {
+    this.frame(to, JSON.stringify(isPublic ? { t: 'read', conv, user, seq } : { t: 'read', conv, user, seq, private: true }));
+  }
+
+  typing(to: readonly string[], conv: string, user: string): void {
+    this.frame(to, JSON.stringify({ t: 'typing', conv, user }));
+  }
+
+  /** A push from the bus for `user` (ClusterBus's onPush). */
+  fromBus(user: string, payload: Uint8Array): void {
+    const cut = payload.indexOf(0x0a);
+    if (cut < 0) return;
+    const header = JSON.parse(this.decoder.decode(payload.subarray(0, cut))) as PushHeader;
+    if (header.n === this.options.tag) return;
+    const text = Buffer.from(payload.buffer, payload.byteOffset + cut + 1, payload.byteLength - cut - 1);
+    if (header.k === 'x') return this.textHere(user, text);
+    if (header.c === undefined || header.s === undefined) return;
+    this.entryHere(user, header.c, header.s, header.o, text);
+  }
+
+  /** How many (connection, conversation) push orders this node keeps: for memory checks. */
+  tracked(): number {
+    let total = 0;
+    for (const filter of this.filters.values()) total += filter.size();
+    return total;
+  }
+
+  private entryHere(user: string, conv: string, seq: number, originId: number | undefined, text: Buffer): void {
+    const connections = this.options.presence.of(user);
+    if (!connections) return;
+    for (const connection of connections) {
+      if (connection.closed) continue;
+      const filter = this.filters.get(connection);
+      if (!filter) continue;
+      void filter.offer(conv, seq, connection.connection === originId ? SKIP : text);
+    }
+  }
+
+  private frame(to: readonly string[], json: string): void {
+    const text = Buffer.from(json);
+    const payload = this.payload({ n: this.options.tag, k: 'x' }, text);
+    for (const user of to) {
+      this.options.bus.publish(user, payload);
+      this.options.metrics.busPublished.inc();
+      this.textHere(user, text);
+    }
+  }
+
+  private textHere(user: string, text: Buffer): void {
+    const connections = this.options.presence.of(user);
+    if (!connections) return;
+    for (const connection of connections) if (!connection.closed) connection.sendText(text);
+  }
+
+  /** The header's JSON (which never holds a raw newline), a newline, then the frame's text as it goes to the socket. */
+  private payload(header: PushHeader, text: Buffer): Uint8Array {
+    return Buffer.concat([this.encoder.encode(JSON.stringify(header)), Buffer.from([0x0a]), text]);
+  }
+
+  /** The entries (after, upTo] the connection missed, from the store: its own sends and what it may not read are passed over. */
+  private async fill(connection: C, conv: string, after: number, upTo: number): Promise<readonly PushedEntry<Pushed>[]> {
+    if (upTo - after > MAX_FILL) return [];
+    const view = await this.options.views.get(conv);
+    const range = view?.readableRange(connection.user) ?? null;
+    const entries = await this.options.store.read(conv, after, upTo, upTo - after);
+    return entries.map((entry) => {
+      const readable = range !== null && entry.seq >= range.from && entry.seq <= range.until;
+      const own = entry.from === connection.user && entry.dev === connection.device;
+      return { seq: entry.seq, item: readable && !own ? encodeMsgFrame(entry) : SKIP };
+    });
+  }
+}
