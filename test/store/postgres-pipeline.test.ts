@@ -271,9 +271,9 @@ describe.skipIf(!available)('PostgreSQL store: pipelined commits', () => {
     // The commit of g:x stops after taking eve's version, at the write of her row of g:x.
     const lock = await holding(`SELECT 1 FROM ${schema}.member_state WHERE conv = 'g:x' AND member = 'eve' FOR UPDATE`, []);
     const { outcomes } = track([store.commit(batch({ entries: [msg('g:x', 2, 'xavier', 'd', 'x2', 1, 0)] })), other.commit(batch({ entries: [msg('g:y', 2, 'yann', 'd', 'y2', 1, 0)] }))]);
-    await until('the commit of g:x waits', async () => (await lockWaiters(schema)) >= 1);
-    await sleep(200);
-    const waiting = await lockWaiters(schema);
+    // Both wait (g:y at eve's version row), or (were versions not ordered by commit) g:y is stored.
+    let waiting = 0;
+    await until('both commits wait, or g:y is stored', async () => (waiting = await lockWaiters(schema)) === 2 || (await other.getConv('g:y'))?.last === 2);
     // A reader now, then once more after both committed: between them it sees both changes.
     const mid = await store.convsSnapshot('eve', { since: v0, sinceLimit: 500, fullLimit: 500 });
     await lock.release();
