@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { prepareChatWrites } from '../../packages/server/src/store/sqlite-chat.js';
 import { openSqliteStore } from '../../packages/server/src/store/sqlite.js';
 import { SQLITE_SCHEMA_VERSION } from '../../packages/server/src/store/sqlite.js';
 import { describeStoreConformance, msg } from './conformance.js';
@@ -227,6 +228,27 @@ describe('sqlite settings', () => {
       .all()
       .map((row) => row.detail);
     expect(plan).toEqual(['SEARCH entries USING PRIMARY KEY (conv=? AND seq>? AND seq<?)']);
+    db.close();
+    await store.close();
+  });
+
+  it('counts deleted messages and scrubs edits through their partial indexes, not a scan of the conversation by its key', async () => {
+    const path = join(root, `p${++n}.db`);
+    const store = openSqliteStore({ path });
+    await store.init();
+    const db = new Database(path);
+    const plan = (sql: string, params: Record<string, unknown> = {}) =>
+      db.prepare<[Record<string, unknown>], { detail: string }>(`EXPLAIN QUERY PLAN ${sql}`).all(params).map((row) => row.detail);
+    const reads = (store as unknown as { statements: Record<string, { source?: string }> }).statements;
+    const params: Record<string, Record<string, unknown>> = {
+      list: { user: 'u', limit: 10 }, since: { user: 'u', since: 1, limit: 10 }, atVersion: { user: 'u', ver: 1 }, unread: { user: 'u' },
+    };
+    for (const [name, bound] of Object.entries(params)) {
+      const details = plan(reads[name]!.source!, bound);
+      expect(details).toContain('SEARCH d USING INDEX entries_deleted (conv=? AND seq>? AND seq<?)');
+      expect(details.filter((d) => /^SCAN (d|e|u|r)\b/.test(d) || /entries.*PRIMARY KEY \(conv=\? AND seq>/.test(d))).toEqual([]);
+    }
+    expect(plan(prepareChatWrites(db).scrubEdits.source.replace(/\?/g, '1'))).toEqual(['SEARCH entries USING INDEX entries_by_ref (conv=? AND ref=?)']);
     db.close();
     await store.close();
   });
