@@ -81,6 +81,8 @@ function good(): HistoryEvent[] {
   add({ type: 'membership', user: 'alice', conv: TEAM, op: 'members', add: ['dave'], remove: [], seq: 7 });
   add({ type: 'client-kill', user: 'bob', device: 'd1' });
   add({ type: 'client-start', user: 'bob', device: 'd1' });
+  // From here on every send must be acked within 100 ms.
+  add({ type: 'faults-stop', boundMs: 100 });
   sendAck(TEAM, team(8));
   // A newcomer's sync from 0 starts at the entry that added it; a page may stop at its limit.
   add({ type: 'sync-start', sync: 's3', user: 'dave', device: 'd1', conv: TEAM, after: 0, limit: 1 });
@@ -100,6 +102,11 @@ function good(): HistoryEvent[] {
   push('carol', CHAT_LOG[2]!, CHAT);
   add({ type: 'sync-start', sync: 's4', user: 'carol', device: 'd1', conv: CHAT, after: 0, limit: 100 });
   add({ type: 'sync-result', sync: 's4', user: 'carol', device: 'd1', conv: CHAT, after: 0, limit: 100, entries: structuredClone(CHAT_READ), last: 3 });
+  // A cluster run's epochs, read from the database: a takeover at seq 4, another at 7.
+  // A node killed, started again at the second try.
+  add({ type: 'node-start-failed', node: 'n2', attempt: 1, error: 'sequent-server serve: cannot use the database given by --postgres (40P01: deadlock detected)' });
+  add({ type: 'node-healed', node: 'n2', fault: 'server-kill' });
+  add({ type: 'epochs', conv: TEAM, seqs: [1, 2, 3, 4, 5, 6, 7, 8], epochs: [1, 1, 1, 2, 2, 2, 3, 3] });
   const final = (user: string, conv: string, entries: HistoryEntry[], last: number): void =>
     add({ type: 'final-log', user, device: 'd1', conv, entries: structuredClone(entries), last });
   final('alice', TEAM, TEAM_LOG, 8);
@@ -300,6 +307,39 @@ const BAD: Record<ViolationKind, { plant: (h: HistoryEvent[]) => void; seqs: num
     },
     seqs: [4, 1],
   },
+  'epoch-decrease': {
+    // seq 6 committed by the owner of epoch 1 after the takeover at seq 4: the fence let an old owner write.
+    plant: (h) => {
+      const e = h.find((x) => x.type === 'epochs')!;
+      if (e.type === 'epochs') e.epochs[5] = 1;
+    },
+    seqs: [5, 6],
+  },
+  'head-regress': {
+    // bob's sync after seq 8 was acked says the head is 7.
+    plant: (h) => {
+      const at = h.at(-1)!.at;
+      h.push({ type: 'sync-start', at: at + 1, sync: 's9', user: 'bob', device: 'd1', conv: TEAM, after: 8, limit: 100 });
+      h.push({ type: 'sync-result', at: at + 2, sync: 's9', user: 'bob', device: 'd1', conv: TEAM, after: 8, limit: 100, entries: [], last: 7 });
+    },
+    seqs: [7, 8],
+  },
+  'not-live': {
+    // b2 went out after the faults stopped, and was still sending at the end (its own device never saw it either).
+    plant: (h) => {
+      h.splice(h.indexOf(ackOf(h, TEAM, 8)), 1);
+      h.push({ type: 'pending', at: h.at(-1)!.at + 1, user: 'bob', device: 'd1', conv: TEAM, cmid: 'b2', dseq: 2, state: 'sending', reason: 'not acked when the settle time ran out' });
+    },
+    seqs: [],
+  },
+  'node-restart': {
+    // a node killed -9 never started again under its name
+    plant: (h) => {
+      const at = h.at(-1)!.at;
+      for (let attempt = 1; attempt <= 5; attempt++) h.push({ type: 'node-start-failed', at: at + attempt, node: 'n2', attempt, error: 'sequent-server serve: cannot use the database given by --postgres (40P01: deadlock detected)', ...(attempt === 5 ? { gaveUp: true as const } : {}) });
+    },
+    seqs: [],
+  },
   unaccounted: {
     // bob sent b3, which was never answered, and the run did not list it as pending.
     plant: (h) => {
@@ -333,7 +373,7 @@ describe('checker', () => {
       const v = violations[0]!;
       expect(v.message).not.toContain('\n');
       // a run that judged too little has no one conversation to blame
-      if (kind !== 'too-little') expect(v.conv).toBeDefined();
+      if (kind !== 'too-little' && kind !== 'node-restart') expect(v.conv).toBeDefined();
       expect(v.seqs).toEqual(BAD[kind].seqs);
       expect(v.events.length).toBeGreaterThan(0);
       expect(v.events.length).toBeLessThanOrEqual(3);
@@ -405,7 +445,10 @@ describe('checker: every send accounted for', () => {
   };
   it('accepts a send refused with a final code, or listed as pending with its reason', () => {
     expect(check(withSend((at) => [{ type: 'error', at, user: 'bob', device: 'd1', conv: TEAM, cmid: 'b3', dseq: 3, code: 'forbidden' }]))).toEqual([]);
-    expect(check(withSend((at) => [{ type: 'pending', at, user: 'bob', device: 'd1', conv: TEAM, cmid: 'b3', dseq: 3, state: 'sending', reason: 'settle timeout' }]))).toEqual([]);
+    const pending = withSend((at) => [{ type: 'pending', at, user: 'bob', device: 'd1', conv: TEAM, cmid: 'b3', dseq: 3, state: 'sending', reason: 'settle timeout' }]);
+    // Still sending at the end after the faults stopped is not live, though accounted for.
+    expect(check(pending).map((v) => v.kind)).toEqual(['not-live']);
+    expect(check(pending.filter((e) => e.type !== 'faults-stop'))).toEqual([]);
   });
   it('takes its own device reading it back from the log for its ack (the ack was lost)', () => {
     const history = withSend(() => []);

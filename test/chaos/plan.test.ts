@@ -81,4 +81,35 @@ describe('defaultSendEveryMs', () => {
     }
     expect(defaultSendEveryMs(150)).toBe(900);
   });
+
+  it('in a cluster run: node faults name a node, pauses and PostgreSQL drops outlast the lease, NATS cuts and drops are planned', () => {
+    const cluster = { nodes: 3, leaseMs: 1000 };
+    for (let seed = 1; seed <= 30; seed++) {
+      const plan = planRun({ ...options, seed, cluster, rates: { serverPause: 6 } });
+      expect(planRun({ ...options, seed, cluster, rates: { serverPause: 6 } })).toEqual(plan);
+      const kinds = new Set(plan.faults.map((f) => f.kind));
+      for (const kind of ['server-kill', 'nats-cut', 'pg-drop']) expect(kinds).toContain(kind);
+      for (const f of plan.faults) {
+        if (f.kind === 'server-kill' || f.kind === 'server-pause' || f.kind === 'pg-drop') {
+          expect(f.node).toBeGreaterThanOrEqual(0);
+          expect(f.node).toBeLessThan(3);
+        }
+        if (f.kind === 'server-pause' || f.kind === 'pg-drop') {
+          expect(f.ms).toBeGreaterThanOrEqual(1500);
+          expect(f.ms).toBeLessThanOrEqual(3000);
+        }
+        if (f.kind === 'nats-cut') expect(f.node === 'all' || (f.node >= 0 && f.node < 3)).toBe(true);
+      }
+    }
+  });
+
+  it('keeps a single server\'s schedule as its seed gave it: no node, no NATS cut, no PostgreSQL drop', () => {
+    const plan = planRun(options);
+    expect(plan.faults.some((f) => f.kind === 'nats-cut' || f.kind === 'pg-drop')).toBe(false);
+    expect(plan.faults.some((f) => 'node' in f)).toBe(false);
+    const clustered = planRun({ ...options, cluster: { nodes: 3, leaseMs: 1000 } });
+    // The other kinds draw from their own streams: unchanged by the cluster's extra draws.
+    const of = (p: typeof plan, kind: string) => p.faults.filter((f) => f.kind === kind).map((f) => f.at);
+    for (const kind of ['client-kill', 'membership', 'cut', 'stall', 'dup-to-client']) expect(of(clustered, kind)).toEqual(of(plan, kind));
+  });
 });

@@ -115,6 +115,15 @@ export function describeStoreConformance(name: string, factory: StoreFactory, op
         expect(await store.getConv('g:a')).toEqual({ conv: 'g:a', kind: 'group', last: 1, lastTs: 1_700_000_000_001 });
       });
 
+      it('recentConvs lists conversations active since a ts, newest first, never an empty one', async () => {
+        await store.commit(createGroup('g:old', 'alice', ['bob'], 1000));
+        await store.commit(createGroup('g:new', 'alice', ['bob'], 3000));
+        await store.commit(createGroup('g:mid', 'alice', ['bob'], 2000));
+        await store.commit(batch({ newConvs: [{ conv: 'dm:alice:bob', kind: 'dm' }] }));
+        expect((await store.recentConvs(1500, 10)).map((r) => r.conv)).toEqual(['g:new', 'g:mid']);
+        expect((await store.recentConvs(0, 2)).map((r) => [r.conv, r.last, r.lastTs])).toEqual([['g:new', 1, 3000], ['g:mid', 1, 2000]]);
+      });
+
       it('getConv is null for an unknown conversation, and a new one starts empty', async () => {
         expect(await store.getConv('g:nope')).toBeNull();
         await store.commit(batch({ newConvs: [{ conv: 'dm:alice:bob', kind: 'dm' }] }));

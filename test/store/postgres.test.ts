@@ -24,5 +24,5 @@ describe.skipIf(!available)('postgres', () => {
     schemas.push(schema);
     const open = () => openPostgresStore({ url: POSTGRES_URL, schema, maxConnections: 4 });
     return { store: open(), reopen: async () => open(), another: async () => open(), dispose: async () => {} };
-  }, { pipelined: false });
+  }, { pipelined: true });
 });

@@ -25,6 +25,7 @@ import type {
 import { buildTimeline, type Interval, type MembershipTimeline } from './membership.js';
 import { SeqRanges } from './seq-ranges.js';
 import { CHAT_STATE_RULES, ChatStateChecker } from './chat-state-checker.js';
+import { CLUSTER_RULES, ClusterChecker, type TakeoverTime } from './cluster-checker.js';
 
 export const VIOLATION_KINDS = [
   /** an acked message (or membership change) is not at its acked seq in a final log that should hold it */
@@ -62,6 +63,7 @@ export const VIOLATION_KINDS = [
   /** a send that was neither acked (or read back by its own device), refused with a final code, nor listed as pending with a reason */
   'unaccounted',
   ...CHAT_STATE_RULES,
+  ...CLUSTER_RULES,
 ] as const;
 
 export type ViolationKind = (typeof VIOLATION_KINDS)[number];
@@ -88,6 +90,8 @@ export interface CheckResult {
   perRule: Record<ViolationKind, number>;
   /** Violations beyond the ones listed (kept out to bound memory), counted only. */
   notListed: number;
+  /** Cluster runs: from each node fault to the first ack in a conversation of a slot the node held. */
+  takeovers: TakeoverTime[];
 }
 
 /** Where a violation's evidence is: a position in the history, or the first event a predicate accepts. */
@@ -219,6 +223,7 @@ export class HistoryChecker {
   private readonly devices = new Map<string, { user: string; device: string; index: number }>();
   private readonly finalRefusals: { user: string; device: string; conv: string | undefined; index: number }[] = [];
   private readonly chat = new ChatStateChecker();
+  private readonly cluster = new ClusterChecker();
 
   constructor(private readonly options: CheckOptions = {}) {}
 
@@ -233,6 +238,7 @@ export class HistoryChecker {
   add(e: HistoryEvent): void {
     const index = ++this.index;
     this.chat.add(e, index);
+    this.cluster.add(e, index);
     switch (e.type) {
       case 'connect':
       case 'client-start':
@@ -420,6 +426,9 @@ export class HistoryChecker {
     this.chat.finish();
     for (const f of this.chat.findings) this.report(f.kind, f.message, f.conv === '' ? undefined : f.conv, f.seqs, f.evidence);
     for (const rule of CHAT_STATE_RULES) this.perRule[rule] += this.chat.judged[rule];
+    this.cluster.finish((conv, user, seq) => memberAfter(timeline(conv), user, seq));
+    for (const f of this.cluster.findings) this.report(f.kind, f.message, f.conv === '' ? undefined : f.conv, f.seqs, f.evidence);
+    for (const rule of CLUSTER_RULES) this.perRule[rule] += this.cluster.judged[rule];
 
     return {
       found: this.found,
@@ -434,6 +443,7 @@ export class HistoryChecker {
         },
         perRule: this.perRule,
         notListed: this.notListed,
+        takeovers: this.cluster.takeovers,
       },
     };
   }

@@ -5,7 +5,7 @@
  */
 import WebSocket from 'ws';
 import { FileClientStore } from 'sequent-client/file-store';
-import { newDeviceId, SequentClient, tapTransport, webSocketTransport, type WebSocketConstructor } from 'sequent-client';
+import { newDeviceId, SequentClient, tapTransport, webSocketTransport, type Transport, type WebSocketConstructor } from 'sequent-client';
 import { bodyDigest, type FinalViewItem, type HistoryRecorder } from './history.js';
 import { killable } from './killable.js';
 import type { Prng } from './prng.js';
@@ -69,7 +69,10 @@ export class ChaosDevice {
     this.deviceId = identity.device;
     this.recorder ??= new DeviceRecorder(settings.history, settings.user, this.deviceId, settings.counters);
     // The tap sits inside the kill switch: it records what really crossed the wire.
-    const wire = tapTransport(webSocketTransport(WebSocket as unknown as WebSocketConstructor), this.recorder.tap());
+    const socket = webSocketTransport(WebSocket as unknown as WebSocketConstructor);
+    // The url is asked again at every connect: in a cluster run a device whose node is down goes to another, as behind a load balancer.
+    const routed: Transport = { open: () => socket.open(settings.url()) };
+    const wire = tapTransport(routed, this.recorder.tap());
     const switched = killable(wire, fileStore);
     this.raw = rawFrames(switched.transport);
     const client = new SequentClient({

@@ -6,7 +6,16 @@
  */
 import WebSocket from 'ws';
 import type { Entry } from 'sequent-client/protocol';
-import { toHistoryEntry, type HistoryEntry } from './history.js';
+import { toHistoryEntry, type HistoryEntry, type HistoryRecorder } from './history.js';
+
+/** Where a read's pages are recorded as `sync-start`/`sync-result` of a device, so the checker judges them too. */
+export interface ReadRecording {
+  history: HistoryRecorder;
+  user: string;
+  device: string;
+  /** unique per run */
+  syncId: () => string;
+}
 
 type Frame = Record<string, unknown>;
 
@@ -77,15 +86,21 @@ export class DirectSession {
   }
 
   /** The conversation's entries after `after`, paged; an `error` answer is returned as such. */
-  async readLog(conv: string, after = 0, maxPages = 10_000): Promise<{ entries: HistoryEntry[]; last: number } | { error: string }> {
+  async readLog(conv: string, after = 0, maxPages = 10_000, recording?: ReadRecording): Promise<{ entries: HistoryEntry[]; last: number } | { error: string }> {
     const entries: HistoryEntry[] = [];
     let from = after;
+    const limit = 1000;
     for (let page = 0; page < maxPages; page++) {
-      const batch = await this.ask({ t: 'sync', conv, after: from, limit: 1000 });
+      const sync = recording?.syncId();
+      const who = recording ? { user: recording.user, device: recording.device } : undefined;
+      if (recording && who && sync) recording.history.record({ type: 'sync-start', ...who, sync, conv, after: from, limit });
+      const batch = await this.ask({ t: 'sync', conv, after: from, limit });
       if (batch['t'] !== 'batch') return { error: `${String(batch['code'] ?? batch['t'])}: ${String(batch['message'] ?? '')}` };
       const msgs = batch['msgs'] as Entry[];
-      for (const m of msgs) entries.push(toHistoryEntry(m));
+      const got = msgs.map((m) => toHistoryEntry(m));
+      entries.push(...got);
       const last = Number(batch['last']);
+      if (recording && who && sync) recording.history.record({ type: 'sync-result', ...who, sync, conv, after: from, limit, entries: got, last });
       const newest = msgs.at(-1)?.seq ?? from;
       if (msgs.length === 0 || newest >= last) return { entries, last };
       from = newest;

@@ -169,16 +169,73 @@ export const FAULT_KINDS = [
   'dup-to-client',
   'reorder-to-client',
 ] as const;
-export type FaultKind = (typeof FAULT_KINDS)[number];
+/** Faults only a cluster run has: one node's (or every node's) NATS connections cut, one node's PostgreSQL packets dropped. */
+export const CLUSTER_FAULT_KINDS = ['nats-cut', 'pg-drop'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number] | (typeof CLUSTER_FAULT_KINDS)[number];
 
 export interface FaultEvent extends Base {
   type: 'fault';
   kind: FaultKind;
+  /** cluster runs: the node it hit ('all' for every node) */
+  node?: string;
   conn?: string;
   user?: string;
   device?: string;
   /** e.g. the pause or stall length, the clock offset, the sends in flight at a kill */
   detail?: string;
+}
+
+/** Cluster runs: the lease epoch of every entry of a conversation, in seq order, read from the database at the end. */
+export interface EpochsEvent extends Base {
+  type: 'epochs';
+  conv: string;
+  seqs: number[];
+  epochs: number[];
+}
+
+/** The faults stopped: every send must be acked within `boundMs` of this (or of its first try, if later). */
+export interface FaultsStopEvent extends Base {
+  type: 'faults-stop';
+  boundMs: number;
+}
+
+/** Cluster runs: a node killed, paused or cut off from PostgreSQL, with the conversations of the slots it held. */
+export interface NodeHurtEvent extends Base {
+  type: 'node-hurt';
+  node: string;
+  fault: 'server-kill' | 'server-pause' | 'pg-drop';
+  slots: number;
+  convs: string[];
+}
+
+/** Cluster runs: the hurt node restarted, resumed or reaching PostgreSQL again. */
+export interface NodeHealedEvent extends Base {
+  type: 'node-healed';
+  node: string;
+  fault: NodeHurtEvent['fault'];
+}
+
+/** Cluster runs: a node's restart under its name failed (`gaveUp` once every attempt did). */
+export interface NodeStartFailedEvent extends Base {
+  type: 'node-start-failed';
+  node: string;
+  attempt: number;
+  error: string;
+  gaveUp?: true;
+}
+
+/**
+ * Cluster runs, from polling GET /cluster: every slot the hurt node held is held
+ * again by a live node (another, or itself after a restart), `ms` after the fault;
+ * `by` is 'timeout' when that was not seen within the poll's bound.
+ */
+export interface TakeoverEvent extends Base {
+  type: 'takeover';
+  node: string;
+  fault: NodeHurtEvent['fault'];
+  ms: number;
+  by: 'others' | 'itself' | 'timeout';
+  slots: number;
 }
 
 export interface PendingEvent extends Base, DeviceRef {
@@ -307,7 +364,13 @@ export type HistoryEvent =
   | FinalLogEvent
   | FaultEvent
   | PendingEvent
-  | FinalRefusedEvent;
+  | FinalRefusedEvent
+  | EpochsEvent
+  | FaultsStopEvent
+  | NodeHurtEvent
+  | NodeHealedEvent
+  | NodeStartFailedEvent
+  | TakeoverEvent;
 
 export type HistoryEventType = HistoryEvent['type'];
 export type History = readonly HistoryEvent[];

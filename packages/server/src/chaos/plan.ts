@@ -34,6 +34,10 @@ export interface FaultRates {
   dupToClient: number;
   /** one server frame held back behind the next */
   reorderToClient: number;
+  /** cluster runs only: one node's NATS connections cut (a third of the time every node's: NATS restarted) */
+  natsCut: number;
+  /** cluster runs only: one node's PostgreSQL packets dropped for longer than the lease */
+  pgDrop: number;
 }
 
 export const DEFAULT_RATES: Readonly<FaultRates> = Object.freeze({
@@ -49,7 +53,18 @@ export const DEFAULT_RATES: Readonly<FaultRates> = Object.freeze({
   dupToServer: 60,
   dupToClient: 60,
   reorderToClient: 60,
+  natsCut: 3,
+  pgDrop: 2,
 });
+
+/**
+ * A cluster run: faults on nodes name the node (an index), and a pause or a
+ * PostgreSQL drop lasts 1.5–3 leases, so that another node must take over.
+ */
+export interface ClusterPlanOptions {
+  nodes: number;
+  leaseMs: number;
+}
 
 export interface PlanOptions {
   durationMs: number;
@@ -61,6 +76,8 @@ export interface PlanOptions {
   rates?: Partial<FaultRates>;
   /** Share of membership changes whose answer is lost (the request reaches the server). */
   lostMembershipReply?: number;
+  /** Several nodes: node faults name their node, and NATS cuts and PostgreSQL drops are planned too. */
+  cluster?: ClusterPlanOptions;
 }
 
 export interface DevicePlan {
@@ -78,8 +95,10 @@ export interface GroupPlan {
 export type ConnectionFaultKind = 'cut' | 'stall' | 'half-open' | 'lost-reply' | 'dup-to-server' | 'dup-to-client' | 'reorder-to-client';
 
 export type PlannedFault =
-  | { at: number; kind: 'server-kill'; downMs: number }
-  | { at: number; kind: 'server-pause'; ms: number }
+  | { at: number; kind: 'server-kill'; downMs: number; node?: number }
+  | { at: number; kind: 'server-pause'; ms: number; node?: number }
+  | { at: number; kind: 'nats-cut'; node: number | 'all' }
+  | { at: number; kind: 'pg-drop'; ms: number; node: number }
   | { at: number; kind: 'clock-step'; offsetMs: number }
   | { at: number; kind: 'client-kill'; user: string; device: string; downMs: number }
   | { at: number; kind: 'membership'; conv: string; by: string; op: 'add' | 'remove'; user: string; loseReply: boolean }
@@ -143,11 +162,27 @@ export function planRun(options: PlanOptions): ChaosPlan {
   const rates: FaultRates = { ...DEFAULT_RATES, ...options.rates };
   const faults: PlannedFault[] = [];
   const killRng = root.fork('server-kills');
+  const cluster = options.cluster;
+  // Drawn only in a cluster run, so that a single server's schedule stays what its seed always gave.
+  const nodeOf = (rng: Prng) => (cluster ? { node: rng.int(0, cluster.nodes - 1) } : {});
+  const beyondLease = (rng: Prng) => (cluster ? rng.int(Math.round(cluster.leaseMs * 1.5), cluster.leaseMs * 3) : 0);
   for (const at of times(killRng, options.durationMs, rates.serverKill, rates.serverKill > 0 ? 1 : 0)) {
-    faults.push({ at, kind: 'server-kill', downMs: killRng.int(100, 1000) });
+    faults.push({ at, kind: 'server-kill', downMs: killRng.int(100, 1000), ...nodeOf(killRng) });
   }
   const pauseRng = root.fork('server-pauses');
-  for (const at of times(pauseRng, options.durationMs, rates.serverPause, 0)) faults.push({ at, kind: 'server-pause', ms: pauseRng.int(300, 3000) });
+  for (const at of times(pauseRng, options.durationMs, rates.serverPause, 0)) {
+    faults.push(cluster ? { at, kind: 'server-pause', ms: beyondLease(pauseRng), ...nodeOf(pauseRng) } : { at, kind: 'server-pause', ms: pauseRng.int(300, 3000) });
+  }
+  if (cluster) {
+    const natsRng = root.fork('nats-cuts');
+    for (const at of times(natsRng, options.durationMs, rates.natsCut, rates.natsCut > 0 ? 1 : 0)) {
+      faults.push({ at, kind: 'nats-cut', node: natsRng.chance(1 / 3) ? 'all' : natsRng.int(0, cluster.nodes - 1) });
+    }
+    const pgRng = root.fork('pg-drops');
+    for (const at of times(pgRng, options.durationMs, rates.pgDrop, rates.pgDrop > 0 ? 1 : 0)) {
+      faults.push({ at, kind: 'pg-drop', ms: beyondLease(pgRng), node: pgRng.int(0, cluster.nodes - 1) });
+    }
+  }
   const clockRng = root.fork('clock-steps');
   for (const at of times(clockRng, options.durationMs, rates.clockStep, 0)) faults.push({ at, kind: 'clock-step', offsetMs: clockRng.int(-30_000, 30_000) });
   const clientRng = root.fork('client-kills');

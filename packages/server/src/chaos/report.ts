@@ -7,7 +7,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RETRY_CODES, type CheckResult, type Violation } from './checker.js';
-import { FAULT_KINDS, type HistoryEvent } from './history.js';
+import { CLUSTER_FAULT_KINDS, FAULT_KINDS, type HistoryEvent } from './history.js';
 import { SeqRanges } from './seq-ranges.js';
 
 export interface ReportCounts {
@@ -240,7 +240,9 @@ export class ReportBuilder {
   }
 
   faults(): Record<string, number> {
-    return Object.fromEntries(FAULT_KINDS.map((k) => [k, this.faultCounts.get(k) ?? 0]));
+    // A cluster's own kinds only where they fired: a single server's report reads as before.
+    const kinds = [...FAULT_KINDS, ...CLUSTER_FAULT_KINDS.filter((k) => this.faultCounts.has(k))];
+    return Object.fromEntries(kinds.map((k) => [k, this.faultCounts.get(k) ?? 0]));
   }
 
   report(input: ReportInput = {}): ChaosReport {

@@ -14,16 +14,20 @@ import { checkHistoryStream, type CheckOptions, type Violation } from './checker
 import { ChaosDevice } from './device.js';
 import { applySystemEntries, DirectSession } from './direct.js';
 import { HistoryFile, readHistoryFile } from './history-file.js';
-import { HistoryRecorder } from './history.js';
+import { HistoryRecorder, type TakeoverEvent } from './history.js';
 import { dmsOf, planRun, type ChaosPlan, type PlannedFault, type PlanOptions } from './plan.js';
 import { CHAOS_POSTGRES_URL, createChaosDatabase, type ChaosDatabase } from './postgres.js';
+import type { PgDropMode } from './cluster-nodes.js';
+import { CHAOS_NATS_URL, ClusterRun, DEFAULT_CHAOS_LEASE_MS } from './cluster-run.js';
+import { percentiles } from './cluster-checker.js';
+import { proxyGroup, type ProxyGroup } from './proxy-group.js';
 import { Prng } from './prng.js';
-import { startFaultProxy, type FaultOptions, type FaultProxy } from './proxy.js';
+import { startFaultProxy, type FaultOptions } from './proxy.js';
 import { ReportBuilder, writeReport, type ChaosReport } from './report.js';
 import { CHAT_MIX, DEFAULT_CHAT_SHARE, pickOperation, type ChatOperation } from './workload.js';
 import { killServer, pauseServer, spawnServerProcess, stepClock, stopServer, type ServerChild } from './server-process.js';
 
-export interface ChaosOptions extends Omit<PlanOptions, 'devicesPerUser'> {
+export interface ChaosOptions extends Omit<PlanOptions, 'devicesPerUser' | 'cluster'> {
   devicesPerUser?: number;
   /** Where the report, the history and the run's data go. */
   outDir: string;
@@ -40,9 +44,28 @@ export interface ChaosOptions extends Omit<PlanOptions, 'devicesPerUser'> {
    * message: edits, deletes, reactions, reads, full lists, forbidden tries (workload.ts).
    */
   chatShare?: number;
+  /**
+   * Several `serve --cluster` nodes on one fresh PostgreSQL database (admin URL as for
+   * `postgres`) and NATS, one fault proxy each, devices spread over them.
+   */
+  cluster?: ClusterChaosOptions;
   /** The checker's floor; by default a quarter of the sends the run should make. */
   floor?: CheckOptions['floor'];
   log?: (line: string) => void;
+}
+
+export interface ClusterChaosOptions {
+  nodes: number;
+  /** default DEFAULT_CHAOS_LEASE_MS */
+  leaseMs?: number;
+  /** How a node's PostgreSQL packets are dropped: nftables in a network namespace per node, or the relay in user space. */
+  pgDrop: PgDropMode;
+  /** default SEQUENT_NATS_URL, else nats://127.0.0.1:4222 */
+  natsUrl?: string;
+  /** After the faults stop, every send must be acked within this (default 4 leases + 10 s). */
+  liveBoundMs?: number;
+  /** The program started as `serve --cluster` (default bin/sequent-server). */
+  bin?: string;
 }
 
 export interface ChaosResult {
@@ -128,7 +151,7 @@ class MemoryWatch {
   private checking = false;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly serverPid: () => number) {
+  constructor(private readonly serverPids: () => number[]) {
     this.sample();
     this.timer = setInterval(() => this.sample(), 1000);
     this.timer.unref();
@@ -143,13 +166,16 @@ class MemoryWatch {
     this.peakHeap = Math.max(this.peakHeap, process.memoryUsage().heapUsed);
     let server = 0;
     if (!this.serverGone) {
-      try {
-        const status = readFileSync(`/proc/${this.serverPid()}/status`, 'utf8');
-        server = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
-        this.peakServerRss = Math.max(this.peakServerRss, server);
-      } catch {
-        // not Linux, or the server is between a kill and its restart
+      // In a cluster run, the server is every node: the peak is of their sum.
+      for (const pid of this.serverPids()) {
+        try {
+          const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+          server += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+        } catch {
+          // not Linux, or the server is between a kill and its restart
+        }
       }
+      this.peakServerRss = Math.max(this.peakServerRss, server);
     }
     this.peakTotalRss = Math.max(this.peakTotalRss, own + server);
   }
@@ -172,7 +198,10 @@ class MemoryWatch {
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const log = options.log ?? (() => {});
-  const plan = planRun({ ...options, devicesPerUser: options.devicesPerUser ?? 2 });
+  const clusterOptions = options.cluster;
+  const leaseMs = clusterOptions?.leaseMs ?? DEFAULT_CHAOS_LEASE_MS;
+  const { cluster: _cluster, ...planOptions } = options;
+  const plan = planRun({ ...planOptions, devicesPerUser: options.devicesPerUser ?? 2, ...(clusterOptions ? { cluster: { nodes: clusterOptions.nodes, leaseMs } } : {}) });
   const rng = new Prng(options.seed, 'run');
   const dataDir = join(options.outDir, 'server-data');
   const storesDir = join(options.outDir, 'client-stores');
@@ -194,7 +223,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const viewsSkipped: string[] = [];
 
   let database: ChaosDatabase | undefined;
-  if (options.postgres) {
+  if (options.postgres && !clusterOptions) {
     database = await createChaosDatabase(typeof options.postgres === 'string' ? options.postgres : CHAOS_POSTGRES_URL);
     log(`PostgreSQL database ${database.name}`);
   }
@@ -202,7 +231,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     spawnServerProcess({ dataDir, secret, clockFile, args: ['--metrics-port', '0'], ...(port === undefined ? {} : { port }), ...(database ? { postgresUrl: database.url } : {}) });
 
   let server: ServerChild | undefined;
-  let proxy: FaultProxy | undefined;
+  let cluster: ClusterRun | undefined;
+  let proxy: ProxyGroup | undefined;
   let memory: MemoryWatch | undefined;
   const devices: ChaosDevice[] = [];
   const timers = new Set<NodeJS.Timeout>();
@@ -215,22 +245,50 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     else device.send(conv);
   };
   try {
-    server = await spawn();
-    history.record({ type: 'server-start' });
-    const port = server.port;
-    const current = (): ServerChild => server!;
-    memory = new MemoryWatch(() => current().pid);
-    proxy = await startFaultProxy({ target: server.url, seed: options.seed, faults: { ...DEFAULT_FAULTS, ...options.faults } });
+    let port = 0;
+    if (clusterOptions) {
+      cluster = await ClusterRun.start({
+        nodes: clusterOptions.nodes,
+        leaseMs,
+        postgresAdminUrl: typeof options.postgres === 'string' ? options.postgres : CHAOS_POSTGRES_URL,
+        natsUrl: clusterOptions.natsUrl ?? CHAOS_NATS_URL,
+        pgDrop: clusterOptions.pgDrop,
+        ...(clusterOptions.bin === undefined ? {} : { bin: clusterOptions.bin }),
+        secret,
+        dataDir,
+        clockFile,
+        seed: options.seed,
+        faults: { ...DEFAULT_FAULTS, ...options.faults },
+        convs: [...plan.groups.map((g) => g.conv), ...plan.dms],
+        history,
+        log,
+      });
+      history.record({ type: 'server-start' });
+      proxy = cluster.proxies;
+      const nodes = cluster.nodes.nodes;
+      memory = new MemoryWatch(() => cluster!.pids());
+      log(`nodes ${nodes.map((n) => `${n.name} pid ${n.pid()}`).join(', ')}; fault proxies at ${proxy.proxies.map((p) => p.url).join(', ')}`);
+    } else {
+      server = await spawn();
+      history.record({ type: 'server-start' });
+      port = server.port;
+      memory = new MemoryWatch(() => [server!.pid]);
+      proxy = proxyGroup([await startFaultProxy({ target: server.url, seed: options.seed, faults: { ...DEFAULT_FAULTS, ...options.faults } })]);
+      log(`server pid ${server.pid} on port ${port}; fault proxy at ${proxy.proxies[0]!.url}`);
+    }
     const theProxy = proxy;
-    log(`server pid ${server.pid} on port ${port}; fault proxy at ${proxy.url}`);
+    const current = (): ServerChild => server!;
+    /** Where the harness reads the truth: the server, or a serving node, past the fault proxies. */
+    const directUrl = (): string => (cluster ? cluster.directUrl() : current().url);
 
-    for (const d of plan.devices) {
+    for (const [i, d] of plan.devices.entries()) {
+      const theCluster = cluster;
       devices.push(
         new ChaosDevice({
           user: d.user,
           label: d.device,
           storePath: join(storesDir, `${d.user}-${d.device}.json`),
-          url: () => theProxy.url,
+          url: theCluster ? () => theCluster.deviceUrl(i) : () => theProxy.proxies[0]!.url,
           token: (user, device) => tokens.mint(user, device),
           history,
           counters,
@@ -240,8 +298,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const deviceOf = (user: string, label: string) => devices[plan.devices.findIndex((d) => d.user === user && d.device === label)]!;
     const aliveOf = (user: string) => [deviceOf(user, 'd1'), ...devices.filter((d) => d.user === user)].find((d) => d.alive);
     // The server counts its dedup hits; read them before each kill (a kill loses them) and at the end.
-    const collectDedupHits = async () => {
-      dedupHits += await scrapeCounter(current().metricsUrl, 'sequent_dedup_hits_total');
+    const collectDedupHits = async (only?: { metricsUrl(): string | undefined }) => {
+      if (!cluster) dedupHits += await scrapeCounter(current().metricsUrl, 'sequent_dedup_hits_total');
+      else for (const n of only ? [only] : cluster.nodes.nodes) dedupHits += await scrapeCounter(n.metricsUrl(), 'sequent_dedup_hits_total');
     };
     const later = (ms: number, run: () => Promise<void> | void) => {
       const timer = setTimeout(() => {
@@ -253,13 +312,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 
     // What the server's log says each group's members are: the observer is a device of the owner, outside the history.
     const observed = new Map<string, { after: number; members: Set<string> }>();
+    let observerReads = 0;
     const truthOf = async (conv: string, owner: string): Promise<Set<string> | undefined> => {
       const state = observed.get(conv) ?? { after: 0, members: new Set<string>() };
       for (let attempt = 0; attempt < 20; attempt++) {
         try {
-          const session = await DirectSession.open(current().url, await tokens.mint(owner, 'chaos-observer'), 3000);
+          const session = await DirectSession.open(directUrl(), await tokens.mint(owner, 'chaos-observer'), 3000);
           try {
-            const read = await session.readLog(conv, state.after);
+            // In a cluster these reads go to any node: recorded, so that a stale one is judged like a device's (sync-stale, head-regress, gap).
+            const read = await session.readLog(conv, state.after, undefined, cluster ? { history, user: owner, device: 'chaos-observer', syncId: () => `observer-${++observerReads}` } : undefined);
             if ('error' in read) throw new Error(read.error);
             applySystemEntries(state.members, read.entries);
             state.after = Math.max(state.after, read.entries.at(-1)?.seq ?? state.after);
@@ -310,18 +371,53 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     let serverOps: Promise<void> = Promise.resolve();
     let memberOps: Promise<void> = Promise.resolve();
     const faultRng = rng.fork('targets');
+    /** A burst first, so that the kill lands while many sends are in flight; returns how many. */
+    const burst = async (): Promise<number> => {
+      for (const d of devices) {
+        const convs = audience.convsOf(d.user);
+        if (!d.alive || convs.length === 0) continue;
+        for (let k = 0; k < 3; k++) sendFrom(d, faultRng.pick(convs));
+      }
+      await sleep(15);
+      return devices.reduce((n, d) => n + d.pending(), 0);
+    };
     const fire = async (fault: PlannedFault): Promise<void> => {
+      const theCluster = cluster;
+      if (theCluster) {
+        switch (fault.kind) {
+          case 'server-kill':
+          case 'server-pause':
+          case 'pg-drop':
+            // One failed step must not stop the chain: the faults after it still fire, the run still ends.
+            serverOps = serverOps
+              .then(() =>
+                theCluster.fire(fault, async (node) => {
+                  const inFlight = await burst();
+                  await collectDedupHits(node);
+                  return `${inFlight} sends in flight`;
+                }),
+              )
+              .catch((error: unknown) => log(`${fault.at} ms: ${fault.kind} failed: ${String(error)}`));
+            return serverOps;
+          case 'nats-cut':
+            theCluster.natsCut(fault);
+            return;
+          case 'clock-step':
+            history.record({ type: 'fault', kind: 'clock-step', detail: `offset ${fault.offsetMs} ms` });
+            theCluster.stepClock(fault.offsetMs);
+            return;
+          default:
+            break;
+        }
+      }
       switch (fault.kind) {
+        case 'nats-cut':
+        case 'pg-drop':
+          // Planned only for a cluster.
+          return;
         case 'server-kill':
           serverOps = serverOps.then(async () => {
-            // A burst first, so that the kill lands while many sends are in flight.
-            for (const d of devices) {
-              const convs = audience.convsOf(d.user);
-              if (!d.alive || convs.length === 0) continue;
-              for (let k = 0; k < 3; k++) sendFrom(d, faultRng.pick(convs));
-            }
-            await sleep(15);
-            const inFlight = devices.reduce((n, d) => n + d.pending(), 0);
+            const inFlight = await burst();
             await collectDedupHits();
             history.record({ type: 'fault', kind: 'server-kill', detail: `${inFlight} sends in flight` });
             history.record({ type: 'server-kill' });
@@ -431,7 +527,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 
     // Faults stop; everything sent must now get through.
     proxy.setFaults({ toServerDelayMs: { min: 0, max: 0 }, toClientDelayMs: { min: 0, max: 0 }, duplicateToServer: 0, cutPerFrame: 0 });
-    stepClock(current(), clockFile, 0);
+    if (cluster) {
+      await cluster.healed();
+      cluster.stepClock(0);
+      history.record({ type: 'faults-stop', boundMs: clusterOptions?.liveBoundMs ?? leaseMs * 4 + 10_000 });
+    } else stepClock(current(), clockFile, 0);
     for (const device of devices) if (!device.alive) await device.start();
     const settleBy = Date.now() + (options.settleTimeoutMs ?? 30_000);
     while (devices.some((d) => d.pending() > 0) && Date.now() < settleBy) await sleep(100);
@@ -468,12 +568,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await collectDedupHits();
 
     // Every device reads its whole history directly from the server.
-    for (const device of devices) await finalRead(current().url, tokens, device, [...plan.groups.map((g) => g.conv), ...dmsOf(plan, device.user)], history);
+    for (const device of devices) await finalRead(directUrl(), tokens, device, [...plan.groups.map((g) => g.conv), ...dmsOf(plan, device.user)], history);
+    if (cluster) log(`epochs of ${await cluster.recordEpochs()} entries read from the database`);
   } finally {
     for (const timer of timers) clearTimeout(timer);
     await Promise.all(devices.map((d) => d.stop().catch(() => {})));
     await proxy?.close();
     if (server) await stopServer(server);
+    await cluster?.stop();
     memory?.serverStopped();
     file.close();
     await database?.drop().catch((error: unknown) => log(`could not drop ${database?.name}: ${String(error)}`));
@@ -481,12 +583,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 
   // One pass over the file feeds both the checker and the report.
   const builder = new ReportBuilder();
+  const polled: TakeoverEvent[] = [];
+  const startFailures: string[] = [];
   const planned = (devices.length * options.durationMs) / sendEveryMs;
   const floor = options.floor ?? { acks: Math.max(1, Math.floor(planned / 4)), finalLogs: devices.length };
   memory?.checkStarts();
   let check: Awaited<ReturnType<typeof checkHistoryStream>>;
   try {
-    check = await checkHistoryStream(() => readHistoryFile(historyPath), { floor }, (e) => builder.add(e));
+    check = await checkHistoryStream(() => readHistoryFile(historyPath), { floor }, (e) => {
+      builder.add(e);
+      if (e.type === 'takeover') polled.push(e);
+      if (e.type === 'node-start-failed') startFailures.push(`${e.node} try ${e.attempt}: ${e.error}`);
+    });
   } finally {
     memory?.stop();
   }
@@ -494,9 +602,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     seed: options.seed,
     check,
     faultWindowMs: options.durationMs,
-    counters: { dedupHits, connectionsCut: (proxy?.stats.cutByFault ?? 0) + (proxy?.stats.cutByCall ?? 0) },
+    counters: { dedupHits, connectionsCut: proxy?.cuts() ?? 0 },
     run: {
-      store: database ? 'postgres' : 'sqlite',
+      store: cluster ? `cluster of ${clusterOptions?.nodes} nodes on postgres (lease ${leaseMs} ms, PostgreSQL drops by ${clusterOptions?.pgDrop})` : database ? 'postgres' : 'sqlite',
+      // Two measures of a takeover: the first ack in a moved slot's conversation, and /cluster showing every slot held again.
+      ...(cluster
+        ? {
+            takeoverToAckMs: msSummary(check.takeovers.flatMap((t) => (t.ms === undefined ? [] : [t.ms]))),
+            takeoverWithoutAck: check.takeovers.filter((t) => t.ms === undefined).length,
+            takeoverSlotsMs: msSummary(polled.filter((t) => t.by !== 'timeout').map((t) => t.ms)),
+            takeoverSlotsTimedOut: polled.filter((t) => t.by === 'timeout').length,
+            nodeStartFailures: startFailures.length === 0 ? 'none' : startFailures.join(' | '),
+            takeoverSlotsBy: `others ${polled.filter((t) => t.by === 'others').length} · itself ${polled.filter((t) => t.by === 'itself').length}`,
+          }
+        : {}),
       events: history.count,
       historyMB: Math.round(file.bytes / 2 ** 20),
       peakRssMB: Math.round((memory?.peakRss ?? 0) / 2 ** 20),
@@ -519,6 +638,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     files: { summary: written.summaryPath, svg: written.svgPath, json: written.jsonPath, history: historyPath },
     summary: written.summary,
   };
+}
+
+/** "p50 … · p99 … · max … (n)" of a list of ms, or "none". */
+function msSummary(values: number[]): string {
+  const p = percentiles(values);
+  return p ? `p50 ${Math.round(p.p50)} · p99 ${Math.round(p.p99)} · max ${Math.round(p.max)} (${p.n})` : 'none';
 }
 
 /** A device's final log of every conversation, or why not; retried while the server is unreachable. */

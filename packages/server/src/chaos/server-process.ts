@@ -55,15 +55,21 @@ export interface SpawnServerOptions {
   /** A file holding the server's wall-clock offset in ms (see clock-shift.ts); stepped with stepClock. */
   clockFile?: string;
   startTimeoutMs?: number;
+  /** The program run as `serve` (default bin/sequent-server); a test may put a stand-in here. */
+  bin?: string;
+  /** A command prefix the server runs under, e.g. `ip netns exec NS` (it must exec, so that the pid is the server's). */
+  wrap?: string[];
 }
 
 /** Starts `sequent-server serve` and resolves once it logs that it is listening. */
 export async function spawnServerProcess(options: SpawnServerOptions): Promise<ServerChild> {
   const clock = options.clockFile === undefined ? [] : ['--import', pathToFileURL(CLOCK_SHIFT).href];
   const store = options.postgresUrl === undefined ? [] : ['--postgres', options.postgresUrl];
+  const wrap = options.wrap ?? [];
+  const argv = [...(options.nodeArgs ?? []), ...clock, options.bin ?? SEQUENT_BIN, 'serve', '--port', String(options.port ?? 0), '--data', options.dataDir, ...store, ...(options.args ?? [])];
   const child = spawn(
-    process.execPath,
-    [...(options.nodeArgs ?? []), ...clock, SEQUENT_BIN, 'serve', '--port', String(options.port ?? 0), '--data', options.dataDir, ...store, ...(options.args ?? [])],
+    wrap[0] ?? process.execPath,
+    wrap.length === 0 ? argv : [...wrap.slice(1), process.execPath, ...argv],
     {
       env: { ...process.env, SEQUENT_SECRET: options.secret, ...(options.clockFile === undefined ? {} : { SEQUENT_CHAOS_CLOCK_FILE: options.clockFile }) },
       stdio: ['ignore', 'pipe', 'pipe'],

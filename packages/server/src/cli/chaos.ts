@@ -9,6 +9,7 @@ import { readHistoryFile } from '../chaos/history-file.js';
 import { DEFAULT_RATES, type FaultRates } from '../chaos/plan.js';
 import { formatViolation, renderSummary, ReportBuilder, writeReport } from '../chaos/report.js';
 import { runChaos } from '../chaos/runner.js';
+import { DEFAULT_CHAOS_LEASE_MS, resolvePgDrop } from '../chaos/cluster-run.js';
 import { parseFlags, usage, UsageError, type FlagSpec, type ParsedFlags } from './args.js';
 
 const rate = (name: keyof FaultRates, help: string): FlagSpec => ({ kind: 'int', default: DEFAULT_RATES[name], min: 0, max: 6000, help: `${help}, per minute` });
@@ -36,6 +37,13 @@ const FLAGS: Record<string, FlagSpec> = {
   delay: { kind: 'int', default: 25, min: 0, max: 10_000, help: 'largest random delay of a frame, in ms, each direction' },
   postgres: { kind: 'bool', default: false, help: 'keep the log in a fresh PostgreSQL database (admin URL from SEQUENT_TEST_POSTGRES_URL), dropped after' },
   'min-acks': { kind: 'int', min: 0, max: 100_000_000, help: 'fail when fewer messages were acked (default: a quarter of the planned sends)' },
+  cluster: { kind: 'bool', default: false, help: 'run --nodes `serve --cluster` nodes on a fresh PostgreSQL database and NATS (SEQUENT_NATS_URL)' },
+  nodes: { kind: 'int', min: 1, max: 16, help: 'nodes of a --cluster run (default 3)' },
+  'lease-ms': { kind: 'int', default: DEFAULT_CHAOS_LEASE_MS, min: 100, max: 60_000, help: 'the nodes\' slot lease in a --cluster run' },
+  'pg-drop': { kind: 'string', default: 'auto', help: 'how a node\'s PostgreSQL packets are dropped: nft (a network namespace per node), proxy (user space), auto (nft when possible)' },
+  'nats-cut-rate': rate('natsCut', 'NATS connections of one node (a third of the time all) cut, --cluster'),
+  'pg-drop-rate': rate('pgDrop', "one node's PostgreSQL packets dropped for 1.5–3 leases, --cluster"),
+  'live-bound': { kind: 'duration', min: 100, max: 600_000, help: 'after the faults stop, every send must be acked within this (--cluster; default 4 leases + 10 s)' },
   help: { kind: 'bool', default: false, help: 'print this help' },
 };
 
@@ -64,6 +72,31 @@ export async function runChaosCommand(argv: string[]): Promise<number> {
     process.stdout.write(usage('chaos', FLAGS));
     return 0;
   }
+  const clustered = Boolean(flags['cluster']);
+  if (!clustered && flags['nodes'] !== undefined) {
+    process.stderr.write('sequent-server chaos: --nodes needs --cluster\n');
+    return 2;
+  }
+  const pgDropFlag = String(flags['pg-drop']);
+  if (pgDropFlag !== 'auto' && pgDropFlag !== 'nft' && pgDropFlag !== 'proxy') {
+    process.stderr.write(`sequent-server chaos: flag --pg-drop takes auto, nft or proxy, got ${JSON.stringify(pgDropFlag)}\n`);
+    return 2;
+  }
+  let cluster;
+  if (clustered) {
+    try {
+      const pgDrop = await resolvePgDrop(pgDropFlag, (line) => process.stderr.write(`${line}\n`));
+      cluster = {
+        nodes: Number(flags['nodes'] ?? 3),
+        leaseMs: Number(flags['lease-ms']),
+        pgDrop,
+        ...(flags['live-bound'] === undefined ? {} : { liveBoundMs: Number(flags['live-bound']) }),
+      };
+    } catch (error) {
+      process.stderr.write(`sequent-server chaos: ${(error as Error).message}\n`);
+      return 2;
+    }
+  }
   const seed = flags['seed'] === undefined ? Math.floor(Math.random() * 2 ** 32) : Number(flags['seed']);
   const outDir = resolve(String(flags['out']));
   const perMinute = (flag: string) => Number(flags[flag]);
@@ -91,10 +124,13 @@ export async function runChaosCommand(argv: string[]): Promise<number> {
       serverPause: perMinute('pause-rate'),
       clockStep: perMinute('clock-rate'),
       membership: perMinute('membership-rate'),
+      natsCut: perMinute('nats-cut-rate'),
+      pgDrop: perMinute('pg-drop-rate'),
     },
     faults: { toServerDelayMs: { min: 0, max: delay }, toClientDelayMs: { min: 0, max: delay } },
     chatShare: Number(flags['chat-share']) / 100,
     postgres: Boolean(flags['postgres']),
+    ...(cluster ? { cluster } : {}),
     ...(flags['min-acks'] === undefined ? {} : { floor: { acks: Number(flags['min-acks']) } }),
     log: (line) => process.stdout.write(`  ${line}\n`),
   });

@@ -10,6 +10,7 @@ import type { CreateFrame, MembersFrame, ReadFrame, SendFrame } from 'sequent-cl
 import type { OwnerRequests } from '../server/owner-requests.js';
 import type { Origin, Requester } from '../server/origin.js';
 import { NotOwnerError } from '../server/owner.js';
+import { failureCode, failureMessage } from '../server/failures.js';
 import type { ClusterBus, SlotHandler } from './bus.js';
 import { decodeForwarded, decodeReply, encodeForwarded, encodeReply, ForwardedOrigin, type OwnerFrame } from './forwarding.js';
 import { slotOf } from './slots.js';
@@ -98,7 +99,8 @@ export function answerForwarded(local: OwnerRequests, holder: SlotHolder, timeou
       };
       const failed = (error: unknown): void => {
         onError(error);
-        origin.error(frame.id, 'internal', 'internal error');
+        const code = failureCode(error);
+        origin.error(frame.id, code, failureMessage(code));
       };
       try {
         const done = runHere(origin, frame, run);
@@ -108,9 +110,13 @@ export function answerForwarded(local: OwnerRequests, holder: SlotHolder, timeou
       }
     }
     // The gateway has given up by then; the answer, if it ever comes, has nobody to go to.
-    const late = new Promise<string>((resolve) => setTimeout(() => resolve(''), timeoutMs).unref());
-    const text = await Promise.race([origin.answer, late]);
-    return encodeReply(text);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(''), timeoutMs)));
+    try {
+      return encodeReply(await Promise.race([origin.answer, late]));
+    } finally {
+      clearTimeout(timer);
+    }
   };
 }
 

@@ -9,6 +9,8 @@ import type { Store } from '../store/index.js';
 import { ClusterDelivery } from '../cluster/cluster-delivery.js';
 import { ClusterNode } from '../cluster/node.js';
 import { answerForwarded, ClusterRouting } from '../cluster/routing.js';
+import { TakeoverHeads } from '../cluster/takeover-heads.js';
+import type { ConversationOwner } from './owner.js';
 import { StoreConvViews } from './conv-view.js';
 import type { Delivery, Presence } from './delivery.js';
 import type { ServerMetrics } from './metrics.js';
@@ -22,6 +24,10 @@ const MIN_FORWARD_TIMEOUT_MS = 5000;
 export interface ClusterStartHooks {
   /** This node's own owner requests, which answer what other nodes forward. */
   local: OwnerRequests;
+  /** For pushing the heads of slots taken over (takeover-heads.ts). */
+  store: Store;
+  owner: ConversationOwner;
+  delivery: Delivery;
   holdMs: number;
   drain(slot: number): Promise<void>;
   lost(slot: number): void;
@@ -37,10 +43,13 @@ export interface ClusterParts {
   onResync(handler: () => void): void;
   /** Takes this node's slots; from then on it decides for their conversations and answers forwarded requests. */
   start(hooks: ClusterStartHooks): Promise<void>;
+  /** Leaves the cluster: hands every slot over, then closes the bus and the lease tables. */
+  stop(): Promise<void>;
 }
 
 export async function openClusterParts(postgresUrl: string, options: ResolvedCluster, logger: Logger, metrics: ServerMetrics): Promise<ClusterParts> {
   let delivery: ClusterDelivery<Session> | undefined;
+  let heads: TakeoverHeads | undefined;
   let resync: () => void = () => {};
   const node = await ClusterNode.open({
     postgresUrl,
@@ -89,11 +98,27 @@ export async function openClusterParts(postgresUrl: string, options: ResolvedClu
     onResync(handler) {
       resync = handler;
     },
+    async stop() {
+      // The heads' pushes end before the node gives its slots up.
+      await heads?.stop();
+      await node.stop();
+    },
     async start(hooks) {
+      heads = new TakeoverHeads({
+        store: hooks.store,
+        owner: hooks.owner,
+        delivery: hooks.delivery,
+        slots: node.slots,
+        windowMs: Math.max(60_000, options.leaseMs * 10),
+        limit: 1000,
+        batchMs: 200,
+        onError: (error) => logger.warn({ err: error }, 'pushing the heads of slots taken over failed'),
+      });
       await node.start({
         handler: answerForwarded(hooks.local, node, forwardTimeout(hooks.holdMs), (error) => logger.error({ err: error }, 'forwarded request failed')),
         drain: (slot) => hooks.drain(slot),
-        acquired: () => {
+        acquired: (slot) => {
+          heads?.acquired(slot);
           metrics.slotsAcquired.inc();
           metrics.slotsHeld.set(node.heldCount());
         },

@@ -116,6 +116,9 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
     try {
       await cluster.start({
         local: ownedHere,
+        store,
+        owner: conversations,
+        delivery,
         holdMs: options.holdMs,
         drain: async (slot) => {
           ingest.releaseAllHeld([...conversations.cached()].filter((state) => state.fence?.slot === slot), 'the conversation is moving to another node; resend');
@@ -128,7 +131,7 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
         },
       });
     } catch (error) {
-      await cluster.node.stop().catch(() => {});
+      await cluster.stop().catch(() => {});
       await ids.close();
       await store.close();
       throw error;
@@ -152,7 +155,7 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
     // Nothing was served: release what start opened so the caller can report and exit.
     gateway.stopAccepting();
     if (gateway.http.listening) await new Promise<void>((resolve) => gateway.http.close(() => resolve()));
-    await cluster?.node.stop().catch(() => {});
+    await cluster?.stop().catch(() => {});
     await ids.close();
     await store.close();
     throw error;
@@ -172,7 +175,7 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
     const timeout = new Promise<void>((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref());
     await Promise.race([drained, timeout]);
     // A cluster node hands its slots over now: the other nodes take them at once instead of after the lease.
-    await cluster?.node.stop().catch((error: unknown) => logger.error({ err: error }, 'leaving the cluster failed'));
+    await cluster?.stop().catch((error: unknown) => logger.error({ err: error }, 'leaving the cluster failed'));
     const settledAt = performance.now();
     // Acks were written in the commit callbacks; let them reach the sockets before closing.
     await new Promise((resolve) => setImmediate(resolve));

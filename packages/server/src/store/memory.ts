@@ -43,6 +43,11 @@ export class MemoryStore implements Store {
     return found ? { ...found.record } : null;
   }
 
+  async recentConvs(sinceTs: number, limit: number): Promise<ConvRecord[]> {
+    const recent = [...this.convs.values()].map((c) => c.record).filter((r) => r.last > 0 && r.lastTs >= sinceTs);
+    return recent.sort((a, b) => b.lastTs - a.lastTs).slice(0, limit).map((r) => ({ ...r }));
+  }
+
   async getMemberships(conv: string): Promise<Membership[]> {
     return (this.convs.get(conv)?.memberships ?? []).map((m) => ({ ...m }));
   }

@@ -2,10 +2,14 @@
  * The PostgreSQL store's chat state: the same effects and reads as the SQLite
  * store's (sqlite-chat.ts, sqlite-convs.ts explain them), in PostgreSQL's SQL.
  *
- * Versions come from one counter row, updated at the end of each commit
- * transaction: its row lock makes versions follow commit order across every
- * connection and server, so a client that saw version v can never later miss a
- * change below it.
+ * Versions are per user: a row of user_versions each, bumped once by every
+ * commit that changes one of the user's list rows and locked until that commit
+ * ends. So a user's versions follow the order in which that user's changes
+ * commit, across every connection and server: a client that saw version v can
+ * never later meet a change of its own list numbered below v. Commits that share
+ * no user take no common lock (one global counter made every commit of every
+ * node wait for the one before). The rows are locked in one order (of the user
+ * ids), so two commits never wait for each other.
  */
 import type pg from 'pg';
 import { inTransaction } from '../db/pg-transaction.js';
@@ -34,30 +38,97 @@ export async function writeChatEffects(
     if (!bySender) senders.set(conv, (bySender = new Map()));
     bySender.set(from, Math.max(bySender.get(from) ?? 0, seq));
   }
-  const { rows: counter } = await client.query<{ value: string }>(`UPDATE ${s}.counters SET value = value + 1 WHERE name = 'version' RETURNING value`);
-  const ver = Number(counter[0]!.value);
+  const { users, rows: listRows } = await changedRows(client, s, senders, memberships, reads);
+  // Membership rows first, their versions set below with the others'.
   for (const change of memberships) {
     if (change.op === 'add') {
       await client.query(
-        `INSERT INTO ${s}.member_state AS m (conv, member, read, pub_read, ver, active) VALUES ($1, $2, $3, $3, $4, true)
-         ON CONFLICT (conv, member) DO UPDATE SET active = true, read = GREATEST(m.read, excluded.read), pub_read = GREATEST(m.pub_read, excluded.pub_read), ver = excluded.ver`,
-        [change.conv, change.user, change.seq - 1, ver],
+        `INSERT INTO ${s}.member_state AS m (conv, member, read, pub_read, ver, active) VALUES ($1, $2, $3, $3, 0, true)
+         ON CONFLICT (conv, member) DO UPDATE SET active = true, read = GREATEST(m.read, excluded.read), pub_read = GREATEST(m.pub_read, excluded.pub_read)`,
+        [change.conv, change.user, change.seq - 1],
       );
     } else {
-      await client.query(`UPDATE ${s}.member_state SET active = false, ver = $1 WHERE conv = $2 AND member = $3`, [ver, change.conv, change.user]);
+      await client.query(`UPDATE ${s}.member_state SET active = false WHERE conv = $1 AND member = $2`, [change.conv, change.user]);
     }
   }
-  const move = (conv: string, member: string, seq: number, pub: boolean) =>
-    client.query(
-      `UPDATE ${s}.member_state SET read = GREATEST(read, $1), pub_read = CASE WHEN $2 THEN GREATEST(pub_read, $1) ELSE pub_read END, ver = $3
-        WHERE conv = $4 AND member = $5`,
-      [seq, pub, ver, conv, member],
+  // Last before COMMIT and one statement: the users' version rows, locked from here until the
+  // transaction ends, are held for as short a time as can be (a commit sharing a user waits that long).
+  if (users.length > 0) {
+    await client.query(
+      `WITH bumped AS (
+         INSERT INTO ${s}.user_versions AS v (member, value)
+           SELECT u.member, 1 FROM unnest($1::text[]) WITH ORDINALITY AS u(member, n) ORDER BY u.n
+         ON CONFLICT (member) DO UPDATE SET value = v.value + 1
+         RETURNING member, value
+       )
+       UPDATE ${s}.member_state m SET read = GREATEST(m.read, c.read), pub_read = GREATEST(m.pub_read, c.pub), ver = b.value
+         FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS c(conv, member, read, pub)
+         JOIN bumped b ON b.member = c.member
+        WHERE m.conv = c.conv AND m.member = c.member`,
+      [users, listRows.map((r) => r.conv), listRows.map((r) => r.member), listRows.map((r) => r.read), listRows.map((r) => r.pub)],
     );
-  for (const [conv, bySender] of senders) {
-    await client.query(`UPDATE ${s}.member_state SET ver = $1 WHERE conv = $2 AND active`, [ver, conv]);
-    for (const [member, seq] of bySender) await move(conv, member, seq, true);
   }
-  for (const r of reads) await move(r.conv, r.user, r.seq, r.public);
+}
+
+interface RowChange {
+  conv: string;
+  member: string;
+  /** the highest position the batch moves the row's read to (0: none) */
+  read: number;
+  /** the same of its public read, from public moves only */
+  pub: number;
+}
+
+/**
+ * Whose list rows the commit changes, and how: every current member's row of a
+ * conversation with a new entry (read under the batch's lock of the conversation
+ * row, so the set cannot move meanwhile) and the senders' and readers' rows
+ * whose positions move; and every user whose version goes up, those added or
+ * removed as well. Users sorted by UTF-16 code unit: every commit locks the
+ * users' version rows in this one order.
+ */
+async function changedRows(
+  client: pg.PoolClient,
+  s: string,
+  senders: ReadonlyMap<string, ReadonlyMap<string, number>>,
+  memberships: readonly MembershipChange[],
+  reads: readonly ReadMove[],
+): Promise<{ users: string[]; rows: RowChange[] }> {
+  const rows = new Map<string, RowChange>();
+  const row = (conv: string, member: string): RowChange => {
+    const key = `${conv}\u0000${member}`;
+    let r = rows.get(key);
+    if (!r) rows.set(key, (r = { conv, member, read: 0, pub: 0 }));
+    return r;
+  };
+  if (senders.size > 0) {
+    const { rows: active } = await client.query<{ conv: string; member: string }>(
+      `SELECT conv, member FROM ${s}.member_state WHERE conv = ANY($1::text[]) AND active`,
+      [[...senders.keys()]],
+    );
+    for (const m of active) row(m.conv, m.member);
+    for (const [conv, bySender] of senders) {
+      for (const [from, seq] of bySender) {
+        const r = row(conv, from);
+        r.read = Math.max(r.read, seq);
+        r.pub = Math.max(r.pub, seq);
+      }
+    }
+  }
+  for (const m of reads) {
+    const r = row(m.conv, m.user);
+    r.read = Math.max(r.read, m.seq);
+    if (m.public) r.pub = Math.max(r.pub, m.seq);
+  }
+  // an added or removed member's row gets the new version too (its positions as the change left them)
+  for (const change of memberships) row(change.conv, change.user);
+  const users = new Set<string>();
+  for (const r of rows.values()) users.add(r.member);
+  return { users: [...users].sort(byCodeUnit), rows: [...rows.values()] };
+}
+
+function byCodeUnit(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function rowSql(s: string): string {

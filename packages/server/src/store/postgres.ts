@@ -5,6 +5,11 @@
  * (`FOR UPDATE`) while the batch checks that it continues the stored log, plus
  * the primary key on (conv, seq) and the unique cmid index.
  *
+ * Commits are pipelined (commit-order.ts): several run at once on the pool's
+ * connections when they touch different conversations, one after the other when
+ * they share one, and their promises settle in call order. A batch that depends
+ * on an earlier one that failed meets the order check above and fails too.
+ *
  * Cluster mode adds the commit-time fence (CommitBatch.fences): the transaction
  * first runs the cluster's fence function (db/pg-fence.ts) for every slot of the
  * batch, holding each lease row FOR KEY SHARE until COMMIT, so a takeover either
@@ -15,14 +20,16 @@
  * cmids encoded so that NUL and lone surrogates survive; BIGINTs come back as
  * strings and are turned into numbers there.
  */
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { checkLeaseRef, fenceFunctionName, fenceManySql, isFenceRefusal, refusedLease, SlotFencedError } from '../db/pg-fence.js';
 import { inTransaction } from '../db/pg-transaction.js';
 import type { Entry } from 'sequent-client/protocol';
+import { CommitOrder } from './commit-order.js';
 import { StoreConflictError } from './memory.js';
 import { batchRows, encodeCmid, ENTRY_COLUMNS, entryFromRow, type EntryRow, laneHighs, READ_COLUMNS, validateRowOrder } from './rows.js';
 import { PostgresConvReads, snapshotConvs, writeChatEffects } from './postgres-chat.js';
-import type { CommitBatch, CommitFence, ConvKind, ConvListing, ConvRecord, ConvsQuery, ConvsSnapshot, ConvsState, EntryMeta, LaneRecord, Membership, ReadPosition, Store } from './types.js';
+import type { CommitBatch, CommitFence, ConvKind, ConvListing, ConvRecord, ConvsQuery, ConvsSnapshot, ConvsState, EntryMeta, LaneRecord, Membership, ReadMove, ReadPosition, Store } from './types.js';
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/db */
@@ -31,6 +38,12 @@ export interface PostgresStoreOptions {
   schema?: string;
   /** Most connections in the pool; default 10. */
   maxConnections?: number;
+  /**
+   * Commit transactions at once (each on a connection of the pool); default half
+   * of maxConnections, rounded up, so that reads still find a connection. Batches
+   * waiting meanwhile join into the next transaction.
+   */
+  maxCommitsInFlight?: number;
   /**
    * The schema of the cluster tables, whose fence function checks a fenced commit
    * (default: the connection's search_path, as the cluster's own default).
@@ -44,6 +57,12 @@ export interface PostgresStoreOptions {
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
+
+/** Changes whenever the schema SQL or its migrations change: an init with another fingerprint runs them. */
+const SCHEMA_FINGERPRINT = createHash('sha256')
+  .update([schemaSql('s'), laneRangeBackfill('s'), chatStateBackfill('s'), versionsMigration('s')].join('\n'))
+  .digest('hex')
+  .slice(0, 32);
 
 function schemaSql(schema: string): string {
   return `
@@ -112,8 +131,10 @@ CREATE TABLE IF NOT EXISTS ${schema}.member_state (
   PRIMARY KEY (conv, member)
 );
 CREATE INDEX IF NOT EXISTS member_state_by_ver ON ${schema}.member_state (member, ver);
+-- Once the one counter of every version; kept only for the migration to user_versions (versionsMigration).
 CREATE TABLE IF NOT EXISTS ${schema}.counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
-INSERT INTO ${schema}.counters (name, value) VALUES ('version', 0) ON CONFLICT DO NOTHING;
+-- Each user's newest version (postgres-chat.ts): commits of different users take no common lock.
+CREATE TABLE IF NOT EXISTS ${schema}.user_versions (member TEXT PRIMARY KEY, value BIGINT NOT NULL);
 `;
 }
 
@@ -124,12 +145,29 @@ UPDATE ${s}.entries e SET mcount = p.m
   FROM (SELECT conv, seq, count(*) FILTER (WHERE kind = 'msg') OVER (PARTITION BY conv ORDER BY seq) AS m FROM ${s}.entries) p
  WHERE p.conv = e.conv AND p.seq = e.seq;
 UPDATE ${s}.convs c SET msgs = (SELECT count(*) FROM ${s}.entries e WHERE e.conv = c.conv AND e.kind = 'msg');
-UPDATE ${s}.counters SET value = 1 WHERE name = 'version' AND value < 1;
 INSERT INTO ${s}.member_state (conv, member, read, pub_read, ver, active)
   SELECT m.conv, m.member, coalesce(m.to_seq, c.last), coalesce(m.to_seq, c.last), 1, m.to_seq IS NULL
     FROM ${s}.memberships m JOIN ${s}.convs c ON c.conv = m.conv
    WHERE m.from_seq = (SELECT MAX(from_seq) FROM ${s}.memberships l WHERE l.conv = m.conv AND l.member = m.member)
 ON CONFLICT DO NOTHING;`;
+}
+
+/**
+ * From the one version counter to one per user, once: each user starts at the
+ * counter's value (or the user's highest version, if above), so every version
+ * issued from now on is above every one issued before. The counter row goes,
+ * and a check keeps it from coming back: a node still on the one counter can
+ * neither create it at init (the check refuses the insert) nor commit (its
+ * counter update finds no row and the transaction fails), instead of issuing
+ * versions below those already seen. So the change needs every node on the new
+ * code (docs/cluster.md).
+ */
+function versionsMigration(s: string): string {
+  return `
+INSERT INTO ${s}.user_versions (member, value)
+  SELECT member, GREATEST(MAX(ver), coalesce((SELECT value FROM ${s}.counters WHERE name = 'version'), 0)) FROM ${s}.member_state GROUP BY member;
+DELETE FROM ${s}.counters WHERE name = 'version';
+ALTER TABLE ${s}.counters ADD CONSTRAINT counters_no_global_version CHECK (name <> 'version');`;
 }
 
 function laneRangeBackfill(s: string): string {
@@ -149,6 +187,8 @@ class PostgresStore implements Store {
   private readonly s: string;
   private readonly fenceFn: string;
   private closed = false;
+  private readonly order: CommitOrder<PendingCommit>;
+  readonly pipelinesCommits = true;
 
   constructor(options: PostgresStoreOptions) {
     const schema = options.schema ?? 'sequent';
@@ -158,12 +198,23 @@ class PostgresStore implements Store {
       throw new TypeError(`clusterSchema must be lower-case letters, digits and underscores, got ${JSON.stringify(options.clusterSchema)}`);
     }
     this.fenceFn = fenceFunctionName(options.clusterSchema);
-    this.pool = new pg.Pool({ ...options.poolConfig, connectionString: options.url, max: options.maxConnections ?? 10 });
+    const maxConnections = options.maxConnections ?? 10;
+    this.pool = new pg.Pool({ ...options.poolConfig, connectionString: options.url, max: maxConnections });
+    this.order = new CommitOrder<PendingCommit>({
+      maxRunning: options.maxCommitsInFlight ?? Math.max(1, Math.ceil(maxConnections / 2)),
+      maxEntries: JOINED_ENTRIES,
+      joinable: (group, next) => group.every((g) => joinable(g, next)),
+      sizeOf: (c) => c.batch.entries.length,
+      write: (commits) => this.commitNow(commits),
+    });
     // An idle client's connection error must not crash the process; the next query reports it.
     this.pool.on('error', () => {});
   }
 
   async init(): Promise<void> {
+    // A node starting beside running ones must not take DDL locks their commits cross (ALTER TABLE waits for
+    // every commit on the table while holding what later ones need: 40P01). A schema already current is left alone.
+    if (await this.schemaIsCurrent()) return;
     await inTransaction(this.pool, async (client) => {
       // Two processes creating the tables at once would race in the catalog: take turns.
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`sequent-store:${this.s}`]);
@@ -176,16 +227,35 @@ class PostgresStore implements Store {
         `SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'entries' AND column_name = 'mcount'`,
         [this.s],
       );
+      const { rows: perUser } = await client.query(`SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'user_versions'`, [this.s]);
       await client.query(schemaSql(this.s));
       // Lanes stored before the cmid range was kept get it from their entries, once.
       if (existing.length > 0 && ranged.length === 0) await client.query(laneRangeBackfill(this.s));
       if (existing.length > 0 && chat.length === 0) await client.query(chatStateBackfill(this.s));
+      if (perUser.length === 0) await client.query(versionsMigration(this.s));
+      await client.query(
+        `INSERT INTO ${this.s}.meta (key, value) VALUES ('schema_sql', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        [SCHEMA_FINGERPRINT],
+      );
     });
+  }
+
+  /** Whether the last init of this schema ran this very schema SQL (its fingerprint is stored with it). */
+  private async schemaIsCurrent(): Promise<boolean> {
+    try {
+      const { rows } = await this.pool.query<{ value: string }>(`SELECT value FROM ${this.s}.meta WHERE key = 'schema_sql'`);
+      return rows[0]?.value === SCHEMA_FINGERPRINT;
+    } catch (error) {
+      if ((error as { code?: string }).code === '42P01' || (error as { code?: string }).code === '3F000') return false; // no table or schema yet
+      throw error;
+    }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Commits already taken still run to their end (each settles its caller) before the pool goes.
+    await this.order.drained();
     await this.pool.end();
   }
 
@@ -200,6 +270,15 @@ class PostgresStore implements Store {
       [conv],
     );
     return row ? { conv: row.conv, kind: row.kind, last: Number(row.last), lastTs: Number(row.last_ts) } : null;
+  }
+
+  async recentConvs(sinceTs: number, limit: number): Promise<ConvRecord[]> {
+    // No index on last_ts: every commit updates it, and an index would cost each of them for a query run only on takeovers.
+    const rows = await this.query<{ conv: string; kind: ConvKind; last: string; last_ts: string }>(
+      `SELECT conv, kind, last, last_ts FROM ${this.s}.convs WHERE last_ts >= $1 AND last > 0 ORDER BY last_ts DESC LIMIT $2`,
+      [sinceTs, limit],
+    );
+    return rows.map((row) => ({ conv: row.conv, kind: row.kind, last: Number(row.last), lastTs: Number(row.last_ts) }));
   }
 
   async getMemberships(conv: string): Promise<Membership[]> {
@@ -228,7 +307,22 @@ class PostgresStore implements Store {
 
   async commit(batch: CommitBatch): Promise<void> {
     if (this.closed) throw new Error('the store is closed');
-    const leases = batch.fences === undefined ? undefined : fencedLeases(batch, batch.fences);
+    let leases: CommitFence[] | undefined;
+    try {
+      leases = batch.fences === undefined ? undefined : fencedLeases(batch, batch.fences);
+    } catch (error) {
+      // Refused without a write, but still answered in call order.
+      return this.order.run([], { batch, leases: undefined, invalid: error });
+    }
+    return this.order.run(touchedConvs(batch), { batch, leases });
+  }
+
+  /** One transaction for the batches, in order: the fences of all of them first, then their rows. */
+  private async commitNow(commits: readonly PendingCommit[]): Promise<void> {
+    const invalid = commits.find((c) => c.invalid !== undefined);
+    if (invalid) throw invalid.invalid;
+    const batch = commits.length === 1 ? commits[0]!.batch : joinBatches(commits.map((c) => c.batch));
+    const leases = commits.some((c) => c.leases) ? distinctLeases(commits.flatMap((c) => c.leases ?? [])) : undefined;
     try {
       await inTransaction(this.pool, async (client) => {
         if (leases) await this.fence(client, leases);
@@ -260,50 +354,56 @@ class PostgresStore implements Store {
   /** The body of the commit transaction; any throw rolls all of it back. */
   private async writeBatch(client: pg.PoolClient, batch: CommitBatch): Promise<void> {
     const s = this.s;
-    for (const { conv, kind } of batch.newConvs) await client.query(`INSERT INTO ${s}.convs (conv, kind) VALUES ($1, $2)`, [conv, kind]);
-    const heads = new Map<string, { last: number; ts: number; msgs: number; dirty: boolean }>();
-    const head = async (conv: string) => {
-      let h = heads.get(conv);
-      if (!h) {
-        // Locked until commit: a second owner's batch for this conversation waits, then fails the order check.
-        const { rows } = await client.query<{ last: string; last_ts: string; msgs: string }>(
-          `SELECT last, last_ts, msgs FROM ${s}.convs WHERE conv = $1 FOR UPDATE`,
-          [conv],
-        );
-        const row = rows[0];
-        if (!row) throw new StoreConflictError(`conversation ${conv} does not exist`);
-        h = { last: Number(row.last), ts: Number(row.last_ts), msgs: Number(row.msgs), dirty: false };
-        heads.set(conv, h);
-      }
+    // A statement for each kind of row, whatever the batch's size: a commit's cost is then
+    // mostly its round trips and its flush, which pipelined commits overlap.
+    if (batch.newConvs.length > 0) {
+      await client.query(`INSERT INTO ${s}.convs (conv, kind) SELECT * FROM unnest($1::text[], $2::text[])`, [
+        batch.newConvs.map((c) => c.conv),
+        batch.newConvs.map((c) => c.kind),
+      ]);
+    }
+    const heads = await this.lockHeads(client, batch);
+    const head = (conv: string) => {
+      const h = heads.get(conv);
+      if (!h) throw new StoreConflictError(`conversation ${conv} does not exist`);
       return h;
     };
     const rows = batchRows(batch);
     const fences = batch.fences;
+    const columns: unknown[][] = Array.from({ length: 14 }, () => []);
     for (const row of rows) {
-      const h = await head(row[0]);
+      const h = head(row[0]);
       validateRowOrder(row, h.last);
       if (row[2] === 'msg') h.msgs++;
-      await client.query(`INSERT INTO ${s}.entries (${ENTRY_COLUMNS}, mcount, epoch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, [
-        ...row,
-        h.msgs,
-        fences?.get(row[0])?.epoch ?? 0,
-      ]);
+      row.forEach((value, i) => columns[i]!.push(value));
+      columns[12]!.push(h.msgs);
+      columns[13]!.push(fences?.get(row[0])?.epoch ?? 0);
       h.last = row[1];
       h.ts = row[4];
       h.dirty = true;
     }
-    for (const lane of laneHighs(rows)) {
+    if (rows.length > 0) {
       await client.query(
-        `INSERT INTO ${s}.device_lanes AS l (conv, from_user, dev, last_dseq, min_cmid, max_cmid) VALUES ($1, $2, $3, $4, $5, $6)
+        `INSERT INTO ${s}.entries (${ENTRY_COLUMNS}, mcount, epoch)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::bigint[],
+                              $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::bigint[])`,
+        columns,
+      );
+    }
+    const lanes = laneHighs(rows);
+    if (lanes.length > 0) {
+      await client.query(
+        `INSERT INTO ${s}.device_lanes AS l (conv, from_user, dev, last_dseq, min_cmid, max_cmid)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])
          ON CONFLICT (conv, from_user, dev) DO UPDATE SET
            last_dseq = GREATEST(l.last_dseq, excluded.last_dseq),
            min_cmid = CASE WHEN l.min_cmid IS NULL OR excluded.min_cmid < l.min_cmid THEN coalesce(excluded.min_cmid, l.min_cmid) ELSE l.min_cmid END,
            max_cmid = CASE WHEN l.max_cmid IS NULL OR excluded.max_cmid > l.max_cmid THEN coalesce(excluded.max_cmid, l.max_cmid) ELSE l.max_cmid END`,
-        lane,
+        [0, 1, 2, 3, 4, 5].map((i) => lanes.map((lane) => lane[i])),
       );
     }
     for (const change of batch.memberships) {
-      await head(change.conv);
+      head(change.conv);
       if (change.op === 'add') {
         await client.query(`INSERT INTO ${s}.memberships (conv, member, from_seq, to_seq) VALUES ($1, $2, $3, NULL)`, [change.conv, change.user, change.seq]);
       } else {
@@ -315,12 +415,38 @@ class PostgresStore implements Store {
         if (result.rowCount !== 1) throw new StoreConflictError(`${change.conv}: ${change.user} is not a member`);
       }
     }
-    for (const move of batch.reads ?? []) await head(move.conv);
-    for (const [conv, h] of heads) {
-      if (h.dirty) await client.query(`UPDATE ${s}.convs SET last = $1, last_ts = $2, msgs = $3 WHERE conv = $4`, [h.last, h.ts, h.msgs, conv]);
+    for (const move of batch.reads ?? []) head(move.conv);
+    const dirty = [...heads].filter(([, h]) => h.dirty);
+    if (dirty.length > 0) {
+      await client.query(
+        `UPDATE ${s}.convs c SET last = v.last, last_ts = v.ts, msgs = v.msgs
+           FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS v(conv, last, ts, msgs) WHERE c.conv = v.conv`,
+        [dirty.map(([conv]) => conv), dirty.map(([, h]) => h.last), dirty.map(([, h]) => h.ts), dirty.map(([, h]) => h.msgs)],
+      );
     }
-    // Last, so that the counter row (which orders every commit's version) is held as briefly as possible.
+    // Last, so that the users' version rows (which order their versions) are held as briefly as possible.
     await writeChatEffects(client, s, rows, batch.memberships, batch.reads ?? []);
+  }
+
+  /**
+   * The head of every conversation the batch writes, locked until commit in one
+   * statement and in one order (of the conversation ids), so that two
+   * transactions never wait for each other's rows: a second owner's batch waits,
+   * then fails the order check.
+   */
+  private async lockHeads(client: pg.PoolClient, batch: CommitBatch): Promise<Map<string, Head>> {
+    const convs = new Set<string>();
+    for (const e of batch.entries) convs.add(e.conv);
+    for (const m of batch.memberships) convs.add(m.conv);
+    for (const r of batch.reads ?? []) convs.add(r.conv);
+    const heads = new Map<string, Head>();
+    if (convs.size === 0) return heads;
+    const { rows } = await client.query<{ conv: string; last: string; last_ts: string; msgs: string }>(
+      `SELECT conv, last, last_ts, msgs FROM ${this.s}.convs WHERE conv = ANY($1::text[]) ORDER BY conv COLLATE "C" FOR UPDATE`,
+      [[...convs]],
+    );
+    for (const row of rows) heads.set(row.conv, { last: Number(row.last), ts: Number(row.last_ts), msgs: Number(row.msgs), dirty: false });
+    return heads;
   }
 
   async read(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Entry[]> {
@@ -377,27 +503,91 @@ class PostgresStore implements Store {
   }
 }
 
+/** Entries a transaction of several joined batches stays within: about what the sequencer puts in one. */
+const JOINED_ENTRIES = 4000;
+
+interface PendingCommit {
+  batch: CommitBatch;
+  /** The batch's distinct leases, when it is fenced. */
+  leases: readonly CommitFence[] | undefined;
+  /** Why the batch is refused before any write (a fenced batch missing a fence). */
+  invalid?: unknown;
+}
+
+/**
+ * Whether two batches may share a transaction: both unfenced, or both fenced and
+ * under the same lease wherever they share a conversation (each entry stores the
+ * epoch of its conversation's fence).
+ */
+function joinable(a: PendingCommit, b: PendingCommit): boolean {
+  if (a.invalid !== undefined || b.invalid !== undefined) return false;
+  const fa = a.batch.fences;
+  const fb = b.batch.fences;
+  if (fa === undefined || fb === undefined) return fa === fb;
+  for (const [conv, fence] of fb) {
+    const other = fa.get(conv);
+    if (other && (other.slot !== fence.slot || other.epoch !== fence.epoch)) return false;
+  }
+  return true;
+}
+
+/** Batches as one, in order (each conversation's entries still ascending and gapless). */
+function joinBatches(batches: readonly CommitBatch[]): CommitBatch {
+  const bodyJson: (string | undefined)[] = [];
+  const reads: ReadMove[] = [];
+  const joined: CommitBatch = { newConvs: [], entries: [], memberships: [], bodyJson, reads };
+  let fences: Map<string, CommitFence> | undefined;
+  for (const b of batches) {
+    joined.newConvs.push(...b.newConvs);
+    joined.entries.push(...b.entries);
+    joined.memberships.push(...b.memberships);
+    for (let i = 0; i < b.entries.length; i++) bodyJson.push(b.bodyJson?.[i]);
+    reads.push(...(b.reads ?? []));
+    if (b.fences) {
+      fences ??= new Map();
+      for (const [conv, fence] of b.fences) fences.set(conv, fence);
+    }
+  }
+  if (fences) joined.fences = fences;
+  return joined;
+}
+
+/** The distinct leases, in slot order, so that the lease rows are always locked in one order. */
+function distinctLeases(leases: readonly CommitFence[]): CommitFence[] {
+  const byKey = new Map<string, CommitFence>();
+  for (const l of leases) byKey.set(`${l.slot}/${l.epoch}`, l);
+  return [...byKey.values()].sort((a, b) => a.slot - b.slot || a.epoch - b.epoch);
+}
+
+/** A conversation's row as the batch goes along: written back at the end when an entry changed it. */
+interface Head {
+  last: number;
+  ts: number;
+  msgs: number;
+  dirty: boolean;
+}
+
+/** Every conversation a batch touches: what orders it behind earlier commits in flight. */
+function touchedConvs(batch: CommitBatch): string[] {
+  return [
+    ...batch.newConvs.map((c) => c.conv),
+    ...batch.entries.map((e) => e.conv),
+    ...batch.memberships.map((m) => m.conv),
+    ...(batch.reads ?? []).map((r) => r.conv),
+  ];
+}
+
 /**
  * The distinct leases of a fenced batch, by slot; throws TypeError (before anything is
  * written) when a conversation the batch touches has no fence: in cluster mode an
  * unfenced write is a second owner's chance.
  */
 function fencedLeases(batch: CommitBatch, fences: ReadonlyMap<string, CommitFence>): CommitFence[] {
-  const touched = [
-    ...batch.newConvs.map((c) => c.conv),
-    ...batch.entries.map((e) => e.conv),
-    ...batch.memberships.map((m) => m.conv),
-    ...(batch.reads ?? []).map((r) => r.conv),
-  ];
-  for (const conv of touched) {
+  for (const conv of touchedConvs(batch)) {
     if (!fences.has(conv)) throw new TypeError(`a fenced commit has no fence for conversation ${conv}`);
   }
-  const leases = new Map<string, CommitFence>();
-  for (const [conv, fence] of fences) {
-    checkLeaseRef(fence, conv);
-    leases.set(`${fence.slot}/${fence.epoch}`, { slot: fence.slot, epoch: fence.epoch });
-  }
-  return [...leases.values()].sort((a, b) => a.slot - b.slot || a.epoch - b.epoch);
+  for (const [conv, fence] of fences) checkLeaseRef(fence, conv);
+  return distinctLeases([...fences.values()].map((f) => ({ slot: f.slot, epoch: f.epoch })));
 }
 
 /** Opens a PostgreSQL store (connections are made lazily; init() creates the tables). */

@@ -210,6 +210,15 @@ class SqliteStore implements Store {
     return row ? { conv: row.conv, kind: row.kind, last: row.last, lastTs: row.last_ts } : null;
   }
 
+  async recentConvs(sinceTs: number, limit: number): Promise<ConvRecord[]> {
+    // Rare (a cluster takeover), so it scans rather than index a column every commit updates.
+    this.ready();
+    const rows = this.db.prepare<[number, number], { conv: string; kind: ConvKind; last: number; last_ts: number }>(
+      'SELECT conv, kind, last, last_ts FROM convs WHERE last_ts >= ? AND last > 0 ORDER BY last_ts DESC LIMIT ?',
+    ).all(sinceTs, limit);
+    return rows.map((row) => ({ conv: row.conv, kind: row.kind, last: row.last, lastTs: row.last_ts }));
+  }
+
   async getMemberships(conv: string): Promise<Membership[]> {
     return this.ready()
       .getMemberships.all(conv)

@@ -151,6 +151,13 @@ export interface Store {
   close(): Promise<void>;
 
   getConv(conv: string): Promise<ConvRecord | null>;
+  /**
+   * The conversations with entries whose newest entry has a ts of at least
+   * `sinceTs`, newest first, at most `limit`. A cluster node that takes a slot over
+   * pushes their heads again, in case their old owner died between a commit and its
+   * pushes. Rare, so it may scan.
+   */
+  recentConvs(sinceTs: number, limit: number): Promise<ConvRecord[]>;
   /** Every membership stretch of the conversation, oldest first. */
   getMemberships(conv: string): Promise<Membership[]>;
   /** The entry a (user, device) sent with this cmid into conv, if any. Dedup lasts as long as the log. */
