@@ -44,11 +44,6 @@ describe.skipIf(!services || !hasCluster)('sequent-server chaos --cluster', () =
       postgres: POSTGRES_URL,
       cluster: { nodes: 3, leaseMs, pgDrop },
       rates: { serverKill: 3, serverPause: 3, natsCut: 6, pgDrop: 3, clientKill: 3, clockStep: 0 },
-      // Open in the server (docs/chaos.md, Cluster runs): a membership change that changes nothing is
-      // answered with the owner's in-memory head, before the entries up to it are committed, so the
-      // retry of a change whose answer was lost can be acked and then lost (ack-lost, head-regress).
-      // Until that is fixed no answer is lost here; `chaos --cluster` (a quarter lost) shows it.
-      lostMembershipReply: 0,
       log: (line) => process.stdout.write(`  ${line}\n`),
     });
     expect(result.violations).toEqual([]);

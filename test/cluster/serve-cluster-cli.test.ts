@@ -81,6 +81,16 @@ async function held(node: ServerProcess): Promise<number[]> {
   }
 }
 
+/** Sends until acked: `unavailable` (the owner dead, paused or moving) is answered by resending the same cmid and dseq, as the SDK does. */
+async function sendUntilAcked(client: WireClient, conv: string, cmid: string, dseq: number): Promise<Reply> {
+  for (;;) {
+    const reply = await client.request({ t: 'send', conv, cmid, dseq, body: dseq }, 20_000);
+    if (reply.t === 'ack') return reply;
+    expect(reply['code'], JSON.stringify(reply)).toBe('unavailable');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** The lease row of a conversation's slot, as a node reads it. */
 async function leaseOf(node: ServerProcess, conv: string): Promise<{ holder: string | null; epoch: number }> {
   const response = await fetch(`${node.httpUrl}/cluster?conv=${encodeURIComponent(conv)}`);
@@ -108,15 +118,7 @@ describe.skipIf(!available)('a cluster of node processes', () => {
     await until('node-b holds the slot', async () => (await held(b)).includes(slot), 20_000, 50);
     const sender = await connect(a, `p${pair}`);
     let dseq = 0;
-    const send = async (): Promise<Reply> => {
-      dseq++;
-      for (;;) {
-        const reply = await sender.request({ t: 'send', conv, cmid: `c-${dseq}`, dseq, body: dseq });
-        if (reply.t === 'ack') return reply;
-        expect(reply['code'], JSON.stringify(reply)).toBe('unavailable');
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
+    const send = (): Promise<Reply> => sendUntilAcked(sender, conv, `c-${++dseq}`, dseq);
     for (let i = 0; i < 5; i++) await send();
 
     b.child.kill('SIGKILL');
@@ -162,14 +164,7 @@ describe.skipIf(!available)('a cluster of node processes', () => {
     const slot = slotOf(conv, SLOTS);
     await until('node-b holds the slot', async () => (await held(b)).includes(slot), 20_000, 50);
     const sender = await connect(a, `s${pair}`);
-    const sendAcked = async (dseq: number): Promise<Reply> => {
-      for (;;) {
-        const reply = await sender.request({ t: 'send', conv, cmid: `p-${dseq}`, dseq, body: dseq }, 20_000);
-        if (reply.t === 'ack') return reply;
-        expect(reply['code'], JSON.stringify(reply)).toBe('unavailable');
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
+    const sendAcked = (dseq: number): Promise<Reply> => sendUntilAcked(sender, conv, `p-${dseq}`, dseq);
     for (let d = 1; d <= 3; d++) await sendAcked(d);
     b.child.kill('SIGSTOP');
     let taken: { holder: string | null; epoch: number };

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { prepareChatWrites } from '../../packages/server/src/store/sqlite-chat.js';
 import { openSqliteStore } from '../../packages/server/src/store/sqlite.js';
 import { SQLITE_SCHEMA_VERSION } from '../../packages/server/src/store/sqlite.js';
 import { describeStoreConformance, msg } from './conformance.js';
@@ -172,6 +173,86 @@ describe('sqlite settings', () => {
     await store.close();
   });
 
+  it('migrates a schema 5 file: the entries move to a table keyed by (conv, seq), and keep their order, dedup, unread and deletes', async () => {
+    const path = join(root, `m${++n}.db`);
+    const old = new Database(path);
+    old.exec(readFileSync(new URL('./fixtures/sqlite-schema-v5.sql', import.meta.url), 'utf8'));
+    // Rows in arrival order across two conversations, as a rowid table holds them.
+    old.exec(`
+      INSERT INTO meta VALUES ('store.schema', '5');
+      UPDATE counters SET value = 3 WHERE name = 'version';
+      INSERT INTO convs VALUES ('g:a', 'group', 3, 103, 2), ('g:b', 'group', 3, 203, 2);
+      INSERT INTO entries VALUES ('g:b', 1, 'system', '1', 201, 'bob', 'server', NULL, NULL, '{}', NULL, NULL, NULL, NULL, 0),
+                                 ('g:a', 1, 'system', '2', 101, 'ann', 'server', NULL, NULL, '{}', NULL, NULL, NULL, NULL, 0),
+                                 ('g:b', 2, 'msg', '3', 202, 'bob', 'p', 'b-1', 1, '"four"', NULL, NULL, NULL, NULL, 1),
+                                 ('g:a', 2, 'msg', '4', 102, 'ann', 'p', 'a-1', 1, '"one"', '{"k":1}', NULL, NULL, NULL, 1),
+                                 ('g:a', 3, 'msg', '5', 103, 'bob', 'q', 'b-2', 1, '"two"', NULL, NULL, NULL, NULL, 2),
+                                 ('g:b', 3, 'msg', '6', 203, 'bob', 'p', 'b-3', 2, '"five"', NULL, NULL, NULL, NULL, 2);
+      INSERT INTO device_lanes VALUES ('g:a', 'ann', 'p', 1, 'a-1', 'a-1'), ('g:a', 'bob', 'q', 1, 'b-2', 'b-2'),
+                                      ('g:b', 'bob', 'p', 2, 'b-1', 'b-3');
+      INSERT INTO memberships VALUES ('g:a', 'ann', 1, NULL), ('g:a', 'bob', 1, NULL), ('g:b', 'ann', 1, NULL), ('g:b', 'bob', 1, NULL);
+      INSERT INTO member_state VALUES ('g:a', 'ann', 2, 2, 2, 1), ('g:a', 'bob', 3, 3, 2, 1), ('g:b', 'ann', 1, 1, 3, 1), ('g:b', 'bob', 3, 3, 3, 1);
+    `);
+    old.close();
+    const store = openSqliteStore({ path });
+    expect((await store.read('g:a', 0, 3, 10)).map((e) => [e.seq, e.body, e.cmid])).toEqual([[1, {}, undefined], [2, 'one', 'a-1'], [3, 'two', 'b-2']]);
+    expect((await store.read('g:a', 1, 3, 10))[0]).toMatchObject({ mid: '4', ts: 102, from: 'ann', dev: 'p', dseq: 1, ctx: { k: 1 } });
+    expect((await store.readJson!('g:b', 0, 3, 10)).map((text) => JSON.parse(text).seq)).toEqual([1, 2, 3]);
+    expect((await store.findByCmid('g:b', 'bob', 'p', 'b-3'))?.seq).toBe(3);
+    expect((await store.listConvs('ann')).map((r) => [r.conv, r.read, r.unread])).toEqual([['g:b', 1, 2], ['g:a', 2, 1]]);
+    // A stored cmid is still refused, the fence still holds, and deletes still scrub and count.
+    await expect(store.commit({ newConvs: [], entries: [msg('g:a', 4, 'ann', 'p', 'a-1', 2, 'again')], memberships: [] })).rejects.toThrow();
+    await expect(store.commit({ newConvs: [], entries: [msg('g:a', 3, 'ann', 'p', 'a-3', 2, 'stale')], memberships: [] })).rejects.toThrow();
+    const del = { conv: 'g:a', seq: 4, kind: 'delete' as const, mid: '7', ts: 104, from: 'bob', dev: 'q', cmid: 'b-3', dseq: 2, body: null, ref: 3 };
+    await store.commit({ newConvs: [], entries: [del], memberships: [] });
+    expect((await store.read('g:a', 2, 3, 1))[0]).toMatchObject({ body: null, deleted: 4 });
+    expect((await store.listConvs('ann')).find((r) => r.conv === 'g:a')).toMatchObject({ last: 4, unread: 0 });
+    expect(await store.getMeta('store.schema')).toBe(String(SQLITE_SCHEMA_VERSION));
+    await store.close();
+    const check = new Database(path, { readonly: true });
+    const table = check.prepare<[], { sql: string }>("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'entries'").get();
+    expect(table?.sql).toMatch(/PRIMARY KEY \(conv, seq\)\s*\) WITHOUT ROWID, STRICT$/);
+    const indexes = check.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'entries' AND sql IS NOT NULL ORDER BY name").all();
+    expect(indexes.map((i) => i.name)).toEqual(['entries_by_cmid', 'entries_by_ref', 'entries_deleted']);
+    expect(check.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'entries_v6'").get()).toEqual({ n: 0 });
+    check.close();
+  });
+
+  it('reads a page of a conversation as one range of the table, not a lookup per row', async () => {
+    const path = join(root, `p${++n}.db`);
+    const store = openSqliteStore({ path });
+    await store.init();
+    const db = new Database(path, { readonly: true });
+    const plan = db
+      .prepare<[], { detail: string }>("EXPLAIN QUERY PLAN SELECT body FROM entries WHERE conv = 'g' AND seq > 1 AND seq <= 9 ORDER BY seq LIMIT 5")
+      .all()
+      .map((row) => row.detail);
+    expect(plan).toEqual(['SEARCH entries USING PRIMARY KEY (conv=? AND seq>? AND seq<?)']);
+    db.close();
+    await store.close();
+  });
+
+  it('counts deleted messages and scrubs edits through their partial indexes, not a scan of the conversation by its key', async () => {
+    const path = join(root, `p${++n}.db`);
+    const store = openSqliteStore({ path });
+    await store.init();
+    const db = new Database(path);
+    const plan = (sql: string, params: Record<string, unknown> = {}) =>
+      db.prepare<[Record<string, unknown>], { detail: string }>(`EXPLAIN QUERY PLAN ${sql}`).all(params).map((row) => row.detail);
+    const reads = (store as unknown as { statements: Record<string, { source?: string }> }).statements;
+    const params: Record<string, Record<string, unknown>> = {
+      list: { user: 'u', limit: 10 }, since: { user: 'u', since: 1, limit: 10 }, atVersion: { user: 'u', ver: 1 }, unread: { user: 'u' },
+    };
+    for (const [name, bound] of Object.entries(params)) {
+      const details = plan(reads[name]!.source!, bound);
+      expect(details).toContain('SEARCH d USING INDEX entries_deleted (conv=? AND seq>? AND seq<?)');
+      expect(details.filter((d) => /^SCAN (d|e|u|r)\b/.test(d) || /entries.*PRIMARY KEY \(conv=\? AND seq>/.test(d))).toEqual([]);
+    }
+    expect(plan(prepareChatWrites(db).scrubEdits.source.replace(/\?/g, '1'))).toEqual(['SEARCH entries USING INDEX entries_by_ref (conv=? AND ref=?)']);
+    db.close();
+    await store.close();
+  });
+
   it.each([['a short body', 40], ['a body spilling to overflow pages', 20_000]])(
     'a delete leaves no byte of %s in the database file or its WAL',
     async (_name, size) => {
@@ -214,7 +295,7 @@ describe('sqlite settings', () => {
       .prepare<[], { detail: string }>("EXPLAIN QUERY PLAN SELECT seq FROM entries WHERE conv = 'g' AND from_user = 'u' AND dev = 'd' AND cmid = 'c'")
       .all()
       .map((row) => row.detail);
-    expect(plan).toEqual(['SEARCH entries USING INDEX entries_by_cmid (cmid=? AND conv=? AND from_user=? AND dev=?)']);
+    expect(plan).toEqual(['SEARCH entries USING COVERING INDEX entries_by_cmid (cmid=? AND conv=? AND from_user=? AND dev=?)']);
     db.close();
     await store.close();
   });

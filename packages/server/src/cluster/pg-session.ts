@@ -48,20 +48,25 @@ export function sessionSettings(leaseMs: number): SessionSettings {
 }
 
 /** A pg pool config with the settings above (pass it to `new pg.Pool`). */
-export function clusterPoolConfig(options: ClusterSessionOptions): pg.PoolConfig {
-  const s = sessionSettings(options.leaseMs);
+/** The server-side settings as libpq startup options; `lockTimeout` for lease statements, not for commits. */
+function startupOptions(s: SessionSettings, lockTimeout: boolean): string {
   const startup = [
     `idle_in_transaction_session_timeout=${s.idleInTransactionMs}`,
-    `lock_timeout=${s.lockTimeoutMs}`,
+    ...(lockTimeout ? [`lock_timeout=${s.lockTimeoutMs}`] : []),
     `tcp_keepalives_idle=${s.keepaliveIdleSeconds}`,
     `tcp_keepalives_interval=${s.keepaliveIntervalSeconds}`,
     `tcp_keepalives_count=${s.keepaliveCount}`,
     `tcp_user_timeout=${s.tcpUserTimeoutMs}`,
   ];
+  return startup.map((setting) => `-c ${setting}`).join(' ');
+}
+
+export function clusterPoolConfig(options: ClusterSessionOptions): pg.PoolConfig {
+  const s = sessionSettings(options.leaseMs);
   return {
     connectionString: options.url,
     max: options.maxConnections ?? 4,
-    options: startup.map((setting) => `-c ${setting}`).join(' '),
+    options: startupOptions(s, true),
     keepAlive: true,
     keepAliveInitialDelayMillis: s.keepaliveIdleSeconds * 1000,
     connectionTimeoutMillis: Math.max(1000, options.leaseMs),
@@ -80,15 +85,8 @@ export function clusterPoolConfig(options: ClusterSessionOptions): pg.PoolConfig
  */
 export function commitPoolConfig(leaseMs: number): Omit<pg.PoolConfig, 'connectionString' | 'max'> {
   const s = sessionSettings(leaseMs);
-  const startup = [
-    `idle_in_transaction_session_timeout=${s.idleInTransactionMs}`,
-    `tcp_keepalives_idle=${s.keepaliveIdleSeconds}`,
-    `tcp_keepalives_interval=${s.keepaliveIntervalSeconds}`,
-    `tcp_keepalives_count=${s.keepaliveCount}`,
-    `tcp_user_timeout=${s.tcpUserTimeoutMs}`,
-  ];
   return {
-    options: startup.map((setting) => `-c ${setting}`).join(' '),
+    options: startupOptions(s, false),
     keepAlive: true,
     keepAliveInitialDelayMillis: s.keepaliveIdleSeconds * 1000,
     connectionTimeoutMillis: Math.max(1000, leaseMs),

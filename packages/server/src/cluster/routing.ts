@@ -10,6 +10,7 @@ import type { CreateFrame, MembersFrame, ReadFrame, SendFrame } from 'sequent-cl
 import type { OwnerRequests } from '../server/owner-requests.js';
 import type { Origin, Requester } from '../server/origin.js';
 import { NotOwnerError } from '../server/owner.js';
+import { failureCode, failureMessage } from '../server/failures.js';
 import type { ClusterBus, SlotHandler } from './bus.js';
 import { decodeForwarded, decodeReply, encodeForwarded, encodeReply, ForwardedOrigin, type OwnerFrame } from './forwarding.js';
 import { slotOf } from './slots.js';
@@ -98,7 +99,8 @@ export function answerForwarded(local: OwnerRequests, holder: SlotHolder, timeou
       };
       const failed = (error: unknown): void => {
         onError(error);
-        origin.error(frame.id, 'internal', 'internal error');
+        const code = failureCode(error);
+        origin.error(frame.id, code, failureMessage(code));
       };
       try {
         const done = runHere(origin, frame, run);

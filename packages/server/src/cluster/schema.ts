@@ -16,6 +16,7 @@
  *   flight under the old epoch, while a renewal (expires_at only) does not.
  * - `sequent_cluster_fence(slot, epoch)`: the commit-time check (its SQL: db/pg-fence.ts).
  */
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { fenceFunctionName, fenceFunctionSql } from '../db/pg-fence.js';
 import { inTransaction } from '../db/pg-transaction.js';
@@ -95,7 +96,13 @@ export async function ensureClusterSchema(pool: pg.Pool, tables: ClusterTables, 
       await client.query(`INSERT INTO ${tables.meta} (key, value) VALUES ('slots', $1)`, [String(slots)]);
       await client.query(`INSERT INTO ${tables.slots} (slot) SELECT generate_series(0, $1::int - 1) ON CONFLICT (slot) DO NOTHING`, [slots]);
     }
-    await client.query(fenceFunctionSql(tables.fence, tables.slots));
+    // Replaced only when it changed: a node starting must not lock the function running nodes' commits call.
+    const fenceSql = fenceFunctionSql(tables.fence, tables.slots);
+    const fingerprint = createHash('sha256').update(fenceSql).digest('hex').slice(0, 32);
+    if ((await readMeta(client, tables, 'fence_sql')) !== fingerprint) {
+      await client.query(fenceSql);
+      await client.query(`INSERT INTO ${tables.meta} (key, value) VALUES ('fence_sql', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [fingerprint]);
+    }
     return slots;
   });
 }

@@ -13,6 +13,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { CLOSE_CODES, PROTO_VERSION, decodeClientFrame, type ClientFrame, type DecodeResult, type HelloFrame } from 'sequent-client/protocol';
 import { TokenError, type Identity, type TokenAuthority } from './auth.js';
 import { Admission } from './admission.js';
+import { failureCode, failureMessage } from './failures.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import type { Reads } from './reads.js';
@@ -192,8 +193,9 @@ export class Gateway {
       return this.countBadFrame(session);
     }
     const failed = (error: unknown) => {
-      this.logger.error({ err: error, session: session.id, t: frame.t }, 'request failed');
-      session.error(frame.id, 'internal', 'internal error');
+      const code = failureCode(error);
+      this.logger[code === 'internal' ? 'error' : 'warn']({ err: error, session: session.id, t: frame.t }, 'request failed');
+      session.error(frame.id, code, failureMessage(code));
     };
     try {
       const handled = this.dispatch(session, frame, receivedAt, decoded.bodyJson);

@@ -22,7 +22,11 @@ export class Groups {
     if (state.ref.kind !== 'group') {
       return origin.error(frame.id, 'bad_request', 'a dm: conversation exists implicitly and cannot be created');
     }
-    if (state.exists) return origin.error(frame.id, 'conflict', `${frame.conv} already exists`);
+    if (state.exists) {
+      // Its creation may still be committing (a retry of the same create): say "exists" only once it does.
+      if (!(await state.untilDurable(1))) return origin.error(frame.id, 'unavailable', `${frame.conv} is reloading; retry`);
+      return origin.error(frame.id, 'conflict', `${frame.conv} already exists`);
+    }
     if (this.draining) return origin.error(frame.id, 'unavailable', 'server is shutting down; retry after reconnecting');
     const members = [...new Set([origin.user, ...frame.members])].sort();
     const entry = this.sequencer.append(
@@ -52,8 +56,12 @@ export class Groups {
     const effectiveAdd = add.filter((user) => !state.isMember(user)).sort();
     const effectiveRemove = remove.filter((user) => state.isMember(user)).sort();
     if (effectiveAdd.length === 0 && effectiveRemove.length === 0) {
-      // Nothing to change: the answer names the seq at which the asked-for state already holds.
-      return origin.ok(frame.id, frame.conv, state.last);
+      // Nothing to change: the answer names the seq at which the asked-for state already holds. Memory is
+      // as of the head, which may hold the very change this retries, still committing: answer once it is
+      // durable, never for a change a failed commit takes back.
+      const head = state.last;
+      if (!(await state.untilDurable(head))) return origin.error(frame.id, 'unavailable', `${frame.conv} is reloading; retry`);
+      return origin.ok(frame.id, frame.conv, head);
     }
     const entry = this.sequencer.append(
       state,

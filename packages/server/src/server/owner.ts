@@ -61,6 +61,8 @@ export class ConvState {
   private readonly laneMap = new Map<string, DeviceLane>();
   /** Entries handed a seq whose commit has not finished. */
   private pending = 0;
+  /** Answers waiting for a seq to be durable (untilDurable). */
+  private durableWaiters: { seq: number; settle: (durable: boolean) => void }[] = [];
   private stale = false;
   private strict = false;
   /**
@@ -212,6 +214,23 @@ export class ConvState {
     this.durableSeq = seq;
     this.pending--;
     this.moveRead(from, seq, true);
+    if (this.durableWaiters.length > 0) {
+      const ready = this.durableWaiters.filter((w) => w.seq <= seq);
+      this.durableWaiters = this.durableWaiters.filter((w) => w.seq > seq);
+      for (const w of ready) w.settle(true);
+    }
+  }
+
+  /**
+   * True once every entry up to `seq` is durable; false if this state breaks first
+   * (a commit failed, the slot moved). An answer judged on the head — which holds
+   * entries still committing — waits for this, or it could promise what a failed
+   * commit then takes back.
+   */
+  untilDurable(seq: number): Promise<boolean> {
+    if (this.durableSeq >= seq) return Promise.resolve(true);
+    if (this.stale) return Promise.resolve(false);
+    return new Promise((settle) => this.durableWaiters.push({ seq, settle }));
   }
 
   /** An entry handed a seq here will never be durable (its commit failed or was refused). */
@@ -222,6 +241,7 @@ export class ConvState {
   /** A commit failed: whoever holds this state must stop using it; the owner loads a fresh one on the next touch. */
   markBroken(): void {
     this.stale = true;
+    for (const w of this.durableWaiters.splice(0)) w.settle(false);
   }
 
   /** Turns strict dedup on (after a failed commit in this process; never off again). */

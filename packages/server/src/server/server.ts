@@ -121,8 +121,11 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
         delivery,
         holdMs: options.holdMs,
         drain: async (slot) => {
-          ingest.releaseAllHeld([...conversations.cached()].filter((state) => state.fence?.slot === slot), 'the conversation is moving to another node; resend');
-          await Promise.race([sequencer.idle(), new Promise((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref())]);
+          const moving = [...conversations.cached()].filter((state) => state.fence?.slot === slot);
+          ingest.releaseAllHeld(moving, 'the conversation is moving to another node; resend');
+          // Only this slot's commits in flight, not the whole node's: under load the sequencer is never idle.
+          const settled = Promise.all(moving.map((state) => state.untilDurable(state.last)));
+          await Promise.race([settled, new Promise((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref())]);
         },
         lost: (slot) => ingest.releaseAllHeld(conversations.dropWhere((state) => state.fence?.slot === slot), 'the conversation moved to another node; resend'),
         superseded: () => {

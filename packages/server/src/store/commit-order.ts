@@ -71,11 +71,6 @@ export class CommitOrder<B> {
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
-  /** Batches waiting to start (for tests of the scheduling). */
-  get waitingCount(): number {
-    return this.waiting.length;
-  }
-
   private pump(): void {
     while (this.running < this.options.maxRunning) {
       const group = this.nextGroup();

@@ -9,7 +9,7 @@
  * never later meet a change of its own list numbered below v. Commits that share
  * no user take no common lock (one global counter made every commit of every
  * node wait for the one before). The rows are locked in one order (of the user
- * ids), so two commits never wait for each other.
+ * ids), so two commits sharing users take turns and never deadlock on them.
  */
 import type pg from 'pg';
 import { inTransaction } from '../db/pg-transaction.js';

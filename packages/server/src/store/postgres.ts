@@ -20,6 +20,7 @@
  * cmids encoded so that NUL and lone surrogates survive; BIGINTs come back as
  * strings and are turned into numbers there.
  */
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { checkLeaseRef, fenceFunctionName, fenceManySql, isFenceRefusal, refusedLease, SlotFencedError } from '../db/pg-fence.js';
 import { inTransaction } from '../db/pg-transaction.js';
@@ -56,6 +57,12 @@ export interface PostgresStoreOptions {
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
+
+/** Changes whenever the schema SQL or its migrations change: an init with another fingerprint runs them. */
+const SCHEMA_FINGERPRINT = createHash('sha256')
+  .update([schemaSql('s'), laneRangeBackfill('s'), chatStateBackfill('s'), versionsMigration('s')].join('\n'))
+  .digest('hex')
+  .slice(0, 32);
 
 function schemaSql(schema: string): string {
   return `
@@ -205,6 +212,9 @@ class PostgresStore implements Store {
   }
 
   async init(): Promise<void> {
+    // A node starting beside running ones must not take DDL locks their commits cross (ALTER TABLE waits for
+    // every commit on the table while holding what later ones need: 40P01). A schema already current is left alone.
+    if (await this.schemaIsCurrent()) return;
     await inTransaction(this.pool, async (client) => {
       // Two processes creating the tables at once would race in the catalog: take turns.
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`sequent-store:${this.s}`]);
@@ -223,7 +233,22 @@ class PostgresStore implements Store {
       if (existing.length > 0 && ranged.length === 0) await client.query(laneRangeBackfill(this.s));
       if (existing.length > 0 && chat.length === 0) await client.query(chatStateBackfill(this.s));
       if (perUser.length === 0) await client.query(versionsMigration(this.s));
+      await client.query(
+        `INSERT INTO ${this.s}.meta (key, value) VALUES ('schema_sql', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        [SCHEMA_FINGERPRINT],
+      );
     });
+  }
+
+  /** Whether the last init of this schema ran this very schema SQL (its fingerprint is stored with it). */
+  private async schemaIsCurrent(): Promise<boolean> {
+    try {
+      const { rows } = await this.pool.query<{ value: string }>(`SELECT value FROM ${this.s}.meta WHERE key = 'schema_sql'`);
+      return rows[0]?.value === SCHEMA_FINGERPRINT;
+    } catch (error) {
+      if ((error as { code?: string }).code === '42P01' || (error as { code?: string }).code === '3F000') return false; // no table or schema yet
+      throw error;
+    }
   }
 
   async close(): Promise<void> {

@@ -28,7 +28,10 @@ export function prepareChatWrites(db: Database.Database): ChatWrites {
     markEdited: db.prepare<[number, string, number]>("UPDATE entries SET edited = ? WHERE conv = ? AND seq = ? AND kind = 'msg'"),
     // With secure_delete on, the old body's bytes are overwritten in the page, not only unlinked.
     scrubTarget: db.prepare<[number, string, number]>("UPDATE entries SET body = 'null', deleted = ? WHERE conv = ? AND seq = ?"),
-    scrubEdits: db.prepare<[number, string, number]>("UPDATE entries SET body = 'null', deleted = ? WHERE conv = ? AND ref = ? AND kind = 'edit'"),
+    // Named index: the key (conv, seq) also matches conv = ?, and would mean a scan of the whole conversation.
+    scrubEdits: db.prepare<[number, string, number]>(
+      "UPDATE entries INDEXED BY entries_by_ref SET body = 'null', deleted = ? WHERE conv = ? AND ref = ? AND kind = 'edit'",
+    ),
     joinMember: db.prepare(
       `INSERT INTO member_state (conv, member, read, pub_read, ver, active) VALUES (@conv, @member, @read, @read, @ver, 1)
        ON CONFLICT (conv, member) DO UPDATE SET active = 1, read = max(read, excluded.read), pub_read = max(pub_read, excluded.pub_read), ver = excluded.ver`,

@@ -8,6 +8,8 @@
  * `msg` entries stored with every entry (and `convs.msgs` for the newest); the third
  * counts rows of a partial index holding deleted messages only. A user's own messages
  * are never in (read, L]: every entry moves its sender's read position to its seq.
+ * The deleted count names its index: the entries' own key (conv, seq) also fits the
+ * range, and SQLite would otherwise scan every entry in (read, L] for the few deleted.
  */
 import Database from 'better-sqlite3';
 import type { ConvListing, ConvsQuery, ConvsSnapshot, ConvsState, EntryMeta, ReadPosition } from './types.js';
@@ -19,7 +21,7 @@ const ROW = `
          CASE WHEN m.to_seq IS NULL THEN c.msgs
               ELSE coalesce((SELECT u.mcount FROM entries u WHERE u.conv = s.conv AND u.seq = m.to_seq), 0) END
            - coalesce((SELECT r.mcount FROM entries r WHERE r.conv = s.conv AND r.seq = s.read), 0)
-           - (SELECT count(*) FROM entries d WHERE d.conv = s.conv AND d.deleted IS NOT NULL AND d.kind = 'msg'
+           - (SELECT count(*) FROM entries d INDEXED BY entries_deleted WHERE d.conv = s.conv AND d.deleted IS NOT NULL AND d.kind = 'msg'
                 AND d.seq > s.read AND d.seq <= coalesce(m.to_seq, c.last)) AS unread
     FROM member_state s
     JOIN convs c ON c.conv = s.conv

@@ -14,7 +14,44 @@ import type { CommitBatch } from './types.js';
 export type SqliteDurability = 'full' | 'process';
 
 /** Bumped when the schema changes shape; a store refuses a file written by a newer schema. */
-export const SQLITE_SCHEMA_VERSION = 5;
+export const SQLITE_SCHEMA_VERSION = 6;
+
+/**
+ * The log, clustered by conversation: a WITHOUT ROWID table keyed by (conv, seq), so a
+ * sync page is one range of adjacent rows. A rowid table kept rows in arrival order across
+ * conversations and found each row of a page through the (conv, seq) index and then a
+ * second B-tree seek; the range read costs about half as much this way (docs/bench.md).
+ * A large body spills to overflow pages, as it does in a rowid table.
+ */
+function entriesTable(name: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${name} (
+  conv      TEXT NOT NULL,
+  seq       INTEGER NOT NULL,
+  kind      TEXT NOT NULL,
+  mid       TEXT NOT NULL,
+  ts        INTEGER NOT NULL,
+  from_user TEXT NOT NULL,
+  dev       TEXT NOT NULL,
+  cmid      TEXT,
+  dseq      INTEGER,
+  body      TEXT NOT NULL,
+  ctx       TEXT,
+  ref       INTEGER,
+  edited    INTEGER,
+  deleted   INTEGER,
+  mcount    INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (conv, seq)
+) WITHOUT ROWID, STRICT;`;
+}
+
+/** Every column of an entries row, in the table's order: what the schema 6 rewrite copies. */
+const ENTRIES_ALL_COLUMNS = 'conv, seq, kind, mid, ts, from_user, dev, cmid, dseq, body, ctx, ref, edited, deleted, mcount';
+
+// Dedup: one entry per (conv, user, device, cmid). cmid leads: cmids that grow with time
+// (as the SDK makes them) then all land at one end of the index, instead of at one point
+// per device lane, and a group commit dirties a few index pages rather than one or more
+// per lane. A lookup is still one seek on all four columns.
+const ENTRIES_DEDUP_INDEX = 'CREATE UNIQUE INDEX IF NOT EXISTS entries_by_cmid ON entries (cmid, conv, from_user, dev) WHERE cmid IS NOT NULL;';
 
 // STRICT tables: a value of the wrong type is an error, not a silent coercion.
 const SCHEMA = `
@@ -31,30 +68,8 @@ CREATE TABLE IF NOT EXISTS convs (
   msgs    INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID, STRICT;
 
--- A rowid table: bodies can be large, and appends stay cheap. (conv, seq) is the fence.
-CREATE TABLE IF NOT EXISTS entries (
-  conv      TEXT NOT NULL,
-  seq       INTEGER NOT NULL,
-  kind      TEXT NOT NULL,
-  mid       TEXT NOT NULL,
-  ts        INTEGER NOT NULL,
-  from_user TEXT NOT NULL,
-  dev       TEXT NOT NULL,
-  cmid      TEXT,
-  dseq      INTEGER,
-  body      TEXT NOT NULL,
-  ctx       TEXT,
-  ref       INTEGER,
-  edited    INTEGER,
-  deleted   INTEGER,
-  mcount    INTEGER NOT NULL DEFAULT 0,
-  UNIQUE (conv, seq)
-) STRICT;
--- Dedup: one entry per (conv, user, device, cmid). cmid leads: cmids that grow with time
--- (as the SDK makes them) then all land at one end of the index, instead of at one point
--- per device lane, and a group commit dirties a few index pages rather than one or more
--- per lane. A lookup is still one seek on all four columns.
-CREATE UNIQUE INDEX IF NOT EXISTS entries_by_cmid ON entries (cmid, conv, from_user, dev) WHERE cmid IS NOT NULL;
+${entriesTable('entries')}
+${ENTRIES_DEDUP_INDEX}
 
 -- Each device's highest dseq per conversation, written once per group commit: cheaper than
 -- an index over every entry's dseq, updated on every insert. min_cmid/max_cmid bound the
@@ -183,7 +198,24 @@ function migrate(db: Database.Database, from: number): void {
                                AND e.dev = device_lanes.dev AND e.cmid NOT GLOB '*[^ -~]*')`);
     }
     if (from < 5) migrateChatState(db);
+    if (from < 6) clusterEntries(db);
   }).immediate();
+}
+
+/**
+ * Schema 6 keeps the entries in a WITHOUT ROWID table keyed by (conv, seq): the
+ * rows are copied over in key order and the old table dropped (its pages are
+ * overwritten, secure_delete being on). Its indexes go with it and are made
+ * again on the new table (the chat-state ones by ensureSchema after this).
+ */
+function clusterEntries(db: Database.Database): void {
+  const table = db.prepare<[], { sql: string }>("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'entries'").get();
+  if (table && /WITHOUT\s+ROWID/i.test(table.sql)) return;
+  db.exec(`${entriesTable('entries_v6')}
+           INSERT INTO entries_v6 (${ENTRIES_ALL_COLUMNS}) SELECT ${ENTRIES_ALL_COLUMNS} FROM entries ORDER BY conv, seq;
+           DROP TABLE entries;
+           ALTER TABLE entries_v6 RENAME TO entries;
+           ${ENTRIES_DEDUP_INDEX}`);
 }
 
 /**
