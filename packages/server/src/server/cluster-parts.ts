@@ -11,7 +11,7 @@ import { ClusterNode } from '../cluster/node.js';
 import { answerForwarded, ClusterRouting } from '../cluster/routing.js';
 import { TakeoverHeads } from '../cluster/takeover-heads.js';
 import type { ConversationOwner } from './owner.js';
-import { StoreConvViews } from './conv-view.js';
+import type { ConvViews } from './conv-view.js';
 import type { Delivery, Presence } from './delivery.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ResolvedCluster } from './options.js';
@@ -38,7 +38,8 @@ export interface ClusterParts {
   readonly node: ClusterNode;
   /** Follows joins and leaves of this node's connections (bus interest, push filters). */
   readonly presenceWatch: { joined(connection: Session): void; left(connection: Session): void };
-  delivery(presence: Presence<Session>, store: Store): Delivery;
+  /** `views`: who may read what, from the store (a push gap is filled only with what the user may read). */
+  delivery(presence: Presence<Session>, store: Store, views: ConvViews): Delivery;
   routing(local: OwnerRequests, holdMs: number): OwnerRequests<Session>;
   onResync(handler: () => void): void;
   /** Takes this node's slots; from then on it decides for their conversations and answers forwarded requests. */
@@ -78,12 +79,12 @@ export async function openClusterParts(postgresUrl: string, options: ResolvedClu
       joined: (connection) => delivery?.joined(connection),
       left: (connection) => delivery?.left(connection),
     },
-    delivery(presence, store) {
+    delivery(presence, store, views) {
       delivery = new ClusterDelivery<Session>({
         presence,
         bus: node.bus,
         store,
-        views: new StoreConvViews(store),
+        views,
         tag: `${options.node}/${process.pid}/${Math.random().toString(36).slice(2)}`,
         metrics,
         onUnfilled: (conv, after, upTo, error) => logger.debug({ conv, after, upTo, err: error }, 'push gap left to the client'),

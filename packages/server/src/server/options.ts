@@ -6,6 +6,9 @@ import type { Logger } from 'pino';
 import { DEFAULT_HOLD_MS, DEFAULT_MAX_BODY, DEFAULT_MAX_FRAME, HELLO_TIMEOUT_MS } from 'sequent-client/protocol';
 import type { Store } from '../store/index.js';
 import type { IdSources } from './ids.js';
+// Neither loads a driver or the bus client: membership.ts imports pg's types only, subjects.ts nothing.
+import { checkNodeName } from '../cluster/membership.js';
+import { checkPrefix } from '../cluster/subjects.js';
 
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 8080;
@@ -181,13 +184,13 @@ function tlsOption(value: ServerOptions['tls']): ResolvedOptions['tls'] {
   return Object.freeze({ cert: value.cert, key: value.key });
 }
 
-const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
-const NATS_TOKEN = /^[A-Za-z0-9_-]+$/;
-
-function natsPrefix(value: string | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string' || value.length > 200 || !value.split('.').every((token) => NATS_TOKEN.test(token))) {
-    throw new OptionError('prefix', `a NATS prefix is dot-separated tokens of letters, digits, '_' and '-', got ${JSON.stringify(value)}`);
+/** A check of the cluster layer's, as an option error naming the option. */
+function checked(name: string, value: unknown, check: (value: string) => void): string {
+  if (typeof value !== 'string') throw new OptionError(name, `expected a string, got ${JSON.stringify(value)}`);
+  try {
+    check(value);
+  } catch (error) {
+    throw new OptionError(name, error instanceof Error ? error.message : String(error));
   }
   return value;
 }
@@ -198,15 +201,12 @@ function clusterOption(value: ClusterOptions | undefined, postgres: string | und
   if (typeof value.natsUrl !== 'string' || !/^(nats|tls):\/\/[^/\s]+$/.test(value.natsUrl)) {
     throw new OptionError('natsUrl', `expected a nats://host:port URL, got ${JSON.stringify(value.natsUrl)}`);
   }
-  if (typeof value.node !== 'string' || !NODE_NAME.test(value.node)) {
-    throw new OptionError('node', `a node name is 1 to 100 letters, digits, '_', '.' or '-' (not first), got ${JSON.stringify(value.node)}`);
-  }
   return Object.freeze({
     natsUrl: value.natsUrl,
-    node: value.node,
+    node: checked('node', value.node, checkNodeName),
     leaseMs: integer('leaseMs', value.leaseMs, DEFAULT_LEASE_MS, 100, 600_000),
     slots: value.slots === undefined ? undefined : integer('slots', value.slots, 0, 1, 1 << 16),
-    prefix: natsPrefix(value.prefix),
+    prefix: value.prefix === undefined ? undefined : checked('prefix', value.prefix, checkPrefix),
   });
 }
 

@@ -16,7 +16,7 @@ import { Gateway, WS_PATH } from './gateway.js';
 import { Groups } from './groups.js';
 import { openIdSources } from './ids.js';
 import { Ingest } from './ingest.js';
-import { ConversationOwner } from './owner.js';
+import { ConversationOwner, type ConvState } from './owner.js';
 import { ServerMetrics } from './metrics.js';
 import { listenForMetrics, type MetricsListener } from './metrics-listener.js';
 import { resolveOptions, type ServerOptions } from './options.js';
@@ -57,6 +57,9 @@ async function openEmbeddedStore(path: string, durability: 'full' | 'process'): 
   return openSqliteStore({ path, durability });
 }
 
+/** Whether a conversation's state was loaded under `slot`'s lease (cluster mode). */
+const inSlot = (slot: number) => (state: ConvState): boolean => state.fence?.slot === slot;
+
 export async function startServer(input: ServerOptions): Promise<RunningServer> {
   const options = resolveOptions(input);
   const logger: Logger = input.logger ?? pino({ level: 'silent' });
@@ -90,15 +93,15 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
   // A conversation's ts never goes below its newest entry's, whatever this machine's clock says.
   const conversations = new ConversationOwner(store, 100_000, (state) => ids.clock.observe(state.lastTs), cluster?.node);
   const presence = new Presence<Session>(cluster?.presenceWatch);
-  const delivery: Delivery = cluster ? cluster.delivery(presence, store) : new LocalDelivery(presence, metrics);
+  // A cluster node answers reads of conversations other nodes own: from the store, not from memory.
+  const views: ConvViews = cluster ? new StoreConvViews(store) : conversations;
+  const delivery: Delivery = cluster ? cluster.delivery(presence, store, views) : new LocalDelivery(presence, metrics);
   const flusher = new FrameFlusher();
   const sequencer = new Sequencer(store, conversations, ids.clock, ids.mids, options.maxBatch, metrics, logger, (batch) =>
     delivery.entries(batch),
   );
   const ingest = new Ingest(store, conversations, sequencer, metrics, options);
   const groups = new Groups(conversations, sequencer);
-  // A cluster node answers reads of conversations other nodes own: from the store, not from memory.
-  const views: ConvViews = cluster ? new StoreConvViews(store) : conversations;
   const reads = new Reads(store, views, options);
   const chat = new ChatState(store, conversations, views, delivery);
   const ownedHere = decidedHere(ingest, groups, chat);
@@ -121,13 +124,13 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
         delivery,
         holdMs: options.holdMs,
         drain: async (slot) => {
-          const moving = [...conversations.cached()].filter((state) => state.fence?.slot === slot);
+          const moving = [...conversations.cached()].filter(inSlot(slot));
           ingest.releaseAllHeld(moving, 'the conversation is moving to another node; resend');
           // Only this slot's commits in flight, not the whole node's: under load the sequencer is never idle.
           const settled = Promise.all(moving.map((state) => state.untilDurable(state.last)));
           await Promise.race([settled, new Promise((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref())]);
         },
-        lost: (slot) => ingest.releaseAllHeld(conversations.dropWhere((state) => state.fence?.slot === slot), 'the conversation moved to another node; resend'),
+        lost: (slot) => ingest.releaseAllHeld(conversations.dropWhere(inSlot(slot)), 'the conversation moved to another node; resend'),
         superseded: () => {
           logger.error({ node: options.cluster?.node }, 'another process joined under this node name: stopping');
           void close().then(() => stoppedBy('superseded'));
