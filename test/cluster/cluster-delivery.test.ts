@@ -98,4 +98,40 @@ describe.skipIf(!available)('cluster delivery over the bus', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(u.frames.map((f) => f.seq)).toEqual([1, 2, 4, 7]);
   });
+
+  it('drops a read push at or below one the connection already got, from whichever node it comes (a paused old owner flushing late)', async () => {
+    const store = new MemoryStore();
+    await store.init();
+    const prefix = `sequent.test_${randomBytes(4).toString('hex')}`;
+    const oldOwner = await node(prefix, 'old-owner', store);
+    const newOwner = await node(prefix, 'new-owner', store);
+    const gateway = await node(prefix, 'gateway', store);
+    const viewer = new TestConnection(3003, 'ann', 'd1');
+    const local = new TestConnection(4004, 'ann', 'd2');
+    gateway.presence.join(viewer);
+    newOwner.presence.join(local);
+    await gateway.bus.flush();
+    await newOwner.bus.flush();
+    const reads = (c: TestConnection) => c.frames.filter((f) => f.t === 'read').map((f) => [(f as { user?: string }).user, f.seq]);
+
+    newOwner.delivery.read(['ann'], CONV, 'bo', 149, true);
+    await until('the new position arrives', () => reads(viewer).length === 1);
+    // The old owner's older position comes after it, and the same one again: neither is shown.
+    oldOwner.delivery.read(['ann'], CONV, 'bo', 138, true);
+    oldOwner.delivery.read(['ann'], CONV, 'bo', 149, true);
+    // Another reader's position, and bo's next one, still go through.
+    oldOwner.delivery.read(['ann'], CONV, 'cy', 3, true);
+    newOwner.delivery.read(['ann'], CONV, 'bo', 150, true);
+    await until('the later pushes arrive', () => reads(viewer).length === 3);
+    await new Promise((r) => setTimeout(r, 100));
+    // Two publishers: their pushes interleave in any order, but each reader's positions only go up.
+    const byReader = (c: TestConnection, user: string) => reads(c).filter(([u]) => u === user).map(([, seq]) => seq);
+    expect(reads(viewer)).toHaveLength(3);
+    expect(byReader(viewer, 'bo')).toEqual([149, 150]);
+    expect(byReader(viewer, 'cy')).toEqual([3]);
+    // The new owner's own connection got its pushes directly and the old owner's stale one not at all.
+    expect(reads(local)).toHaveLength(3);
+    expect(byReader(local, 'bo')).toEqual([149, 150]);
+    expect(byReader(local, 'cy')).toEqual([3]);
+  });
 });

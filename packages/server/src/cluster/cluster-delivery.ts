@@ -26,14 +26,18 @@ type Pushed = string | Buffer | typeof SKIP;
 
 /** A gap wider than this is not filled from the store: the client sees it and syncs, one request instead of a flood of pushes. */
 export const MAX_FILL = 256;
+/** Read positions remembered per connection (one per conversation and reader); past it the least recently moved is forgotten. */
+export const MAX_READ_MARKS = 10_000;
 
 interface PushHeader {
   /** The publishing node's tag: a node ignores its own. */
   n: string;
-  /** 'm': an entry (with c, s, o); 'x': a frame without a seq (read, typing). */
-  k: 'm' | 'x';
+  /** 'm': an entry (with c, s, o); 'r': a read position (with c, u, s); 'x': a frame shown as it comes (typing). */
+  k: 'm' | 'r' | 'x';
   c?: string;
   s?: number;
+  /** The reader whose position a read push moves. */
+  u?: string;
   /** The connection that sent the entry. */
   o?: number;
 }
@@ -52,6 +56,12 @@ export interface ClusterDeliveryOptions<C extends Connection> {
 
 export class ClusterDelivery<C extends Connection> implements Delivery {
   private readonly filters = new Map<C, PushFilter<Pushed>>();
+  /**
+   * Per connection, the highest read position pushed for each (conversation, reader). A read push
+   * from a node that was paused, or whose bus connection held it back, can come after a newer one
+   * from the slot's next owner: it is dropped, so a connection never sees a read position go back.
+   */
+  private readonly readMarks = new Map<C, Map<string, number>>();
   private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder();
 
@@ -76,6 +86,7 @@ export class ClusterDelivery<C extends Connection> implements Delivery {
 
   left(connection: C): void {
     this.filters.delete(connection);
+    this.readMarks.delete(connection);
     this.options.bus.removeUser(connection.user);
   }
 
@@ -95,11 +106,12 @@ export class ClusterDelivery<C extends Connection> implements Delivery {
   }
 
   read(to: readonly string[], conv: string, user: string, seq: number, isPublic: boolean): void {
-    this.frame(to, JSON.stringify(isPublic ? { t: 'read', conv, user, seq } : { t: 'read', conv, user, seq, private: true }));
+    const text = Buffer.from(JSON.stringify(isPublic ? { t: 'read', conv, user, seq } : { t: 'read', conv, user, seq, private: true }));
+    this.frame(to, { n: this.options.tag, k: 'r', c: conv, u: user, s: seq }, text);
   }
 
   typing(to: readonly string[], conv: string, user: string): void {
-    this.frame(to, JSON.stringify({ t: 'typing', conv, user }));
+    this.frame(to, { n: this.options.tag, k: 'x' }, Buffer.from(JSON.stringify({ t: 'typing', conv, user })));
   }
 
   /** A push from the bus for `user` (ClusterBus's onPush). */
@@ -109,7 +121,7 @@ export class ClusterDelivery<C extends Connection> implements Delivery {
     const header = JSON.parse(this.decoder.decode(payload.subarray(0, cut))) as PushHeader;
     if (header.n === this.options.tag) return;
     const text = Buffer.from(payload.buffer, payload.byteOffset + cut + 1, payload.byteLength - cut - 1);
-    if (header.k === 'x') return this.textHere(user, text);
+    if (header.k !== 'm') return this.frameHere(user, header, text);
     if (header.c === undefined || header.s === undefined) return;
     this.entryHere(user, header.c, header.s, header.o, text);
   }
@@ -132,20 +144,38 @@ export class ClusterDelivery<C extends Connection> implements Delivery {
     }
   }
 
-  private frame(to: readonly string[], json: string): void {
-    const text = Buffer.from(json);
-    const payload = this.payload({ n: this.options.tag, k: 'x' }, text);
+  private frame(to: readonly string[], header: PushHeader, text: Buffer): void {
+    const payload = this.payload(header, text);
     for (const user of to) {
       this.options.bus.publish(user, payload);
       this.options.metrics.busPublished.inc();
-      this.textHere(user, text);
+      this.frameHere(user, header, text);
     }
   }
 
-  private textHere(user: string, text: Buffer): void {
+  /** A read or typing push to `user`'s connections here; a read position at or below one already pushed is dropped. */
+  private frameHere(user: string, header: PushHeader, text: Buffer): void {
     const connections = this.options.presence.of(user);
     if (!connections) return;
-    for (const connection of connections) if (!connection.closed) connection.sendText(text);
+    for (const connection of connections) {
+      if (connection.closed) continue;
+      if (header.k === 'r' && !this.readMovesOn(connection, header)) continue;
+      connection.sendText(text);
+    }
+  }
+
+  private readMovesOn(connection: C, header: PushHeader): boolean {
+    if (header.c === undefined || header.u === undefined || header.s === undefined) return false;
+    let marks = this.readMarks.get(connection);
+    if (!marks) this.readMarks.set(connection, (marks = new Map()));
+    const key = `${header.c}\u0000${header.u}`;
+    const pushed = marks.get(key);
+    if (pushed !== undefined && header.s <= pushed) return false;
+    // Re-inserted, so the map's first key is the least recently moved one.
+    marks.delete(key);
+    marks.set(key, header.s);
+    if (marks.size > MAX_READ_MARKS) marks.delete(marks.keys().next().value as string);
+    return true;
   }
 
   /** The header's JSON (which never holds a raw newline), a newline, then the frame's text as it goes to the socket. */
