@@ -5,14 +5,14 @@ import { ClusterBus, type ClusterBusOptions } from '../../packages/server/src/cl
 import { defaultPrefix, subjects } from '../../packages/server/src/cluster/subjects.js';
 import { NATS_URL, serviceAvailable } from '../support/services.js';
 import { sleep, until } from './databases.js';
-import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
+import { endpointOf, startLinkProxy, type LinkProxy } from '../../packages/server/src/chaos/link-proxy.js';
 
 const available = await serviceAvailable('nats', NATS_URL);
 const text = (s: string) => new TextEncoder().encode(s);
 const str = (b: Uint8Array) => new TextDecoder().decode(b);
 
 const buses: ClusterBus[] = [];
-const proxies: TcpProxy[] = [];
+const proxies: LinkProxy[] = [];
 afterEach(async () => {
   await Promise.all(buses.splice(0).map((b) => b.close()));
   await Promise.all(proxies.splice(0).map((p) => p.close()));
@@ -147,14 +147,14 @@ describe.skipIf(!available)('cluster bus', () => {
   });
 
   it('after a bus reconnect it resubscribes first, then reports resync: a push published at resync arrives', async () => {
-    const proxy = await startTcpProxy({ host: new URL(NATS_URL).hostname, port: Number(new URL(NATS_URL).port || 4222) });
+    const proxy = await startLinkProxy({ host: new URL(NATS_URL).hostname, port: Number(new URL(NATS_URL).port || 4222) });
     proxies.push(proxy);
     const prefix = freshPrefix();
     const got: string[] = [];
     const events: string[] = [];
     const owner = await bus(prefix);
     const node = await bus(prefix, {
-      servers: proxy.url('nats'),
+      servers: `nats://127.0.0.1:${proxy.port}`,
       reconnectTimeWaitMs: 50,
       onPush: (_user, payload) => got.push(str(payload)),
       onDisconnect: () => events.push('disconnect'),

@@ -14,12 +14,12 @@ import { startServer, type RunningServer } from '../../packages/server/src/serve
 import { NATS_URL, POSTGRES_URL, serviceAvailable } from '../support/services.js';
 import { WireClient, type Reply } from '../support/wire.js';
 import { createTestDatabase, type TestDatabase, until } from './databases.js';
-import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
+import { endpointOf, startLinkProxy, type LinkProxy } from '../../packages/server/src/chaos/link-proxy.js';
 
 const available = (await serviceAvailable('postgres', POSTGRES_URL)) && (await serviceAvailable('nats', NATS_URL));
 const SLOTS = 8;
 let db: TestDatabase | undefined;
-let proxy: TcpProxy | undefined;
+let proxy: LinkProxy | undefined;
 const servers: RunningServer[] = [];
 const dirs: string[] = [];
 const clients: WireClient[] = [];
@@ -67,10 +67,9 @@ async function sendAcked(client: WireClient, conv: string, cmid: string, dseq: n
 describe.skipIf(!available)('a cluster node losing its NATS connection', () => {
   it('reconnects, closes its clients with 1001 to resync, and forwards again', async () => {
     db = await createTestDatabase();
-    const { hostname, port } = new URL(NATS_URL);
-    proxy = await startTcpProxy({ host: hostname, port: Number(port || 4222) });
+    proxy = await startLinkProxy(endpointOf(NATS_URL, 4222));
     const direct = await node('direct', NATS_URL);
-    const proxied = await node('proxied', proxy.url('nats'));
+    const proxied = await node('proxied', `nats://127.0.0.1:${proxy.port}`);
     const holders = async (): Promise<Record<string, number>> => ((await (await fetch(`${direct.httpUrl}/cluster`)).json()) as { holders: Record<string, number> }).holders;
     await until('both nodes hold slots', async () => {
       const h = await holders();

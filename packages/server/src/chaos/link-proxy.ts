@@ -10,6 +10,8 @@
  *   nothing either. `blackhole(false)` lets traffic flow again; what vanished
  *   stays lost, so the protocol on top of it is broken for those connections and
  *   it is up to the node (keepalives, timeouts) to give them up.
+ * - `delayUpstream(ms)`: every later node→service chunk is held this long, order
+ *   kept, as a slow path to the service would hold it.
  *
  * The kernel still acknowledges the bytes to the node's socket (the relay reads
  * them), so TCP keepalives and `tcp_user_timeout` on the node's side do not fire
@@ -30,6 +32,8 @@ export interface LinkProxy {
   /** While on, traffic in both directions is silently discarded and no socket is closed. */
   blackhole(on: boolean): void;
   readonly blackholed: boolean;
+  /** Holds every later chunk towards the target this long (0: none); chunks keep their order. */
+  delayUpstream(ms: number): void;
   /** Connections being relayed now. */
   connections(): number;
   readonly stats: { accepted: number; cut: number; droppedBytes: number };
@@ -40,6 +44,7 @@ export async function startLinkProxy(target: Endpoint, listen: Endpoint = { host
   const live = new Set<net.Socket>();
   const stats = { accepted: 0, cut: 0, droppedBytes: 0 };
   let holed = false;
+  let upstreamDelayMs = 0;
   const server = net.createServer((client) => {
     stats.accepted++;
     const upstream = net.connect(target);
@@ -57,7 +62,9 @@ export async function startLinkProxy(target: Endpoint, listen: Endpoint = { host
       if (holed) stats.droppedBytes += chunk.length;
       else to.write(chunk);
     };
-    client.on('data', relay(upstream));
+    const toUpstream = relay(upstream);
+    // equal delays fire in order, so delayed chunks keep their order
+    client.on('data', (chunk: Buffer) => (upstreamDelayMs === 0 ? toUpstream(chunk) : setTimeout(toUpstream, upstreamDelayMs, chunk)));
     upstream.on('data', relay(client));
   });
   await new Promise<void>((resolve, reject) => {
@@ -80,6 +87,9 @@ export async function startLinkProxy(target: Endpoint, listen: Endpoint = { host
     },
     get blackholed() {
       return holed;
+    },
+    delayUpstream(ms) {
+      upstreamDelayMs = ms;
     },
     connections: () => live.size / 2,
     stats,
