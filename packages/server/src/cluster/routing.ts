@@ -12,7 +12,7 @@ import type { Origin, Requester } from '../server/origin.js';
 import { NotOwnerError } from '../server/owner.js';
 import { failureCode, failureMessage } from '../server/failures.js';
 import type { ClusterBus, SlotHandler } from './bus.js';
-import { decodeForwarded, decodeReply, encodeForwarded, encodeReply, ForwardedOrigin, type OwnerFrame } from './forwarding.js';
+import { decodeForwarded, encodeForwarded, encodeReply, ForwardedOrigin, type OwnerFrame } from './forwarding.js';
 import { slotOf } from './slots.js';
 
 export interface SlotHolder {
@@ -66,7 +66,8 @@ export class ClusterRouting implements OwnerRequests<Requester> {
   private async forward(origin: Requester, slot: number, frame: OwnerFrame, bodyJson?: string): Promise<void> {
     this.counters.forwarded();
     const result = await this.bus.forward(slot, encodeForwarded(origin, frame, bodyJson), this.timeoutMs);
-    if (result.ok) return origin.sendText(decodeReply(result.reply));
+    // The owner's frame goes out as the bytes it came in (no decode to text and encode again).
+    if (result.ok) return origin.sendText(Buffer.from(result.reply.buffer, result.reply.byteOffset, result.reply.byteLength));
     this.counters.unanswered(result.cause);
     origin.error(frame.id, 'unavailable', `the owner of ${frame.conv} could not be reached (${result.cause}); resend`);
   }
@@ -77,7 +78,13 @@ export class ClusterRouting implements OwnerRequests<Requester> {
  * handlers; a request for a slot given up since it was sent is `unavailable`,
  * never forwarded again (two nodes disagreeing about the owner must not bounce it).
  */
-export function answerForwarded(local: OwnerRequests, holder: SlotHolder, timeoutMs: number, onError: (error: unknown) => void): SlotHandler {
+export function answerForwarded(
+  local: OwnerRequests,
+  holder: SlotHolder,
+  /** The gateway's timeout: the gateway drops a later answer, so the owner keeps no timer of its own. */
+  _timeoutMs: number,
+  onError: (error: unknown) => void,
+): SlotHandler {
   return async (bytes, slot) => {
     const forwarded = decodeForwarded(bytes);
     const origin = new ForwardedOrigin(forwarded);
@@ -109,14 +116,8 @@ export function answerForwarded(local: OwnerRequests, holder: SlotHolder, timeou
         failed(error);
       }
     }
-    // The gateway has given up by then; the answer, if it ever comes, has nobody to go to.
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(''), timeoutMs)));
-    try {
-      return encodeReply(await Promise.race([origin.answer, late]));
-    } finally {
-      clearTimeout(timer);
-    }
+    // Every owner request is answered once; one answered after the gateway's timeout is dropped there.
+    return encodeReply(await origin.answer);
   };
 }
 
