@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { AckFrame, ErrorCode, SendFrame, ServerFrame } from '../../packages/client/src/protocol/index.js';
 import { ClusterBus, type ForwardResult } from '../../packages/server/src/cluster/bus.js';
 import { decodeBatch, encodeBatch, MAX_BATCH_REQUESTS } from '../../packages/server/src/cluster/forward-batch.js';
+import { decodeForwarded, encodeForwarded } from '../../packages/server/src/cluster/forwarding.js';
 import { answerForwarded, ClusterRouting } from '../../packages/server/src/cluster/routing.js';
 import { slotOf } from '../../packages/server/src/cluster/slots.js';
 import type { Requester } from '../../packages/server/src/server/origin.js';
@@ -67,6 +68,20 @@ describe('batch wire format', () => {
       { slot: 0, request: 'ünï' },
     ]);
     expect(() => decodeBatch(bytes.subarray(0, bytes.length - 1))).toThrow(RangeError);
+  });
+});
+
+describe('forwarded request encoding', () => {
+  const origin = { user: 'ann\nx', device: 'phone', connection: 42, ack: () => undefined, ok: () => undefined, error: () => undefined };
+
+  it('a send arrives with its body as the gateway measured it, newlines and all; other frames whole', () => {
+    const body = { text: 'line 1\nline 2 ünï "quoted"', n: [1, 2] };
+    const bodyJson = JSON.stringify(body);
+    const frame: SendFrame = { t: 'send', id: 3, conv: 'g:x\ny', cmid: 'c', dseq: 9, kind: 'msg', body };
+    const got = decodeForwarded(encodeForwarded(origin, frame, bodyJson));
+    expect(got).toEqual({ frame, bodyJson, user: 'ann\nx', device: 'phone', connection: 42 });
+    const read = { t: 'read' as const, id: 4, conv: 'g:x', seq: 17 };
+    expect(decodeForwarded(encodeForwarded(origin, read))).toEqual({ frame: read, bodyJson: undefined, user: 'ann\nx', device: 'phone', connection: 42 });
   });
 });
 
