@@ -171,6 +171,18 @@ describe.skipIf(!available)('forwarding in batches over the bus', () => {
     expect(replies.map(replyText)).toEqual(['done', ...Array.from({ length: 8 }, () => 'unavailable:timeout'), 'done']);
   });
 
+  it('requests waiting when the gateway’s bus closes are unavailable (closed), and so is one forwarded after', async () => {
+    const prefix = freshPrefix();
+    const [owner, gateway] = [await bus(prefix), await bus(prefix)];
+    owner.serveSlot(6, () => new Promise<Uint8Array>(() => undefined));
+    await owner.flush();
+    const waiting = Array.from({ length: 5 }, (_, i) => gateway.forward(6, text(`w${i}`), 30_000));
+    await gateway.flush();
+    await gateway.close();
+    expect((await Promise.all(waiting)).map(replyText)).toEqual(Array.from({ length: 5 }, () => 'unavailable:closed'));
+    expect(replyText(await gateway.forward(6, text('late'), 30_000))).toBe('unavailable:closed');
+  });
+
   it('a holder that moved a slot answers "not here" and the gateway asks the slot’s new holder; a holder gone makes its slots’ requests unavailable, then they find the next holder', async () => {
     const prefix = freshPrefix();
     const [a, b, gateway] = [await bus(prefix), await bus(prefix), await bus(prefix)];

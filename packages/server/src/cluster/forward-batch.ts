@@ -30,7 +30,7 @@
  * sent again after "not here" can pass a later one; the owner's dseq hold-back
  * puts them back in order.)
  */
-import { createInbox, type Msg, type NatsConnection, type Subscription } from 'nats';
+import { createInbox, ErrorCode, type Msg, type NatsConnection, NatsError, type Subscription } from 'nats';
 import type { Subjects } from './subjects.js';
 
 export type UnavailableCause = 'no-responders' | 'timeout' | 'owner-error' | 'closed' | 'moved';
@@ -160,6 +160,9 @@ interface InFlight {
 
 const unavailable = (cause: UnavailableCause): ForwardResult => ({ ok: false, error: 'unavailable', cause });
 
+const isClosing = (error: unknown): boolean =>
+  error instanceof NatsError && (error.code === ErrorCode.ConnectionDraining || error.code === ErrorCode.ConnectionClosed);
+
 export class ForwardClient {
   private readonly inbox = createInbox();
   private readonly sub: Subscription;
@@ -251,6 +254,7 @@ export class ForwardClient {
     }
     const id = this.nextBatch++;
     const subjectSlot = queue.items[0]!.slot;
+    // One deadline per batch, its longest request's (every caller gives the same timeout).
     let timeoutMs = 0;
     for (const w of queue.items) timeoutMs = Math.max(timeoutMs, w.timeoutMs);
     const batch: InFlight = { items: queue.items, left: queue.items.length, deadline: performance.now() + timeoutMs, subjectSlot, responder: queue.responder };
@@ -259,8 +263,9 @@ export class ForwardClient {
     try {
       this.nc.publish(this.subjects.own(subjectSlot), encodeBatch(queue.items), { reply: `${this.inbox}.${id}` });
     } catch (error) {
+      // Publishing fails only once the connection is draining or closed: the bus is closing.
       this.inFlight.delete(id);
-      this.onError(error);
+      if (!isClosing(error)) this.onError(error);
       for (const w of queue.items) w.resolve(unavailable('closed'));
     }
   }
@@ -340,7 +345,7 @@ export class ForwardClient {
       if (batch.responder !== undefined) this.forgetResponder(batch.responder);
       for (const w of batch.items) {
         if (w === undefined) continue;
-        if (this.hints.get(w.slot) !== undefined) this.hints.delete(w.slot);
+        this.hints.delete(w.slot);
         w.resolve(unavailable('timeout'));
       }
     }
