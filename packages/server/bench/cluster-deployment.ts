@@ -47,6 +47,8 @@ export interface SteadyResult extends PhaseStats {
   cpu_us_per_msg: number;
   /** Each node's CPU seconds per wall second. */
   cores_by_node: number[];
+  /** Each node's CPU seconds per wall second while the deployment stood idle just before (lease ticks, heartbeats, timers): paid per second, not per message. */
+  idle_cores_by_node: number[];
   forwarded_share: number | null;
   bus_msgs_per_msg: number | null;
   pg_commits_per_1k_msgs: number;
@@ -172,11 +174,13 @@ export async function measureSteady(d: Deployment, config: ClusterBenchConfig, l
   if (config.warmup > 0) await runWindowed(d.clients, config.warmup, config.window, config.timeoutMs);
   // The commit counts of the warm-up reach pg_stat_database only once every backend has flushed them.
   await sleep(config.statsSettleMs);
-  const idleFrom = { at: performance.now(), commits: await d.db.commits() };
+  const idleFrom = { at: performance.now(), commits: await d.db.commits(), cpu: d.nodes.map((n) => n.cpuSeconds()) };
   const idleMs = Math.min(5000, Math.max(1000, config.statsSettleMs / 2));
   await sleep(idleMs);
   const commitsBefore = await d.db.commits();
-  const idleRate = ((commitsBefore - idleFrom.commits) * 1000) / (performance.now() - idleFrom.at);
+  const idleS = (performance.now() - idleFrom.at) / 1000;
+  const idleRate = (commitsBefore - idleFrom.commits) / idleS;
+  const idleCores = d.nodes.map((n, i) => round((n.cpuSeconds() - idleFrom.cpu[i]!) / idleS, 3));
   const resends0 = resendsBefore();
   const before = await sample(d.nodes);
   const phase = await runWindowed(d.clients, config.messages, config.window, config.timeoutMs);
@@ -200,6 +204,7 @@ export async function measureSteady(d: Deployment, config: ClusterBenchConfig, l
     cpu_us_per_msg_by_node: cpuByNode.map((s) => round((s * 1e6) / acked, 1)),
     cpu_us_per_msg: round((sum(cpuByNode) * 1e6) / acked, 1),
     cores_by_node: cpuByNode.map((s) => round(s / wallS)),
+    idle_cores_by_node: idleCores,
     forwarded_share: d.cluster ? round(delta(FORWARDED) / acked, 3) : null,
     bus_msgs_per_msg: d.cluster ? round(delta(BUS_PUBLISHED) / acked, 3) : null,
     pg_commits_per_1k_msgs: round((commits * 1000) / acked, 1),
@@ -213,7 +218,7 @@ export async function measureSteady(d: Deployment, config: ClusterBenchConfig, l
     `${d.label}: ${stats.msgs_per_s} acked msgs/s, p50 ${stats.p50_ms} ms, p99 ${stats.p99_ms} ms; CPU µs/msg ${result.cpu_us_per_msg} ` +
       `(${result.cpu_us_per_msg_by_node.join(' + ')}); forwarded ${result.forwarded_share ?? '-'}, bus ${result.bus_msgs_per_msg ?? '-'}/msg; ` +
       `PostgreSQL ${result.pg_commits_per_1k_msgs} commits per 1,000 msgs, ${result.pg_commits_per_s} commits/s (idle ${result.pg_idle_commits_per_s}/s); ` +
-      `${result.entries_per_batch ?? '?'} entries per batch; ${result.resends} resends`,
+      `${result.entries_per_batch ?? '?'} entries per batch; ${result.resends} resends; idle cores ${idleCores.join(' + ')}`,
   );
   return result;
 }

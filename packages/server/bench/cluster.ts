@@ -22,7 +22,9 @@
  * deployments run one after another, so the machine's load can differ between
  * them; the load averages are recorded.
  */
+import { readdirSync, statSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import { join } from 'node:path';
 import type { ClusterBenchConfig } from './cluster-config.js';
 import { readClusterConfig } from './cluster-config.js';
 import type { Violations } from './cluster-db.js';
@@ -30,6 +32,7 @@ import { closeDeployment, measureSteady, openDeployment, type Deployment, type S
 import { clusterAvailable } from './cluster-nodes.js';
 import { probeVersionRow, type ProbeResult } from './cluster-pg-probe.js';
 import { quantileOf, runTakeover, type TakeoverResult } from './cluster-takeover.js';
+import { formatSummary, readProfile, summarizeProfile } from './cpuprofile.js';
 import { markdownTable, ratio, writeResults, type Results, type Row } from './report.js';
 
 const TARGET_CPU_RATIO = 1.5;
@@ -86,7 +89,23 @@ async function measure(config: ClusterBenchConfig, label: string, cluster: boole
   } finally {
     violations = await closeDeployment(d, config, log);
   }
+  if (config.profileDir !== undefined) logProfiles(config.profileDir, label, nodes);
   return { label, nodes, cluster, steady, ...(takeover ? { takeover } : {}), violations };
+}
+
+/** Each node's newest profile of the deployment (written as it exited), summarised: whole run, start-up included. */
+function logProfiles(root: string, label: string, nodes: number): void {
+  for (let i = 1; i <= nodes; i++) {
+    const dir = join(root, `${label}-n${i}`);
+    let files: string[];
+    try {
+      files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+    } catch {
+      continue;
+    }
+    const newest = files.map((f) => join(dir, f)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+    if (newest !== undefined) log(formatSummary(`${label} node ${i} (${newest})`, summarizeProfile(readProfile(newest), 15)));
+  }
 }
 
 function takeoverSummary(t: TakeoverResult, leaseMs: number) {

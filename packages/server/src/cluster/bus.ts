@@ -5,8 +5,9 @@
  * gaps from the store.
  *
  * - Forwarding: a send for a conversation goes to `<prefix>.own.<slot>`, where
- *   the slot's holder listens in a queue group. "No responders" (nobody holds
- *   the slot right now) answers `unavailable` at once; so does a timeout.
+ *   the slot's holder listens in a queue group, in batches (forward-batch.ts).
+ *   "No responders" (nobody holds the slot right now) answers `unavailable` at
+ *   once; so does a timeout.
  * - Pushes: published on `<prefix>.u.<user>`; a node subscribes to a user while
  *   it has at least one of that user's connections (interest routing, no
  *   presence table to go stale).
@@ -15,17 +16,13 @@
  *   only then reports `resync`, so a gateway's clients that resync from the
  *   store cannot miss a push published after it.
  */
-import { connect, ErrorCode, Events, headers, type Msg, type NatsConnection, NatsError, type Status, type Subscription } from 'nats';
+import { connect, Events, type NatsConnection, nuid, type Status, type Subscription } from 'nats';
+import { BatchAnswerer, ForwardClient, type ForwardResult, type SlotHandler } from './forward-batch.js';
 import { type Subjects, subjects } from './subjects.js';
 
+export type { ForwardResult, SlotHandler, UnavailableCause } from './forward-batch.js';
+
 export const DEFAULT_FORWARD_TIMEOUT_MS = 5000;
-/** Header of a reply that carries no answer because the owner's handler failed. */
-const FAILED_HEADER = 'Sequent-Unavailable';
-
-export type UnavailableCause = 'no-responders' | 'timeout' | 'owner-error' | 'closed';
-export type ForwardResult = { ok: true; reply: Uint8Array } | { ok: false; error: 'unavailable'; cause: UnavailableCause };
-
-export type SlotHandler = (request: Uint8Array, slot: number) => Uint8Array | Promise<Uint8Array>;
 
 export interface ClusterBusOptions {
   /** NATS server URL(s). */
@@ -54,6 +51,8 @@ export class ClusterBus {
   private closed = false;
   private readonly statuses: AsyncIterable<Status>;
   private readonly watching: Promise<void>;
+  private readonly forwards: ForwardClient;
+  private readonly answerer: BatchAnswerer;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -62,6 +61,10 @@ export class ClusterBus {
     this.subjects = subjects(options.prefix);
     this.statuses = nc.status();
     this.watching = this.watchStatus();
+    const onError = (error: unknown) => this.options.onError?.(error);
+    this.forwards = new ForwardClient(nc, this.subjects, onError);
+    // A name per connection: a restarted node under the same name is another responder to the gateways' hints.
+    this.answerer = new BatchAnswerer(nc, nuid.next(), (slot) => this.owned.has(slot), onError);
   }
 
   static async connect(options: ClusterBusOptions): Promise<ClusterBus> {
@@ -92,6 +95,7 @@ export class ClusterBus {
 
   /** Answers requests for `slot` (call when the slot is acquired). Idempotent. */
   serveSlot(slot: number, handler: SlotHandler): void {
+    // A batch that comes in on this slot's subject may hold requests of other slots this node serves (forward-batch.ts).
     if (this.closed || this.owned.has(slot)) return;
     const sub = this.nc.subscribe(this.subjects.own(slot), {
       queue: this.subjects.owners,
@@ -100,7 +104,7 @@ export class ClusterBus {
           this.options.onError?.(error);
           return;
         }
-        void this.answer(msg, slot, handler);
+        this.answerer.take(msg, handler);
       },
     });
     this.owned.set(slot, sub);
@@ -118,27 +122,10 @@ export class ClusterBus {
     return [...this.owned.keys()].sort((a, b) => a - b);
   }
 
-  /** Sends `request` to the holder of `slot`; never throws. */
-  async forward(slot: number, request: Uint8Array, timeoutMs = DEFAULT_FORWARD_TIMEOUT_MS): Promise<ForwardResult> {
-    if (this.closed) return { ok: false, error: 'unavailable', cause: 'closed' };
-    try {
-      const msg = await this.nc.request(this.subjects.own(slot), request, { timeout: timeoutMs });
-      if (msg.headers?.get(FAILED_HEADER)) return { ok: false, error: 'unavailable', cause: 'owner-error' };
-      return { ok: true, reply: msg.data };
-    } catch (error) {
-      return { ok: false, error: 'unavailable', cause: causeOf(error) };
-    }
-  }
-
-  private async answer(msg: Msg, slot: number, handler: SlotHandler): Promise<void> {
-    try {
-      msg.respond(await handler(msg.data, slot));
-    } catch (error) {
-      this.options.onError?.(error);
-      const h = headers();
-      h.set(FAILED_HEADER, 'handler');
-      msg.respond(new Uint8Array(0), { headers: h });
-    }
+  /** Sends `request` to the holder of `slot` (batched with others of this turn); never throws. */
+  forward(slot: number, request: Uint8Array, timeoutMs = DEFAULT_FORWARD_TIMEOUT_MS): Promise<ForwardResult> {
+    if (this.closed) return Promise.resolve({ ok: false, error: 'unavailable', cause: 'closed' });
+    return this.forwards.forward(slot, request, timeoutMs);
   }
 
   // --- pushes: per-user interest ---
@@ -189,6 +176,8 @@ export class ClusterBus {
     if (this.closed) return;
     this.closed = true;
     await this.nc.drain().catch(() => this.nc.close());
+    // Replies that came during the drain are in; the rest will never come.
+    this.forwards.close();
     // Closing the connection does not end its status iterators (nats.js 2.29); the iterator can be stopped.
     (this.statuses as Partial<{ stop(): void }>).stop?.();
     await this.watching;
@@ -209,13 +198,4 @@ export class ClusterBus {
       }
     }
   }
-}
-
-function causeOf(error: unknown): UnavailableCause {
-  if (error instanceof NatsError) {
-    if (error.code === ErrorCode.NoResponders) return 'no-responders';
-    if (error.code === ErrorCode.Timeout) return 'timeout';
-    if (error.code === ErrorCode.ConnectionClosed || error.code === ErrorCode.ConnectionDraining) return 'closed';
-  }
-  return 'timeout';
 }

@@ -1,6 +1,6 @@
 /**
  * A request for a conversation another node owns, on its way there and back.
- * The gateway node sends the decoded frame with who sent it; the owner runs it
+ * The gateway node sends the decoded frame with who sent it (in batches, forward-batch.ts); the owner runs it
  * as if it came from a local connection (a `ForwardedOrigin`) and replies with
  * the one frame it answers — `ack`, `ok` or `error` — which the gateway writes
  * to the client unchanged. The gateway never answers for the owner: no ack
@@ -14,11 +14,14 @@ import type { Origin } from '../server/origin.js';
 
 export type OwnerFrame = SendFrame | CreateFrame | MembersFrame | ReadFrame;
 
-/** What crosses the bus: the frame (a send without its body, which travels as its JSON text), and its origin. */
-interface ForwardedRequest {
+/**
+ * What crosses the bus: the frame without a send's body, and its origin, as
+ * JSON; then, for a send, a newline and the body's JSON text as the gateway
+ * measured it. (JSON.stringify never writes a raw newline, so the first one
+ * ends the head; the body is neither escaped into a string nor parsed twice.)
+ */
+interface ForwardedHead {
   f: OwnerFrame;
-  /** A send's body as the JSON text the gateway measured. */
-  b?: string;
   u: string;
   d: string;
   c: number;
@@ -36,21 +39,25 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 export function encodeForwarded(origin: Origin, frame: OwnerFrame, bodyJson?: string): Uint8Array {
-  let request: ForwardedRequest;
   if (frame.t === 'send') {
-    const { body: _body, ...withoutBody } = frame;
-    request = { f: withoutBody as SendFrame, b: bodyJson ?? JSON.stringify(frame.body), u: origin.user, d: origin.device, c: origin.connection };
-  } else {
-    request = { f: frame, u: origin.user, d: origin.device, c: origin.connection };
+    // `body: undefined` leaves the body out of the head.
+    const head: ForwardedHead = { f: { ...frame, body: undefined }, u: origin.user, d: origin.device, c: origin.connection };
+    return encoder.encode(`${JSON.stringify(head)}\n${bodyJson ?? JSON.stringify(frame.body)}`);
   }
-  return encoder.encode(JSON.stringify(request));
+  return encoder.encode(JSON.stringify({ f: frame, u: origin.user, d: origin.device, c: origin.connection } satisfies ForwardedHead));
 }
 
 export function decodeForwarded(bytes: Uint8Array): Forwarded {
-  const request = JSON.parse(decoder.decode(bytes)) as ForwardedRequest;
-  const frame = request.f;
-  if (frame.t === 'send') frame.body = JSON.parse(request.b ?? 'null') as unknown;
-  return { frame, bodyJson: request.b, user: request.u, device: request.d, connection: request.c };
+  const text = decoder.decode(bytes);
+  const newline = text.indexOf('\n');
+  const head = JSON.parse(newline < 0 ? text : text.slice(0, newline)) as ForwardedHead;
+  const frame = head.f;
+  let bodyJson: string | undefined;
+  if (frame.t === 'send') {
+    bodyJson = newline < 0 ? 'null' : text.slice(newline + 1);
+    frame.body = JSON.parse(bodyJson) as unknown;
+  }
+  return { frame, bodyJson, user: head.u, device: head.d, connection: head.c };
 }
 
 /**
@@ -97,8 +104,4 @@ export class ForwardedOrigin implements Origin {
 
 export function encodeReply(text: string): Uint8Array {
   return encoder.encode(text);
-}
-
-export function decodeReply(bytes: Uint8Array): string {
-  return decoder.decode(bytes);
 }

@@ -12,7 +12,7 @@ import type { Origin, Requester } from '../server/origin.js';
 import { NotOwnerError } from '../server/owner.js';
 import { failureCode, failureMessage } from '../server/failures.js';
 import type { ClusterBus, SlotHandler } from './bus.js';
-import { decodeForwarded, decodeReply, encodeForwarded, encodeReply, ForwardedOrigin, type OwnerFrame } from './forwarding.js';
+import { decodeForwarded, encodeForwarded, encodeReply, ForwardedOrigin, type OwnerFrame } from './forwarding.js';
 import { slotOf } from './slots.js';
 
 export interface SlotHolder {
@@ -27,7 +27,13 @@ export interface RoutingCounters {
   unanswered(cause: string): void;
 }
 
+/** Conversations whose slot routing remembers; past this it forgets them all and starts again. */
+const SLOT_CACHE_SIZE = 10_000;
+
 export class ClusterRouting implements OwnerRequests<Requester> {
+  /** A slot is a SHA-256 of the conversation id: worth remembering for the conversations sent to now. */
+  private readonly slotCache = new Map<string, number>();
+
   constructor(
     /** This node's own ingest, groups and chat state. */
     private readonly local: OwnerRequests,
@@ -40,7 +46,7 @@ export class ClusterRouting implements OwnerRequests<Requester> {
   ) {}
 
   send(origin: Requester, frame: SendFrame, receivedAt: number, bodyJson: string): void | Promise<void> {
-    const slot = slotOf(frame.conv, this.slots);
+    const slot = this.slotOf(frame.conv);
     if (this.holder.epochOf(slot) !== undefined) return runHere(origin, frame, () => this.local.send(origin, frame, receivedAt, bodyJson));
     return this.forward(origin, slot, frame, bodyJson);
   }
@@ -57,8 +63,18 @@ export class ClusterRouting implements OwnerRequests<Requester> {
     return this.route(origin, frame, () => this.local.read(origin, frame));
   }
 
+  private slotOf(conv: string): number {
+    let slot = this.slotCache.get(conv);
+    if (slot === undefined) {
+      if (this.slotCache.size >= SLOT_CACHE_SIZE) this.slotCache.clear();
+      slot = slotOf(conv, this.slots);
+      this.slotCache.set(conv, slot);
+    }
+    return slot;
+  }
+
   private async route(origin: Requester, frame: OwnerFrame, here: () => Promise<void>): Promise<void> {
-    const slot = slotOf(frame.conv, this.slots);
+    const slot = this.slotOf(frame.conv);
     if (this.holder.epochOf(slot) !== undefined) return runHere(origin, frame, here);
     return this.forward(origin, slot, frame);
   }
@@ -66,7 +82,8 @@ export class ClusterRouting implements OwnerRequests<Requester> {
   private async forward(origin: Requester, slot: number, frame: OwnerFrame, bodyJson?: string): Promise<void> {
     this.counters.forwarded();
     const result = await this.bus.forward(slot, encodeForwarded(origin, frame, bodyJson), this.timeoutMs);
-    if (result.ok) return origin.sendText(decodeReply(result.reply));
+    // The owner's frame goes out as the bytes it came in (no decode to text and encode again).
+    if (result.ok) return origin.sendText(Buffer.from(result.reply.buffer, result.reply.byteOffset, result.reply.byteLength));
     this.counters.unanswered(result.cause);
     origin.error(frame.id, 'unavailable', `the owner of ${frame.conv} could not be reached (${result.cause}); resend`);
   }
@@ -77,7 +94,13 @@ export class ClusterRouting implements OwnerRequests<Requester> {
  * handlers; a request for a slot given up since it was sent is `unavailable`,
  * never forwarded again (two nodes disagreeing about the owner must not bounce it).
  */
-export function answerForwarded(local: OwnerRequests, holder: SlotHolder, timeoutMs: number, onError: (error: unknown) => void): SlotHandler {
+export function answerForwarded(
+  local: OwnerRequests,
+  holder: SlotHolder,
+  /** The gateway's timeout: the gateway drops a later answer, so the owner keeps no timer of its own. */
+  _timeoutMs: number,
+  onError: (error: unknown) => void,
+): SlotHandler {
   return async (bytes, slot) => {
     const forwarded = decodeForwarded(bytes);
     const origin = new ForwardedOrigin(forwarded);
@@ -109,14 +132,8 @@ export function answerForwarded(local: OwnerRequests, holder: SlotHolder, timeou
         failed(error);
       }
     }
-    // The gateway has given up by then; the answer, if it ever comes, has nobody to go to.
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(''), timeoutMs)));
-    try {
-      return encodeReply(await Promise.race([origin.answer, late]));
-    } finally {
-      clearTimeout(timer);
-    }
+    // Every owner request is answered once; one answered after the gateway's timeout is dropped there.
+    return encodeReply(await origin.answer);
   };
 }
 
