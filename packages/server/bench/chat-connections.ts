@@ -114,7 +114,8 @@ async function startServer(dataDir: string, secret: string, needed: number, port
     dataDir,
     secret,
     ...(port === undefined ? {} : { port }),
-    nodeArgs: ['--inspect=127.0.0.1:0'],
+    // SEQUENT_BENCH_SERVER_PROF=DIR: a CPU profile of each server process, written there when it exits.
+    nodeArgs: ['--inspect=127.0.0.1:0', ...(process.env['SEQUENT_BENCH_SERVER_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['SEQUENT_BENCH_SERVER_PROF']}`] : [])],
     args: ['--max-connections-per-address', '0'],
   });
   // Raised right after it listens: the connections come after this.
@@ -224,8 +225,10 @@ async function run(flags: ParsedFlags, log: (line: string) => void): Promise<Sce
     if (exit.code !== 0) log(`connections: the server exited with ${exit.code ?? exit.signal} on SIGTERM`);
     const drainLine = server.child.output.find((line) => line.includes('"msg":"drained"'));
     if (drainLine !== undefined) log(`connections: server drain ${drainLine}`);
+    const spawnAt = now();
     server = await startServer(dataDir, secret, serverNeeds, port);
     const listenAt = now();
+    log(`connections: old server exited ${((stoppedAt - stopAt) / 1000).toFixed(2)} s after SIGTERM; the new one listened ${((listenAt - spawnAt) / 1000).toFixed(2)} s after its spawn`);
     const stormCpu0 = processCpuSeconds(server.child.pid);
     log(`connections: server restarted (drain ${((stoppedAt - stopAt) / 1000).toFixed(1)} s, listening again after ${((listenAt - stopAt) / 1000).toFixed(1)} s)`);
     let progress: Extract<FromConnClients, { type: 'progress' }>[] = [];
@@ -262,6 +265,9 @@ async function run(flags: ParsedFlags, log: (line: string) => void): Promise<Sce
       server_rss_mb_after: Math.round(rssBytes(server.child.pid) / 2 ** 20),
       clients_cpu_s: round(progress.reduce((n, p, i) => n + p.cpuSeconds - cpuBefore[i]!, 0)),
     };
+    const failures: Record<string, number> = {};
+    for (const r of reports) for (const [kind, n] of Object.entries(r.failures)) failures[kind] = (failures[kind] ?? 0) + n;
+    log(`connections: failed attempts in the storm by reason: ${JSON.stringify(failures)}`);
     const errors = reports.flatMap((r) => r.errors);
     if (errors.length > 0) log(`connections: storm errors (first ${errors.length}): ${errors.join('; ')}`);
     log(`connections: ${JSON.stringify(stormRow)}`);
