@@ -55,11 +55,6 @@ const LIMIT_FLAGS: Record<string, { option: LimitOption; default: number; help: 
     default: defaults.DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
     help: 'open connections per remote address (0: no cap, behind a proxy)',
   },
-  'max-pending-hellos': {
-    option: 'maxPendingHellos',
-    default: defaults.DEFAULT_MAX_PENDING_HELLOS,
-    help: 'connections waiting for their hello to be answered, past which an upgrade is answered 503 Retry-After (0: no cap)',
-  },
   'max-sync-bytes': { option: 'maxSyncBytes', default: defaults.DEFAULT_MAX_SYNC_BYTES, help: 'bytes of entries in one sync reply' },
   'max-pending-reads': { option: 'maxPendingReads', default: defaults.DEFAULT_MAX_PENDING_READS, help: 'reads one connection may have waiting' },
   'max-convs': { option: 'maxConvs', default: defaults.DEFAULT_MAX_CONVS, help: 'rows in one convs reply' },

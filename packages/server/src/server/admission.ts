@@ -8,20 +8,11 @@ export interface AdmissionLimits {
   /** 0: no cap (a proxy in front hides the clients' addresses). */
   readonly maxConnectionsPerAddress: number;
   readonly maxConnectionsPerUser: number;
-  /** Upgraded connections whose hello is not answered yet, over all addresses; 0: no cap. */
-  readonly maxPendingHellos: number;
 }
-
-/** What a client is told when the server has as many hellos waiting as it takes: come back after this. */
-export const RETRY_AFTER_SECONDS = 1;
-/** The whole answer to an upgrade refused for load: no WebSocket handshake, no session, no token check. */
-export const BUSY_RESPONSE = `HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${RETRY_AFTER_SECONDS}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
 
 export class Admission {
   private readonly byAddress = new Map<string, number>();
   private readonly byUser = new Map<string, number>();
-  private pending = 0;
-  private readonly pendingByAddress = new Map<string, number>();
 
   constructor(private readonly limits: AdmissionLimits) {}
 
@@ -41,35 +32,6 @@ export class Admission {
 
   releaseUser(user: string): void {
     release(this.byUser, user);
-  }
-
-  /** Hellos waiting to be answered now. */
-  get pendingHellos(): number {
-    return this.pending;
-  }
-
-  /**
-   * Counts an upgrade from `address` whose hello is to come; false (and not counted) when as many
-   * are waiting as the server takes, or an eighth of that from this address: one host that opens
-   * connections and never says hello cannot hold the server's handshakes (the hello timeout ends
-   * its sockets). The caller calls `release` once the hello is read or the socket is gone.
-   */
-  admitHandshake(address: string): { release: () => void } | undefined {
-    const max = this.limits.maxPendingHellos;
-    if (max > 0 && this.pending >= max) return undefined;
-    // Behind a proxy (no per-address cap) every client has the proxy's address: no share per address either.
-    const perAddress = max === 0 || this.limits.maxConnectionsPerAddress === 0 ? 0 : Math.max(1, Math.floor(max / 8));
-    if (!admit(this.pendingByAddress, address, perAddress)) return undefined;
-    this.pending++;
-    let released = false;
-    return {
-      release: () => {
-        if (released) return;
-        released = true;
-        this.pending--;
-        release(this.pendingByAddress, address);
-      },
-    };
   }
 }
 

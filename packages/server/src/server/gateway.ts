@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { CLOSE_CODES, PROTO_VERSION, decodeClientFrame, type ClientFrame, type DecodeResult, type HelloFrame } from 'sequent-client/protocol';
 import { TokenError, type Identity, type TokenAuthority } from './auth.js';
-import { Admission, BUSY_RESPONSE } from './admission.js';
+import { Admission } from './admission.js';
 import { failureCode, failureMessage } from './failures.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
@@ -66,16 +66,7 @@ export class Gateway {
         socket.end(`HTTP/1.1 ${this.serving ? '404 Not Found' : '503 Service Unavailable'}\r\nConnection: close\r\n\r\n`);
         return;
       }
-      const address = req.socket.remoteAddress ?? '';
-      // Too many hellos waiting already (a reconnect storm): answered now, for almost nothing, rather than queued past the client's timeout.
-      const handshake = this.admission.admitHandshake(address);
-      if (handshake === undefined) {
-        this.metrics.busyRefusals.inc();
-        socket.end(BUSY_RESPONSE);
-        return;
-      }
-      socket.once('close', handshake.release);
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket, address, handshake.release));
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket, req.socket.remoteAddress ?? ''));
     });
     this.pingTimer = setInterval(() => this.heartbeat(), options.pingIntervalMs);
     this.pingTimer.unref();
@@ -116,9 +107,8 @@ export class Gateway {
     res.end(JSON.stringify({ error: 'not_found' }));
   }
 
-  private accept(ws: WebSocket, raw: Duplex, address: string, helloRead: () => void): void {
+  private accept(ws: WebSocket, raw: Duplex, address: string): void {
     const session = new Session(ws, address, raw, this.options.maxBuffered, this.metrics, new TokenBucket(this.options.ratePerSecond, this.options.rateBurst), this.flusher);
-    session.helloRead = helloRead;
     this.sessions.add(session);
     this.metrics.connections.inc();
     const admitted = this.admission.admitAddress(address);
@@ -224,7 +214,6 @@ export class Gateway {
 
   /** Only a hello may come first. A hello that fails the schema is told why (as a hello with a bad token would be), then closed. */
   private beforeHello(session: Session, decoded: DecodeResult, helloTimer: NodeJS.Timeout): void {
-    session.helloRead();
     if (!decoded.ok || decoded.frame.t !== 'hello') {
       if (!decoded.ok && decoded.type === 'hello') {
         session.error(decoded.id, decoded.path === '/token' ? 'unauthorized' : decoded.code, decoded.message);

@@ -66,11 +66,6 @@ export class ServerMetrics {
     help: 'Connections closed because their send buffer passed the limit',
     registers: [this.registry],
   });
-  readonly busyRefusals = new Counter({
-    name: 'sequent_busy_refusals_total',
-    help: 'Upgrades answered 503 (Retry-After) because as many hellos were waiting as the server takes',
-    registers: [this.registry],
-  });
   readonly commitBatch = new Histogram({
     name: 'sequent_commit_batch_entries',
     help: 'Entries per batch handed to the store (a store that pipelines commits may write several batches in one transaction)',

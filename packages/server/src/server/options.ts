@@ -30,13 +30,6 @@ export const DEFAULT_MAX_HELD_BYTES_PER_USER = 32 * 1024 * 1024;
 export const DEFAULT_MAX_CONNECTIONS_PER_USER = 64;
 /** Connections from one remote address (0: no cap, for a proxy in front that hides client addresses). */
 export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 1000;
-/**
- * Connections past the upgrade whose hello is not yet answered, over all clients: past this a
- * new upgrade is answered 503 with Retry-After at once. In a reconnect storm this keeps the
- * event loop's turns short enough that admitted clients are welcomed and served well within
- * their connect timeout, instead of every client waiting in one ever-longer queue.
- */
-export const DEFAULT_MAX_PENDING_HELLOS = 256;
 /** The most bytes of entries one sync reply carries; it always carries at least one entry. */
 export const DEFAULT_MAX_SYNC_BYTES = 1024 * 1024;
 /** Reads (sync, convs) one connection may have waiting for the store; one more is rate_limited. */
@@ -71,8 +64,6 @@ export interface ServerOptions {
   maxHeldBytesPerUser?: number;
   maxConnectionsPerUser?: number;
   maxConnectionsPerAddress?: number;
-  /** 0: no cap. */
-  maxPendingHellos?: number;
   maxSyncBytes?: number;
   maxPendingReads?: number;
   maxConvs?: number;
@@ -141,7 +132,6 @@ export interface ResolvedOptions {
   readonly maxHeldBytesPerUser: number;
   readonly maxConnectionsPerUser: number;
   readonly maxConnectionsPerAddress: number;
-  readonly maxPendingHellos: number;
   readonly maxSyncBytes: number;
   readonly maxPendingReads: number;
   readonly maxConvs: number;
@@ -264,7 +254,6 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     maxHeldBytesPerUser: integer('maxHeldBytesPerUser', options.maxHeldBytesPerUser, DEFAULT_MAX_HELD_BYTES_PER_USER, 1),
     maxConnectionsPerUser: integer('maxConnectionsPerUser', options.maxConnectionsPerUser, DEFAULT_MAX_CONNECTIONS_PER_USER, 1),
     maxConnectionsPerAddress: integer('maxConnectionsPerAddress', options.maxConnectionsPerAddress, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, 0),
-    maxPendingHellos: integer('maxPendingHellos', options.maxPendingHellos, DEFAULT_MAX_PENDING_HELLOS, 0),
     // A reply larger than the send buffer could never be sent: the client would be cut as slow.
     maxSyncBytes: integer('maxSyncBytes', options.maxSyncBytes, Math.min(DEFAULT_MAX_SYNC_BYTES, Math.floor(maxBuffered / 2)), 1, Math.floor(maxBuffered / 2)),
     maxPendingReads: integer('maxPendingReads', options.maxPendingReads, DEFAULT_MAX_PENDING_READS, 1),

@@ -55,8 +55,6 @@ export class Session implements Requester {
   verifying = false;
   readonly queued: { data: RawData; isBinary: boolean }[] = [];
   badFrames = 0;
-  /** Ends this connection's count among the hellos the server is waiting for (admission); called once the hello is read. */
-  helloRead: () => void = () => {};
   /** sync and convs requests waiting for the store. */
   pendingReads = 0;
   alive = true;
