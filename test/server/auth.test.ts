@@ -3,6 +3,7 @@
  * elsewhere with the same secret (an app backend using jose and the raw
  * secret) must still verify, and every refusal must stay a TokenError.
  */
+import { createHmac } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { expect, it } from 'vitest';
 import { TokenAuthority, TokenError } from '../../packages/server/src/server/auth.js';
@@ -50,4 +51,31 @@ it('refuses a token of another secret, a tampered one, an expired one and garbag
 
 it('refuses to mint for a name that is not valid', async () => {
   await expect(new TokenAuthority(SECRET).mint('not a name', 'd1')).rejects.toBeInstanceOf(TokenError);
+});
+
+it('refuses what jose refuses: another algorithm, alg none, a crit header, a token not yet valid, a non-numeric time claim, padding', async () => {
+  const authority = new TokenAuthority(SECRET);
+  const key = new TextEncoder().encode(SECRET);
+  const signed = (header: Record<string, unknown>, claims: unknown) => {
+    const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const input = `${part(header)}.${part(claims)}`;
+    return `${input}.${createHmac('sha256', key).update(input).digest('base64url')}`;
+  };
+  const claims = { sub: 'alice', dev: 'phone' };
+  await expect(authority.verify(signed({ alg: 'HS256' }, claims))).resolves.toEqual({ user: 'alice', device: 'phone' });
+  const hs512 = await new SignJWT({ dev: 'phone' }).setProtectedHeader({ alg: 'HS512' }).setSubject('alice').sign(key);
+  const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.`;
+  const refused = [
+    hs512,
+    none,
+    signed({ alg: 'HS256', crit: ['exp'] }, claims),
+    signed({ alg: 'HS256', b64: false }, claims),
+    signed({ alg: 'HS256' }, { ...claims, nbf: Math.floor(Date.now() / 1000) + 600 }),
+    signed({ alg: 'HS256' }, { ...claims, exp: 'tomorrow' }),
+    signed({ alg: 'HS256' }, { ...claims, iat: '1' }),
+    `${signed({ alg: 'HS256' }, claims)}=`,
+    signed({ alg: 'HS256' }, ['not', 'an', 'object']),
+  ];
+  for (const token of refused) await expect(authority.verify(token)).rejects.toThrow(new TokenError('token is not valid'));
+  await expect(authority.verify(signed({ alg: 'HS256' }, { ...claims, exp: Math.floor(Date.now() / 1000) }))).rejects.toThrow(new TokenError('token expired'));
 });

@@ -32,7 +32,17 @@ export type FromConnClients =
   | { type: 'dm-done'; acked: number; failed: number; error?: string }
   | { type: 'armed' }
   | { type: 'progress'; online: number; done: number; attempts: number; cpuSeconds: number; rssMb: number }
-  | { type: 'storm-report'; onlineAt: number[]; resyncedAt: number[]; ackedAt: number[]; ackMs: number[]; attempts: number; errors: string[] };
+  | {
+      type: 'storm-report';
+      onlineAt: number[];
+      resyncedAt: number[];
+      ackedAt: number[];
+      ackMs: number[];
+      attempts: number;
+      errors: string[];
+      /** Failed attempts by why they failed (refused, a status, no welcome in time, a close code). */
+      failures: Record<string, number>;
+    };
 
 type Frame = Record<string, unknown>;
 const now = () => performance.timeOrigin + performance.now();
@@ -159,6 +169,18 @@ let armed = false;
 let attempts = 0;
 const errors: string[] = [];
 const noteError = (error: unknown) => void (errors.length < 5 && errors.push(String(error)));
+const failures: Record<string, number> = {};
+/** A failed attempt's reason, coarse enough to count: `ECONNREFUSED`, `503`, `timeout`, `closed 1006`… */
+function failureKind(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
+  const text = String(error);
+  const status = /Unexpected server response: (\d+)/.exec(text)?.[1];
+  if (status !== undefined) return status;
+  if (text.includes('no welcome within')) return 'timeout';
+  const closed = /closed (\d+)/.exec(text)?.[1];
+  return closed === undefined ? text.slice(0, 60) : `closed ${closed}`;
+}
 
 /** Runs `work` over the clients, CONCURRENCY at a time; resolves with how many succeeded. */
 async function forEach(list: Client[], work: (c: Client) => Promise<unknown>, timeoutMs: number): Promise<{ ok: number; failed: number; error?: string }> {
@@ -203,7 +225,11 @@ function reconnect(client: Client): void {
           noteError(error);
         }
       },
-      () => reconnect(client),
+      (error: unknown) => {
+        const kind = failureKind(error);
+        failures[kind] = (failures[kind] ?? 0) + 1;
+        reconnect(client);
+      },
     );
   }, Math.floor(Math.random() * ceiling));
 }
@@ -248,6 +274,7 @@ process.on('message', (message: ToConnClients) => {
     case 'arm':
       armed = true;
       attempts = 0;
+      for (const kind of Object.keys(failures)) delete failures[kind];
       for (const client of clients) {
         client.onlineAt = client.resyncedAt = client.ackedAt = client.ackMs = 0;
         client.attempts = 0;
@@ -273,6 +300,7 @@ process.on('message', (message: ToConnClients) => {
         ackMs: clients.map((c) => c.ackMs),
         attempts,
         errors,
+        failures,
       });
     case 'close':
       armed = false;

@@ -68,6 +68,15 @@ function raiseFileLimit(pid: number, needed: number): number {
   return fileLimits(pid).soft;
 }
 
+/** The kernel's counts of connections a full accept queue refused (host-wide: other programs' listeners too). */
+function listenDrops(): { overflows: number; drops: number } {
+  const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const names = lines[0]?.split(/\s+/) ?? [];
+  const values = lines[1]?.split(/\s+/) ?? [];
+  const value = (name: string) => Number(values[names.indexOf(name)] ?? 0);
+  return { overflows: value('ListenOverflows'), drops: value('ListenDrops') };
+}
+
 function rssBytes(pid: number): number {
   const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
   return Number(kb ?? 0) * 1024;
@@ -79,7 +88,12 @@ class ClientProcess {
   private waiting: ((m: FromConnClients) => void) | undefined;
 
   constructor() {
-    this.child = fork(fileURLToPath(new URL('./chat-conn-clients.js', import.meta.url)), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const profile = process.env['SEQUENT_BENCH_CLIENT_PROF'];
+    this.child = fork(fileURLToPath(new URL('./chat-conn-clients.js', import.meta.url)), {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // SEQUENT_BENCH_CLIENT_PROF=DIR: a CPU profile of each client process (written when it exits).
+      ...(profile ? { execArgv: ['--cpu-prof', `--cpu-prof-dir=${profile}`] } : {}),
+    });
     this.child.on('message', (m: FromConnClients) => {
       const waiting = this.waiting;
       this.waiting = undefined;
@@ -114,8 +128,9 @@ async function startServer(dataDir: string, secret: string, needed: number, port
     dataDir,
     secret,
     ...(port === undefined ? {} : { port }),
-    nodeArgs: ['--inspect=127.0.0.1:0'],
-    args: ['--max-connections-per-address', '0'],
+    // SEQUENT_BENCH_SERVER_PROF=DIR: a CPU profile of each server process, written there when it exits.
+    nodeArgs: ['--inspect=127.0.0.1:0', ...(process.env['SEQUENT_BENCH_SERVER_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['SEQUENT_BENCH_SERVER_PROF']}`] : [])],
+    args: ['--max-connections-per-address', '0', ...(process.env['SEQUENT_BENCH_SERVER_ARGS']?.split(' ').filter(Boolean) ?? [])],
   });
   // Raised right after it listens: the connections come after this.
   raiseFileLimit(child.pid, needed);
@@ -214,6 +229,7 @@ async function run(flags: ParsedFlags, log: (line: string) => void): Promise<Sce
     if (dms.some((r) => r.failed > 0)) throw new Error(`DMs before the restart failed: ${dms.find((r) => r.error)?.error}`);
     log(`connections: ${dmAcked} DMs sent before the restart`);
 
+    const drops0 = listenDrops();
     const cpuBefore = (await Promise.all(clients.map((c) => c.ask<'progress'>({ type: 'progress' })))).map((p) => p.cpuSeconds);
     await Promise.all(clients.map((c) => c.ask<'armed'>({ type: 'arm' })));
     const stopAt = now();
@@ -224,8 +240,10 @@ async function run(flags: ParsedFlags, log: (line: string) => void): Promise<Sce
     if (exit.code !== 0) log(`connections: the server exited with ${exit.code ?? exit.signal} on SIGTERM`);
     const drainLine = server.child.output.find((line) => line.includes('"msg":"drained"'));
     if (drainLine !== undefined) log(`connections: server drain ${drainLine}`);
+    const spawnAt = now();
     server = await startServer(dataDir, secret, serverNeeds, port);
     const listenAt = now();
+    log(`connections: old server exited ${((stoppedAt - stopAt) / 1000).toFixed(2)} s after SIGTERM; the new one listened ${((listenAt - spawnAt) / 1000).toFixed(2)} s after its spawn`);
     const stormCpu0 = processCpuSeconds(server.child.pid);
     log(`connections: server restarted (drain ${((stoppedAt - stopAt) / 1000).toFixed(1)} s, listening again after ${((listenAt - stopAt) / 1000).toFixed(1)} s)`);
     let progress: Extract<FromConnClients, { type: 'progress' }>[] = [];
@@ -236,6 +254,8 @@ async function run(flags: ParsedFlags, log: (line: string) => void): Promise<Sce
       await sleep(250);
     }
     const stormCpu1 = processCpuSeconds(server.child.pid);
+    const drops1 = listenDrops();
+    log(`connections: full accept queues in the storm (host-wide): ${drops1.overflows - drops0.overflows} overflows, ${drops1.drops - drops0.drops} drops`);
     const reports = await Promise.all(clients.map((c) => c.ask<'storm-report'>({ type: 'storm-report' })));
     const all = (pick: (r: (typeof reports)[number]) => number[]) => reports.flatMap(pick);
     const onlineAt = all((r) => r.onlineAt).filter((t) => t > 0);
@@ -262,6 +282,9 @@ async function run(flags: ParsedFlags, log: (line: string) => void): Promise<Sce
       server_rss_mb_after: Math.round(rssBytes(server.child.pid) / 2 ** 20),
       clients_cpu_s: round(progress.reduce((n, p, i) => n + p.cpuSeconds - cpuBefore[i]!, 0)),
     };
+    const failures: Record<string, number> = {};
+    for (const r of reports) for (const [kind, n] of Object.entries(r.failures)) failures[kind] = (failures[kind] ?? 0) + n;
+    log(`connections: failed attempts in the storm by reason: ${JSON.stringify(failures)}`);
     const errors = reports.flatMap((r) => r.errors);
     if (errors.length > 0) log(`connections: storm errors (first ${errors.length}): ${errors.join('; ')}`);
     log(`connections: ${JSON.stringify(stormRow)}`);

@@ -49,6 +49,18 @@ export interface RunningServer {
 
 /** How long a drain waits for in-flight commits before it closes connections anyway. */
 const DRAIN_TIMEOUT_MS = 10_000;
+/**
+ * How long a drain waits for clients to answer its close frames before it drops their sockets
+ * (the close frame, already written, still reaches them). Thousands of busy clients answer slowly,
+ * and every moment of the drain is one in which no server listens on the port.
+ */
+const DRAIN_CLOSE_GRACE_MS = 100;
+/**
+ * The accept queue: Node's default of 511 overflows in a reconnect storm (tens of thousands of
+ * clients within seconds), and a dropped SYN is retried by the client's kernel only after 1 s, 3 s, 7 s.
+ * Linux caps this at net.core.somaxconn.
+ */
+const LISTEN_BACKLOG = 4096;
 
 /** Loaded on demand, so a server on another store never loads the native SQLite module. */
 async function openEmbeddedStore(path: string, durability: 'full' | 'process'): Promise<Store> {
@@ -149,7 +161,7 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
   try {
     await new Promise<void>((resolve, reject) => {
       gateway.http.once('error', reject);
-      gateway.http.listen(options.port, options.host, () => {
+      gateway.http.listen({ port: options.port, host: options.host, backlog: LISTEN_BACKLOG }, () => {
         gateway.http.off('error', reject);
         resolve();
       });
@@ -190,6 +202,9 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
     await new Promise<void>((resolve) => {
       gateway.http.close(() => resolve());
       gateway.http.closeAllConnections();
+      setTimeout(() => {
+        for (const session of gateway.openSessions()) session.terminate();
+      }, DRAIN_CLOSE_GRACE_MS).unref();
     });
     const disconnectedAt = performance.now();
     await metricsListener?.close();
