@@ -23,7 +23,7 @@ import { ENTRY_JSON_SQL, ENTRY_SIZE_SQL } from './sqlite-json.js';
 import { entryMeta, listConvs, listConvsSince, prepareConvReads, readPositions } from './sqlite-convs.js';
 import { batchWriter, ensureSchema, openDatabase, removesContent, rowBatchOf, type RowBatch, type SqliteDurability } from './sqlite-schema.js';
 import type { WriterInit, WriterReply, WriterRequest } from './sqlite-writer.js';
-import type { CommitBatch, ConvKind, ConvListing, ConvRecord, ConvsQuery, ConvsSnapshot, ConvsState, EntryMeta, LaneRecord, Membership, ReadPosition, Store } from './types.js';
+import type { CommitBatch, ConvKind, ConvListing, ConvRecord, ConvsQuery, ConvsSnapshot, ConvsState, EntryMeta, JsonPage, LaneRecord, Membership, ReadPosition, Store } from './types.js';
 
 export { SQLITE_SCHEMA_VERSION, type SqliteDurability } from './sqlite-schema.js';
 
@@ -60,6 +60,15 @@ function prepareReads(db: Database.Database) {
     readJson: db
       .prepare<[string, number, number, number], [number, string]>(
         `SELECT ${ENTRY_SIZE_SQL}, ${ENTRY_JSON_SQL} FROM entries WHERE conv = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
+      )
+      .raw(true),
+    // A whole page in one row: [count, total size, the entries' JSON joined with commas as a
+    // UTF-8 blob], over a seq range the caller bounds to `limit` seqs. One aggregate over the
+    // primary key's range: no subquery to materialize (a LIMIT would need one).
+    readJsonPage: db
+      .prepare<[string, number, number], [number, number | null, Buffer | null]>(
+        `SELECT count(*), sum(${ENTRY_SIZE_SQL}), CAST(group_concat(${ENTRY_JSON_SQL}, ',' ORDER BY seq) AS BLOB)
+         FROM entries WHERE conv = ? AND seq > ? AND seq <= ?`,
       )
       .raw(true),
     ...prepareConvReads(db),
@@ -252,6 +261,21 @@ class SqliteStore implements Store {
     return withinBytes(rows, maxBytes, ([size]) => size, ([, json]) => json);
   }
 
+  async readJsonPage(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes = Infinity): Promise<JsonPage> {
+    if (limit <= 0 || untilSeq <= afterSeq) return EMPTY_PAGE;
+    // At most `limit` seqs, so at most `limit` entries; as a conversation's log holds every seq
+    // (commit refuses a gap), these are exactly read()'s first `limit`.
+    const until = Math.min(untilSeq, afterSeq + limit);
+    const [count, bytes, json] = this.ready().readJsonPage.get(conv, afterSeq, until) as [number, number | null, Buffer | null];
+    if (count !== until - afterSeq || (bytes !== null && bytes > maxBytes && count > 1)) {
+      // Fewer rows than seqs (a conversation not there, or its log not yet as far as untilSeq), or
+      // over the byte budget (large entries): the row-by-row read, which cuts where read() does.
+      const texts = await this.readJson(conv, afterSeq, untilSeq, limit, maxBytes);
+      return texts.length === 0 ? EMPTY_PAGE : { count: texts.length, json: Buffer.from(texts.join(','), 'utf8') };
+    }
+    return json === null ? EMPTY_PAGE : { count, json };
+  }
+
   async listConvs(user: string, limit = Number.MAX_SAFE_INTEGER): Promise<ConvListing[]> {
     return listConvs(this.ready(), user, limit);
   }
@@ -289,6 +313,8 @@ class SqliteStore implements Store {
  * A page of rows as `take` makes them, cut where their sizes pass maxBytes (always
  * at least one). Row by row, so that rows past the budget are never read into memory.
  */
+const EMPTY_PAGE: JsonPage = { count: 0, json: new Uint8Array(0) };
+
 function withinBytes<R, T>(rows: Iterable<R>, maxBytes: number, size: (row: R) => number, take: (row: R) => T): T[] {
   const page: T[] = [];
   let bytes = 0;
