@@ -169,6 +169,9 @@ async function profiled<T>(dir: string | undefined, name: string, run: () => Pro
   }
 }
 
+const perEntry = (cpu: number | null, entries: number): string => (cpu === null ? '?' : ((cpu * 1e6) / entries).toFixed(2));
+const heapMb = (): number => Math.round(process.memoryUsage().heapUsed / 2 ** 20);
+
 /** A row's sum over its rounds: its rate is all its entries over all its rounds' time. */
 interface Totals {
   entries: number;
@@ -253,12 +256,12 @@ async function run(flags: ParsedFlags, log: (line: string) => void): Promise<Sce
       for (const page of pages) {
         const result = await profiled(profileDir, `sdk-page-${page}-round-${r + 1}`, () => catchUp(server, authority, offline, expected, page, concurrency, timeoutMs));
         ours.set(page, add(ours.get(page), result));
-        log(`catch-up round ${r + 1}: sequent page ${page}: ${Math.round(result.entries / result.seconds)} entries/s`);
+        log(`catch-up round ${r + 1}: sequent page ${page}: ${Math.round(result.entries / result.seconds)} entries/s, server ${perEntry(result.serverCpu, result.entries)} µs/entry, SDK ${perEntry(result.clientCpu, result.entries)} µs/entry, bench heap ${heapMb()} MB`);
       }
       for (const batch of jetstream ? batches : []) {
         const result = await jetstream!.replay(batch, timeoutMs);
         theirs.set(batch, add(theirs.get(batch), result));
-        log(`catch-up round ${r + 1}: jetstream batch ${batch}: ${Math.round(result.entries / result.seconds)} entries/s`);
+        log(`catch-up round ${r + 1}: jetstream batch ${batch}: ${Math.round(result.entries / result.seconds)} entries/s, server ${perEntry(result.serverCpu, result.entries)} µs/entry, client ${perEntry(result.clientCpu, result.entries)} µs/entry, bench heap ${heapMb()} MB`);
       }
     }
   } finally {
