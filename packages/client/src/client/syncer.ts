@@ -198,8 +198,10 @@ export class Syncer {
         // The log is gapless, so a first entry past after + 1 means what lies between is not readable for us.
         if (first && first.seq > after + 1) this.hooks.skipTo(conv, first.seq - 1);
         for (const msg of reply.msgs) {
-          // The reply's entries were parsed for this call alone: named by the batch's conv in place, not copied.
-          if (msg.conv !== conv) msg.conv = conv;
+          // The reply's entries were parsed for this call alone: named by the batch's conv in place, not
+          // copied. Always, so that the entries the views keep share one conv string (its hash computed
+          // once for every map keyed by conv) instead of each holding the copy the parse made.
+          msg.conv = conv;
           this.hooks.accept(msg);
         }
       } catch (error) {
