@@ -62,14 +62,18 @@ function prepareReads(db: Database.Database) {
         `SELECT ${ENTRY_SIZE_SQL}, ${ENTRY_JSON_SQL} FROM entries WHERE conv = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
       )
       .raw(true),
-    // A whole page in one row: [count, total size, the entries' JSON joined with commas as a
-    // UTF-8 blob], over a seq range the caller bounds to `limit` seqs. One aggregate over the
-    // primary key's range: no subquery to materialize (a LIMIT would need one).
+    // A whole page in one row: [count, the entries' JSON joined with commas as a UTF-8 blob],
+    // over a seq range the caller bounds to `limit` seqs. One aggregate over the primary key's
+    // range: no subquery to materialize (a LIMIT would need one).
     readJsonPage: db
-      .prepare<[string, number, number], [number, number | null, Buffer | null]>(
-        `SELECT count(*), sum(${ENTRY_SIZE_SQL}), CAST(group_concat(${ENTRY_JSON_SQL}, ',' ORDER BY seq) AS BLOB)
-         FROM entries WHERE conv = ? AND seq > ? AND seq <= ?`,
+      .prepare<[string, number, number], [number, Buffer | null]>(
+        `SELECT count(*), CAST(group_concat(${ENTRY_JSON_SQL}, ',' ORDER BY seq) AS BLOB) FROM entries WHERE conv = ? AND seq > ? AND seq <= ?`,
       )
+      .raw(true),
+    // [count, total size] of the same range, first: the aggregate builds the whole range in memory,
+    // so a range over the byte budget must not get to it. length() does not read the texts.
+    readPageSize: db
+      .prepare<[string, number, number], [number, number | null]>(`SELECT count(*), sum(${ENTRY_SIZE_SQL}) FROM entries WHERE conv = ? AND seq > ? AND seq <= ?`)
       .raw(true),
     ...prepareConvReads(db),
     getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
@@ -263,17 +267,28 @@ class SqliteStore implements Store {
 
   async readJsonPage(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes = Infinity): Promise<JsonPage> {
     if (limit <= 0 || untilSeq <= afterSeq) return EMPTY_PAGE;
+    const statements = this.ready();
     // At most `limit` seqs, so at most `limit` entries; as a conversation's log holds every seq
     // (commit refuses a gap), these are exactly read()'s first `limit`.
     const until = Math.min(untilSeq, afterSeq + limit);
-    const [count, bytes, json] = this.ready().readJsonPage.get(conv, afterSeq, until) as [number, number | null, Buffer | null];
-    if (count !== until - afterSeq || (bytes !== null && bytes > maxBytes && count > 1)) {
-      // Fewer rows than seqs (a conversation not there, or its log not yet as far as untilSeq), or
-      // over the byte budget (large entries): the row-by-row read, which cuts where read() does.
-      const texts = await this.readJson(conv, afterSeq, untilSeq, limit, maxBytes);
-      return texts.length === 0 ? EMPTY_PAGE : { count: texts.length, json: Buffer.from(texts.join(','), 'utf8') };
+    const seqs = until - afterSeq;
+    if (Number.isFinite(maxBytes)) {
+      const [count, bytes] = statements.readPageSize.get(conv, afterSeq, until) as [number, number | null];
+      if (count !== seqs || (count > 1 && (bytes ?? 0) > maxBytes)) return this.readJsonRows(conv, afterSeq, untilSeq, limit, maxBytes);
     }
+    const [count, json] = statements.readJsonPage.get(conv, afterSeq, until) as [number, Buffer | null];
+    if (count !== seqs) return this.readJsonRows(conv, afterSeq, untilSeq, limit, maxBytes);
     return json === null ? EMPTY_PAGE : { count, json };
+  }
+
+  /**
+   * The page row by row (readJson), joined: for a range with fewer rows than seqs (a conversation
+   * not there, or its log not yet as far as untilSeq) or over the byte budget (large entries),
+   * which it cuts where read() does without holding the rows past it.
+   */
+  private async readJsonRows(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes: number): Promise<JsonPage> {
+    const texts = await this.readJson(conv, afterSeq, untilSeq, limit, maxBytes);
+    return texts.length === 0 ? EMPTY_PAGE : { count: texts.length, json: Buffer.from(texts.join(','), 'utf8') };
   }
 
   async listConvs(user: string, limit = Number.MAX_SAFE_INTEGER): Promise<ConvListing[]> {
