@@ -84,7 +84,7 @@ export function describeReadJsonConformance(store: () => Store): void {
   });
 
   describe('readJsonPage', () => {
-    it("is readJson's texts joined with commas as UTF-8, over the same ranges and byte budgets", async (t) => {
+    it("is readJson's texts joined with commas, over the same ranges and byte budgets", async (t) => {
       const s = store();
       if (!s.readJsonPage) return t.skip();
       const last = await fill(s);
@@ -101,8 +101,8 @@ export function describeReadJsonConformance(store: () => Store): void {
         const entries = await s.read('g:json', after, until, limit, maxBytes);
         const page = await s.readJsonPage('g:json', after, until, limit, maxBytes);
         expect(page.count).toBe(entries.length);
-        expect(Buffer.from(page.json).toString('utf8')).toBe(entries.map((e) => JSON.stringify(e)).join(','));
-        expect(JSON.parse(`[${Buffer.from(page.json).toString('utf8')}]`)).toEqual(entries);
+        expect(page.json).toBe(entries.map((e) => JSON.stringify(e)).join(','));
+        expect(JSON.parse(`[${page.json}]`)).toEqual(entries);
       }
       expect((await s.readJsonPage('g:unknown', 0, 10, 10)).count).toBe(0);
     });

@@ -62,12 +62,12 @@ function prepareReads(db: Database.Database) {
         `SELECT ${ENTRY_SIZE_SQL}, ${ENTRY_JSON_SQL} FROM entries WHERE conv = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
       )
       .raw(true),
-    // A whole page in one row: [count, the entries' JSON joined with commas as a UTF-8 blob],
+    // A whole page in one row: [count, the entries' JSON joined with commas],
     // over a seq range the caller bounds to `limit` seqs. One aggregate over the primary key's
     // range: no subquery to materialize (a LIMIT would need one).
     readJsonPage: db
-      .prepare<[string, number, number], [number, Buffer | null]>(
-        `SELECT count(*), CAST(group_concat(${ENTRY_JSON_SQL}, ',' ORDER BY seq) AS BLOB) FROM entries WHERE conv = ? AND seq > ? AND seq <= ?`,
+      .prepare<[string, number, number], [number, string | null]>(
+        `SELECT count(*), group_concat(${ENTRY_JSON_SQL}, ',' ORDER BY seq) FROM entries WHERE conv = ? AND seq > ? AND seq <= ?`,
       )
       .raw(true),
     // [count, total size] of the same range, first: the aggregate builds the whole range in memory,
@@ -276,7 +276,7 @@ class SqliteStore implements Store {
       const [count, bytes] = statements.readPageSize.get(conv, afterSeq, until) as [number, number | null];
       if (count !== seqs || (count > 1 && (bytes ?? 0) > maxBytes)) return this.readJsonRows(conv, afterSeq, untilSeq, limit, maxBytes);
     }
-    const [count, json] = statements.readJsonPage.get(conv, afterSeq, until) as [number, Buffer | null];
+    const [count, json] = statements.readJsonPage.get(conv, afterSeq, until) as [number, string | null];
     if (count !== seqs) return this.readJsonRows(conv, afterSeq, untilSeq, limit, maxBytes);
     return json === null ? EMPTY_PAGE : { count, json };
   }
@@ -288,7 +288,7 @@ class SqliteStore implements Store {
    */
   private async readJsonRows(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes: number): Promise<JsonPage> {
     const texts = await this.readJson(conv, afterSeq, untilSeq, limit, maxBytes);
-    return texts.length === 0 ? EMPTY_PAGE : { count: texts.length, json: Buffer.from(texts.join(','), 'utf8') };
+    return texts.length === 0 ? EMPTY_PAGE : { count: texts.length, json: texts.join(',') };
   }
 
   async listConvs(user: string, limit = Number.MAX_SAFE_INTEGER): Promise<ConvListing[]> {
@@ -328,7 +328,7 @@ class SqliteStore implements Store {
  * A page of rows as `take` makes them, cut where their sizes pass maxBytes (always
  * at least one). Row by row, so that rows past the budget are never read into memory.
  */
-const EMPTY_PAGE: JsonPage = { count: 0, json: new Uint8Array(0) };
+const EMPTY_PAGE: JsonPage = { count: 0, json: '' };
 
 function withinBytes<R, T>(rows: Iterable<R>, maxBytes: number, size: (row: R) => number, take: (row: R) => T): T[] {
   const page: T[] = [];

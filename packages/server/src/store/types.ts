@@ -9,10 +9,10 @@ import type { Entry } from 'sequent-client/protocol';
 
 export type ConvKind = 'dm' | 'group';
 
-/** Entries' JSON texts joined with commas, as UTF-8, and their number (0: an empty text). */
+/** Entries' JSON texts joined with commas, and their number (0: an empty text). */
 export interface JsonPage {
   readonly count: number;
-  readonly json: Uint8Array;
+  readonly json: string;
 }
 
 export interface ConvRecord {
@@ -203,10 +203,10 @@ export interface Store {
    */
   readJson?(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes?: number): Promise<string[]>;
   /**
-   * Optional: the texts readJson gives, joined with commas into one UTF-8 text
-   * (what goes between a batch's brackets), and how many there are. A sync page
-   * then crosses from the store into the reply as one buffer, not a string per
-   * entry to be joined and encoded again.
+   * Optional: the texts readJson gives, joined with commas into one text (what
+   * goes between a batch's brackets), and how many there are. A sync page then
+   * crosses from the store into the reply as one string, not a string per entry
+   * to be joined.
    */
   readJsonPage?(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes?: number): Promise<JsonPage>;
   /**
