@@ -59,6 +59,121 @@ describe('syncer paging', () => {
   });
 });
 
+/**
+ * Several conversations served in pages, replies coming back in an order of the
+ * server's choosing (a delay per ask); what the device takes in and where each
+ * cursor stands is kept, and how many asks wait on the server at once.
+ */
+function pagedConvs(lasts: Record<string, number>, options: { delay: (conv: string, after: number) => number; drop?: { conv: string; after: number }; maxWaiting?: number }) {
+  const log: string[] = [];
+  const taken = new Map<string, number[]>();
+  const cursors = new Map<string, number>(Object.keys(lasts).map((conv) => [conv, 0]));
+  let waiting = 0;
+  let mostWaiting = 0;
+  let dropped = false;
+  let refused = 0;
+  const hooks: SyncerHooks = {
+    ask: async (frame) => {
+      if (frame.t === 'convs') return { t: 'convs', id: 1, convs: [] } as ServerFrame;
+      const sync = frame as Omit<SyncFrame, 'id'>;
+      const after = sync.after ?? 0;
+      const last = lasts[sync.conv]!;
+      log.push(`ask ${sync.conv} ${after}`);
+      if (options.maxWaiting !== undefined && waiting >= options.maxWaiting) {
+        // As the server's maxPendingReads refuses a read over the limit.
+        refused++;
+        return { t: 'error', id: 1, code: 'rate_limited', message: 'too many reads waiting' } as ServerFrame;
+      }
+      waiting++;
+      mostWaiting = Math.max(mostWaiting, waiting);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, options.delay(sync.conv, after)));
+        if (options.drop && !dropped && sync.conv === options.drop.conv && after === options.drop.after) {
+          dropped = true;
+          throw new SequentClientError('connection_lost', 'gone');
+        }
+      } finally {
+        waiting--;
+      }
+      const msgs = [];
+      for (let seq = after + 1; seq <= Math.min(last, after + (sync.limit ?? 100)); seq++) msgs.push({ ...entry(seq), conv: sync.conv });
+      return { t: 'batch', id: 1, conv: sync.conv, msgs, last } as ServerFrame;
+    },
+    cursorOf: (conv) => cursors.get(conv) ?? 0,
+    skipTo: () => undefined,
+    accept: (e) => {
+      log.push(`take ${e.conv} ${e.seq}`);
+      const list = taken.get(e.conv) ?? [];
+      list.push(e.seq);
+      taken.set(e.conv, list);
+      // As the receive side does: only the next seq moves the cursor.
+      if (e.seq === (cursors.get(e.conv) ?? 0) + 1) cursors.set(e.conv, e.seq);
+    },
+    summaries: () => undefined,
+    version: () => undefined,
+    versioned: () => undefined,
+    behind: () => Object.keys(lasts).filter((conv) => (cursors.get(conv) ?? 0) < lasts[conv]!),
+    error: () => undefined,
+  };
+  return { log, taken, cursors, hooks, mostWaiting: () => mostWaiting, refused: () => refused };
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe('syncer catch-up over several conversations', () => {
+  const options = resolveClientOptions({ url: 'ws://h/v1/ws', token: 't', syncPageSize: 3, syncConcurrency: 2 });
+  const lasts = { 'g:a': 7, 'g:b': 2, 'g:c': 9, 'g:d': 4, 'g:e': 6 };
+
+  it('takes in every entry once and in order per conversation, with replies coming back out of order', async () => {
+    // Later asks of some conversations answered sooner than earlier asks of others.
+    const delays: Record<string, number> = { 'g:a': 4, 'g:b': 1, 'g:c': 3, 'g:d': 1, 'g:e': 2 };
+    const { taken, cursors, hooks, mostWaiting } = pagedConvs(lasts, { delay: (conv, after) => delays[conv]! + (after % 2) });
+    await new Syncer(options, hooks).catchUp();
+    for (const [conv, last] of Object.entries(lasts)) {
+      expect(taken.get(conv)).toEqual(range(1, last));
+      expect(cursors.get(conv)).toBe(last);
+    }
+    // One page asked at a time per slot: what waits on the server stays within syncConcurrency.
+    expect(mostWaiting()).toBeLessThanOrEqual(2);
+  });
+
+  it("asks for the next conversation's first page before taking in the last page of the one before", async () => {
+    const { log, hooks } = pagedConvs({ 'g:a': 2, 'g:b': 2 }, { delay: () => 1 });
+    await new Syncer(resolveClientOptions({ url: 'ws://h/v1/ws', token: 't', syncPageSize: 3, syncConcurrency: 1 }), hooks).catchUp();
+    expect(log).toEqual(['ask g:a 0', 'ask g:b 0', 'take g:a 1', 'take g:a 2', 'take g:b 1', 'take g:b 2']);
+  });
+
+  it('asks a page refused as rate_limited again, so that every conversation is caught up with more in parallel than the server allows', async () => {
+    const errors: SequentClientError[] = [];
+    const { taken, cursors, hooks, refused } = pagedConvs(lasts, { delay: () => 2, maxWaiting: 1 });
+    hooks.error = (error) => errors.push(error);
+    await new Syncer(resolveClientOptions({ url: 'ws://h/v1/ws', token: 't', syncPageSize: 3, syncConcurrency: 4 }), hooks).catchUp();
+    expect(refused()).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
+    for (const [conv, last] of Object.entries(lasts)) {
+      expect(taken.get(conv)).toEqual(range(1, last));
+      expect(cursors.get(conv)).toBe(last);
+    }
+  });
+
+  it('stops starting conversations when the connection drops mid-catch-up, and the next catch-up resumes at the cursors', async () => {
+    const { taken, cursors, hooks, log } = pagedConvs(lasts, { delay: (conv) => (conv === 'g:a' ? 3 : 1), drop: { conv: 'g:c', after: 3 } });
+    const syncer = new Syncer(options, hooks);
+    await expect(syncer.catchUp()).rejects.toMatchObject({ code: 'connection_lost' });
+    // g:c had its first page when the connection dropped; nothing after the drop was asked of the conversations not yet started.
+    expect(cursors.get('g:c')).toBe(3);
+    const before = log.length;
+    await syncer.catchUp();
+    // Resumed at each cursor: g:c from 3, conversations done before the drop not asked again.
+    expect(log.slice(before)).toContain('ask g:c 3');
+    expect(log.slice(before).some((line) => line === 'ask g:b 0')).toBe(false);
+    for (const [conv, last] of Object.entries(lasts)) {
+      expect(taken.get(conv)).toEqual(range(1, last));
+      expect(cursors.get(conv)).toBe(last);
+    }
+  });
+});
+
 describe('a server behind this device', () => {
   const options = resolveClientOptions({ url: 'ws://h/v1/ws', token: 't', syncPageSize: 3 });
 

@@ -19,7 +19,7 @@
  *   falls on both; a row's rate is its entries over its rounds' time.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
@@ -30,7 +30,7 @@ import { TokenAuthority } from '../src/server/auth.js';
 import { fillJetStream, type ReplayResult } from './chat-catchup-jetstream.js';
 import { convName, openWriters } from './chat-catchup-writers.js';
 import { now, round, type ChatScenario, type ScenarioOutcome } from './chat-scenario.js';
-import { processCpuSeconds } from './cpu.js';
+import { mainThreadCpuSeconds, processCpuSeconds } from './cpu.js';
 import { formatSummary, readProfile, summarizeProfile } from './cpuprofile.js';
 import { quotaOf } from './load.js';
 import { ratio, type Row } from './report.js';
@@ -81,7 +81,54 @@ interface CatchUpResult {
   /** From start() to the SDK's `ready` state (its catch-up done). */
   readySeconds: number;
   serverCpu: number | null;
+  /** Of serverCpu: the main thread's, and the kernel's (system time) over all threads. */
+  serverMainCpu: number | null;
+  serverSystemCpu: number | null;
+  /** The server's other threads' CPU by name, µs per entry. */
+  serverThreads: string;
   clientCpu: number;
+}
+
+/** A process's system (kernel) CPU seconds, all threads, from /proc; undefined where there is none. */
+function systemCpuSeconds(pid: number): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return Number(fields[12]) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+const since = (a: number | undefined, b: number | undefined): number | null => (a === undefined || b === undefined ? null : b - a);
+
+/** CPU seconds (user + system) of a process's threads, summed by thread name (main thread, V8 workers, libuv, a worker's name). */
+function threadCpuSeconds(pid: number): Map<string, number> {
+  const byName = new Map<string, number>();
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8');
+        const name = task === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).trim();
+        const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+        byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100);
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
+  } catch {
+    // No /proc here.
+  }
+  return byName;
+}
+
+/** Per thread name, the CPU between two readings, as µs per entry: where a server's CPU per entry goes besides its main thread. */
+function threadsPerEntry(before: Map<string, number>, after: Map<string, number>, entries: number): string {
+  const parts: string[] = [];
+  for (const [name, seconds] of after) {
+    const used = seconds - (before.get(name) ?? 0);
+    if (name !== 'main' && used > 0) parts.push(`${name} ${((used * 1e6) / entries).toFixed(2)}`);
+  }
+  return parts.join(', ') || 'none';
 }
 
 /** A new SDK instance on the offline store: from start() to every view complete. */
@@ -107,6 +154,9 @@ async function catchUp(
   });
   const timer = setTimeout(finish, timeoutMs);
   const cpu0 = processCpuSeconds(server.pid);
+  const main0 = mainThreadCpuSeconds(server.pid);
+  const system0 = systemCpuSeconds(server.pid);
+  const threads0 = threadCpuSeconds(server.pid);
   const client0 = process.cpuUsage();
   const started = now();
   await client.start();
@@ -115,6 +165,9 @@ async function catchUp(
   const ended = now();
   const readyAt = await ready;
   const cpu1 = processCpuSeconds(server.pid);
+  const main1 = mainThreadCpuSeconds(server.pid);
+  const system1 = systemCpuSeconds(server.pid);
+  const threads1 = threadCpuSeconds(server.pid);
   const clientCpu = process.cpuUsage(client0);
   clearTimeout(timer);
   let entries = 0;
@@ -132,6 +185,9 @@ async function catchUp(
     seconds: (ended - started) / 1000,
     readySeconds: (readyAt - started) / 1000,
     serverCpu: cpu0 === undefined || cpu1 === undefined ? null : cpu1 - cpu0,
+    serverMainCpu: since(main0, main1),
+    serverSystemCpu: since(system0, system1),
+    serverThreads: threadsPerEntry(threads0, threads1, entries),
     clientCpu: (clientCpu.user + clientCpu.system) / 1e6,
   };
 }
@@ -168,6 +224,9 @@ async function profiled<T>(dir: string | undefined, name: string, run: () => Pro
     session.disconnect();
   }
 }
+
+const perEntry = (cpu: number | null, entries: number): string => (cpu === null ? '?' : ((cpu * 1e6) / entries).toFixed(2));
+const heapMb = (): number => Math.round(process.memoryUsage().heapUsed / 2 ** 20);
 
 /** A row's sum over its rounds: its rate is all its entries over all its rounds' time. */
 interface Totals {
@@ -253,12 +312,12 @@ async function run(flags: ParsedFlags, log: (line: string) => void): Promise<Sce
       for (const page of pages) {
         const result = await profiled(profileDir, `sdk-page-${page}-round-${r + 1}`, () => catchUp(server, authority, offline, expected, page, concurrency, timeoutMs));
         ours.set(page, add(ours.get(page), result));
-        log(`catch-up round ${r + 1}: sequent page ${page}: ${Math.round(result.entries / result.seconds)} entries/s`);
+        log(`catch-up round ${r + 1}: sequent page ${page}: ${Math.round(result.entries / result.seconds)} entries/s, server ${perEntry(result.serverCpu, result.entries)} µs/entry (main thread ${perEntry(result.serverMainCpu, result.entries)}, system ${perEntry(result.serverSystemCpu, result.entries)}; other threads: ${result.serverThreads}), SDK ${perEntry(result.clientCpu, result.entries)} µs/entry, bench heap ${heapMb()} MB`);
       }
       for (const batch of jetstream ? batches : []) {
         const result = await jetstream!.replay(batch, timeoutMs);
         theirs.set(batch, add(theirs.get(batch), result));
-        log(`catch-up round ${r + 1}: jetstream batch ${batch}: ${Math.round(result.entries / result.seconds)} entries/s`);
+        log(`catch-up round ${r + 1}: jetstream batch ${batch}: ${Math.round(result.entries / result.seconds)} entries/s, server ${perEntry(result.serverCpu, result.entries)} µs/entry, client ${perEntry(result.clientCpu, result.entries)} µs/entry, bench heap ${heapMb()} MB`);
       }
     }
   } finally {

@@ -9,6 +9,7 @@
  */
 import type { ConvSummary, Entry, ServerFrame } from '../protocol/frames.js';
 import type { Request } from './connection.js';
+import { startTimer } from './backoff.js';
 import { SequentClientError } from './errors.js';
 import type { ResolvedClientOptions } from './options.js';
 
@@ -33,6 +34,13 @@ export interface SyncerHooks {
 /** Rows per `convs since` page. */
 const CONVS_PAGE = 500;
 
+/** A sync page refused as rate_limited is asked again after BASE × attempt ms (at most MAX), up to RETRIES times. */
+const RATE_LIMITED_BASE_MS = 10;
+const RATE_LIMITED_MAX_MS = 200;
+const RATE_LIMITED_RETRIES = 50;
+
+const pause = (ms: number): Promise<void> => new Promise((resolve) => startTimer(resolve, ms, true));
+
 interface Running {
   again: boolean;
   done: Promise<void>;
@@ -53,25 +61,52 @@ export class Syncer {
     private readonly hooks: SyncerHooks,
   ) {}
 
-  /** convs, then every conversation that is behind; resolves when all are caught up (or failed). */
+  /**
+   * convs, then every conversation that is behind, `syncConcurrency` at a time;
+   * resolves when all are caught up (or failed). A slot moves on to its next
+   * conversation as soon as the last page of the current one has arrived, before
+   * that page is taken in: the server reads the next conversation's first page
+   * while the SDK applies this one, instead of each waiting for the other once
+   * per conversation. Each slot has one page asked at a time, so the reads
+   * waiting on the server stay at most `syncConcurrency`.
+   */
   async catchUp(): Promise<void> {
     await this.readList();
     const behind = this.hooks.behind();
     let next = 0;
+    let active = 0;
     let lost: unknown;
-    const worker = async (): Promise<void> => {
-      while (next < behind.length && lost === undefined) {
-        const conv = behind[next++] as string;
-        try {
-          await this.syncConv(conv);
-        } catch (error) {
-          if (error instanceof SequentClientError && (error.code === 'connection_lost' || error.code === 'timeout')) lost = error;
-          else this.hooks.error(asClientError(error, `sync of ${conv} failed`));
-        }
-      }
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    const settle = (): void => {
+      if (active === 0 && (lost !== undefined || next >= behind.length)) finish();
     };
-    const workers = Math.min(this.options.syncConcurrency, behind.length);
-    await Promise.all(Array.from({ length: workers }, worker));
+    const start = (): void => {
+      if (lost !== undefined || next >= behind.length) return;
+      const conv = behind[next++] as string;
+      active++;
+      let released = false;
+      // Called synchronously when the conversation asks for nothing more, so that the next one's first page is on its way before this one's last is applied.
+      const release = (): void => {
+        if (released) return;
+        released = true;
+        start();
+      };
+      this.syncConv(conv, release)
+        .catch((error: unknown) => {
+          if (error instanceof SequentClientError && (error.code === 'connection_lost' || error.code === 'timeout')) lost ??= error;
+          else this.hooks.error(asClientError(error, `sync of ${conv} failed`));
+        })
+        .finally(() => {
+          active--;
+          release();
+          settle();
+        });
+    };
+    const slots = Math.min(this.options.syncConcurrency, behind.length);
+    for (let i = 0; i < slots; i++) start();
+    settle();
+    await finished;
     if (lost !== undefined) throw lost;
   }
 
@@ -113,7 +148,7 @@ export class Syncer {
    * Reads the conversation from its cursor to the server's `last`. One run per
    * conversation at a time; a call during a run makes the run go once more.
    */
-  syncConv(conv: string): Promise<void> {
+  syncConv(conv: string, released?: () => void): Promise<void> {
     const current = this.running.get(conv);
     if (current) {
       current.again = true;
@@ -124,7 +159,7 @@ export class Syncer {
       try {
         do {
           run.again = false;
-          await this.readToLast(conv);
+          await this.readToLast(conv, released);
         } while (run.again);
       } finally {
         this.running.delete(conv);
@@ -137,25 +172,36 @@ export class Syncer {
   /**
    * The next page is asked for before this one is taken in: the server reads it
    * while the SDK delivers this one, instead of each side waiting for the other
-   * (and, on a busy machine, for the scheduler) once per page.
+   * (and, on a busy machine, for the scheduler) once per page. `released` is
+   * called, synchronously, once the last page has arrived (nothing more to ask).
    */
-  private async readToLast(conv: string): Promise<void> {
+  private async readToLast(conv: string, released?: () => void): Promise<void> {
     let after = this.hooks.cursorOf(conv);
     let asked = this.page(conv, after);
     for (;;) {
-      const reply = await asked;
+      let reply = await asked;
+      for (let attempt = 1; reply.t === 'error' && reply.code === 'rate_limited' && attempt <= RATE_LIMITED_RETRIES; attempt++) {
+        // More of this connection's reads wait on the server than it allows (its maxPendingReads
+        // below what syncConcurrency asks at once): the page is asked again once some have been
+        // answered, instead of leaving the conversation behind.
+        await pause(Math.min(RATE_LIMITED_MAX_MS, RATE_LIMITED_BASE_MS * attempt));
+        reply = await this.page(conv, after);
+      }
       if (reply.t !== 'batch') throw replyError(`sync of ${conv}`, reply);
       this.checkNotBehind(conv, reply.last);
       const newest = reply.msgs.at(-1)?.seq;
       const more = newest !== undefined && newest < reply.last;
       if (more) asked = this.page(conv, newest);
+      else released?.();
       try {
         const first = reply.msgs[0];
         // The log is gapless, so a first entry past after + 1 means what lies between is not readable for us.
         if (first && first.seq > after + 1) this.hooks.skipTo(conv, first.seq - 1);
         for (const msg of reply.msgs) {
-          // The reply's entries were parsed for this call alone: named by the batch's conv in place, not copied.
-          if (msg.conv !== conv) msg.conv = conv;
+          // The reply's entries were parsed for this call alone: named by the batch's conv in place, not
+          // copied. Always, so that the entries the views keep share one conv string (its hash computed
+          // once for every map keyed by conv) instead of each holding the copy the parse made.
+          msg.conv = conv;
           this.hooks.accept(msg);
         }
       } catch (error) {
