@@ -2,7 +2,7 @@
  * The store conformance suite's part for readJson (optional in the contract):
  * each text is JSON.stringify of the entry read() gives at that seq, for every
  * kind of entry and every chat-state annotation, and a page ends where read()'s
- * does; readJsonPage is those texts joined. A store without them skips them.
+ * does. A store without readJson skips it.
  */
 import { describe, expect, it } from 'vitest';
 import type { Entry } from '../../packages/client/src/protocol/index.js';
@@ -80,31 +80,6 @@ export function describeReadJsonConformance(store: () => Store): void {
         expect(await s.readJson('g:json', after, until, limit, maxBytes)).toEqual(entries.map((e) => JSON.stringify(e)));
       }
       expect(await s.readJson('g:unknown', 0, 10, 10)).toEqual([]);
-    });
-  });
-
-  describe('readJsonPage', () => {
-    it("is readJson's texts joined with commas, over the same ranges and byte budgets", async (t) => {
-      const s = store();
-      if (!s.readJsonPage) return t.skip();
-      const last = await fill(s);
-      for (const [after, until, limit, maxBytes] of [
-        [0, last, 1000, undefined],
-        [0, last, 5, undefined],
-        [3, 9, 100, undefined],
-        [4, last, 100, 1],
-        [0, last, 100, 700],
-        [0, last, 3, 700],
-        [5, 5, 10, undefined],
-        [2, last, 0, undefined],
-      ] as const) {
-        const entries = await s.read('g:json', after, until, limit, maxBytes);
-        const page = await s.readJsonPage('g:json', after, until, limit, maxBytes);
-        expect(page.count).toBe(entries.length);
-        expect(page.json).toBe(entries.map((e) => JSON.stringify(e)).join(','));
-        expect(JSON.parse(`[${page.json}]`)).toEqual(entries);
-      }
-      expect((await s.readJsonPage('g:unknown', 0, 10, 10)).count).toBe(0);
     });
   });
 }

@@ -5,8 +5,7 @@
  * `ConvView`: the owner's memory on one node, the store on a cluster node.
  */
 import { DEFAULT_CONVS_LIMIT, DEFAULT_SYNC_LIMIT, encodeBatch, type ConvSummary, type ConvsFrame, type ConvsReplyFrame, type SyncFrame } from 'sequent-client/protocol';
-import type { Entry } from 'sequent-client/protocol';
-import type { ConvListing, JsonPage, Store } from '../store/index.js';
+import type { ConvListing, Store } from '../store/index.js';
 import type { ConvViews } from './conv-view.js';
 import type { Requester } from './origin.js';
 
@@ -20,16 +19,7 @@ export interface ReadLimits {
 }
 
 /** One page of a conversation's log: the entries with after < seq <= until, at most count (fewer when the byte budget cuts). */
-type PageReader<P> = (after: number, until: number, count: number) => Promise<P>;
-
-/** How a page reader's pages look from outside: their number of entries, and the page of none. */
-interface PageShape<P> {
-  count(page: P): number;
-  readonly empty: P;
-}
-
-const LIST = <T>(): PageShape<T[]> => ({ count: (page) => page.length, empty: [] });
-const JSON_PAGE: PageShape<JsonPage> = { count: (page) => page.count, empty: { count: 0, json: '' } };
+type PageReader<T> = (after: number, until: number, count: number) => Promise<T[]>;
 
 export class Reads {
   constructor(
@@ -67,31 +57,23 @@ export class Reads {
     if (!range) return session.error(frame.id, 'forbidden', `${session.user} is not a member of ${frame.conv}`);
     const limit = frame.limit ?? DEFAULT_SYNC_LIMIT;
     const conv = state.conv;
-    const page = <P>(shape: PageShape<P>, read: PageReader<P>): Promise<P> =>
-      frame.before !== undefined ? this.readBefore(shape, read, frame.before, range, limit) : this.readAfter(shape, read, frame.after ?? 0, range, limit);
+    const page = <T>(read: PageReader<T>): Promise<T[]> =>
+      frame.before !== undefined ? this.readBefore(read, frame.before, range, limit) : this.readAfter(read, frame.after ?? 0, range, limit);
     const maxBytes = this.limits.maxSyncBytes;
     const store = this.store;
-    if (store.readJsonPage) {
-      // The page's entries as one text from the store, spliced into the frame: the same text as
-      // serializing what read() gives, without a string per entry. A string, not bytes: with the
-      // page as a Buffer (three large Buffers per page outside the JavaScript heap) about half
-      // of the benchmark's runs spent as much CPU again on the server's helper threads.
-      const { count, json } = await page(JSON_PAGE, (after, until, n) => store.readJsonPage!(conv, after, until, n, maxBytes));
-      return session.sendText(encodeBatch(frame.id, conv, count === 0 ? [] : [json], range.until));
-    }
     if (store.readJson) {
       // The entries' stored JSON, spliced into the frame: the same text as serializing what read() gives.
-      const texts = await page(LIST<string>(), (after, until, count) => store.readJson!(conv, after, until, count, maxBytes));
+      const texts = await page((after, until, count) => store.readJson!(conv, after, until, count, maxBytes));
       return session.sendText(encodeBatch(frame.id, conv, texts, range.until));
     }
-    const msgs = await page(LIST<Entry>(), (after, until, count) => store.read(conv, after, until, count, maxBytes));
+    const msgs = await page((after, until, count) => store.read(conv, after, until, count, maxBytes));
     session.send({ t: 'batch', id: frame.id, conv, msgs, last: range.until });
   }
 
-  private async readAfter<P>(shape: PageShape<P>, read: PageReader<P>, afterSeq: number, range: { from: number; until: number }, limit: number): Promise<P> {
+  private async readAfter<T>(read: PageReader<T>, afterSeq: number, range: { from: number; until: number }, limit: number): Promise<T[]> {
     // Before its first entry a DM has nothing to read; that is an empty log, not an error.
     const after = Math.max(afterSeq, range.from - 1);
-    return after >= range.until ? shape.empty : read(after, range.until, limit);
+    return after >= range.until ? [] : read(after, range.until, limit);
   }
 
   /**
@@ -99,16 +81,15 @@ export class Reads {
    * would end short of `before` and leave a gap, so it is read again, fewer and
    * newer, until it reaches `before - 1`.
    */
-  private async readBefore<P>(shape: PageShape<P>, read: PageReader<P>, before: number, range: { from: number; until: number }, limit: number): Promise<P> {
+  private async readBefore<T>(read: PageReader<T>, before: number, range: { from: number; until: number }, limit: number): Promise<T[]> {
     const until = Math.min(before - 1, range.until);
     let count = Math.min(limit, until - (range.from - 1));
     while (count > 0) {
       const page = await read(until - count, until, count);
-      const got = shape.count(page);
-      if (got === count) return page;
-      count = got;
+      if (page.length === count) return page;
+      count = page.length;
     }
-    return shape.empty;
+    return [];
   }
 
   private summary(listing: ConvListing): ConvSummary {

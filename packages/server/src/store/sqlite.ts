@@ -23,7 +23,7 @@ import { ENTRY_JSON_SQL, ENTRY_SIZE_SQL } from './sqlite-json.js';
 import { entryMeta, listConvs, listConvsSince, prepareConvReads, readPositions } from './sqlite-convs.js';
 import { batchWriter, ensureSchema, openDatabase, removesContent, rowBatchOf, type RowBatch, type SqliteDurability } from './sqlite-schema.js';
 import type { WriterInit, WriterReply, WriterRequest } from './sqlite-writer.js';
-import type { CommitBatch, ConvKind, ConvListing, ConvRecord, ConvsQuery, ConvsSnapshot, ConvsState, EntryMeta, JsonPage, LaneRecord, Membership, ReadPosition, Store } from './types.js';
+import type { CommitBatch, ConvKind, ConvListing, ConvRecord, ConvsQuery, ConvsSnapshot, ConvsState, EntryMeta, LaneRecord, Membership, ReadPosition, Store } from './types.js';
 
 export { SQLITE_SCHEMA_VERSION, type SqliteDurability } from './sqlite-schema.js';
 
@@ -61,19 +61,6 @@ function prepareReads(db: Database.Database) {
       .prepare<[string, number, number, number], [number, string]>(
         `SELECT ${ENTRY_SIZE_SQL}, ${ENTRY_JSON_SQL} FROM entries WHERE conv = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
       )
-      .raw(true),
-    // A whole page in one row: [count, the entries' JSON joined with commas],
-    // over a seq range the caller bounds to `limit` seqs. One aggregate over the primary key's
-    // range: no subquery to materialize (a LIMIT would need one).
-    readJsonPage: db
-      .prepare<[string, number, number], [number, string | null]>(
-        `SELECT count(*), group_concat(${ENTRY_JSON_SQL}, ',' ORDER BY seq) FROM entries WHERE conv = ? AND seq > ? AND seq <= ?`,
-      )
-      .raw(true),
-    // [count, total size] of the same range, first: the aggregate builds the whole range in memory,
-    // so a range over the byte budget must not get to it. length() does not read the texts.
-    readPageSize: db
-      .prepare<[string, number, number], [number, number | null]>(`SELECT count(*), sum(${ENTRY_SIZE_SQL}) FROM entries WHERE conv = ? AND seq > ? AND seq <= ?`)
       .raw(true),
     ...prepareConvReads(db),
     getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
@@ -265,32 +252,6 @@ class SqliteStore implements Store {
     return withinBytes(rows, maxBytes, ([size]) => size, ([, json]) => json);
   }
 
-  async readJsonPage(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes = Infinity): Promise<JsonPage> {
-    if (limit <= 0 || untilSeq <= afterSeq) return EMPTY_PAGE;
-    const statements = this.ready();
-    // At most `limit` seqs, so at most `limit` entries; as a conversation's log holds every seq
-    // (commit refuses a gap), these are exactly read()'s first `limit`.
-    const until = Math.min(untilSeq, afterSeq + limit);
-    const seqs = until - afterSeq;
-    if (Number.isFinite(maxBytes)) {
-      const [count, bytes] = statements.readPageSize.get(conv, afterSeq, until) as [number, number | null];
-      if (count !== seqs || (count > 1 && (bytes ?? 0) > maxBytes)) return this.readJsonRows(conv, afterSeq, untilSeq, limit, maxBytes);
-    }
-    const [count, json] = statements.readJsonPage.get(conv, afterSeq, until) as [number, string | null];
-    if (count !== seqs) return this.readJsonRows(conv, afterSeq, untilSeq, limit, maxBytes);
-    return json === null ? EMPTY_PAGE : { count, json };
-  }
-
-  /**
-   * The page row by row (readJson), joined: for a range with fewer rows than seqs (a conversation
-   * not there, or its log not yet as far as untilSeq) or over the byte budget (large entries),
-   * which it cuts where read() does without holding the rows past it.
-   */
-  private async readJsonRows(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes: number): Promise<JsonPage> {
-    const texts = await this.readJson(conv, afterSeq, untilSeq, limit, maxBytes);
-    return texts.length === 0 ? EMPTY_PAGE : { count: texts.length, json: texts.join(',') };
-  }
-
   async listConvs(user: string, limit = Number.MAX_SAFE_INTEGER): Promise<ConvListing[]> {
     return listConvs(this.ready(), user, limit);
   }
@@ -328,8 +289,6 @@ class SqliteStore implements Store {
  * A page of rows as `take` makes them, cut where their sizes pass maxBytes (always
  * at least one). Row by row, so that rows past the budget are never read into memory.
  */
-const EMPTY_PAGE: JsonPage = { count: 0, json: '' };
-
 function withinBytes<R, T>(rows: Iterable<R>, maxBytes: number, size: (row: R) => number, take: (row: R) => T): T[] {
   const page: T[] = [];
   let bytes = 0;

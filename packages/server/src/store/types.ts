@@ -9,12 +9,6 @@ import type { Entry } from 'sequent-client/protocol';
 
 export type ConvKind = 'dm' | 'group';
 
-/** Entries' JSON texts joined with commas, and their number (0: an empty text). */
-export interface JsonPage {
-  readonly count: number;
-  readonly json: string;
-}
-
 export interface ConvRecord {
   conv: string;
   kind: ConvKind;
@@ -202,13 +196,6 @@ export interface Store {
    * over without building and serializing objects); without it, from read().
    */
   readJson?(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes?: number): Promise<string[]>;
-  /**
-   * Optional: the texts readJson gives, joined with commas into one text (what
-   * goes between a batch's brackets), and how many there are. A sync page then
-   * crosses from the store into the reply as one string, not a string per entry
-   * to be joined.
-   */
-  readJsonPage?(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes?: number): Promise<JsonPage>;
   /**
    * The conversations the user has a membership in (its latest stretch), most
    * recent activity first, at most `limit`. A removed member's row shows the
