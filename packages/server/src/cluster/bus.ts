@@ -14,13 +14,6 @@
  *   else; the bus then waits for a round trip (so the server has them all) and
  *   only then reports `resync`, so a gateway's clients that resync from the
  *   store cannot miss a push published after it.
- * - Writes: what the bus sends in one turn of the event loop (pushes, forwarded
- *   requests, answers) goes out in one socket write. The NATS client writes in a
- *   microtask after the first message of a burst, which on a node that forwards
- *   is about one write per client frame: a socket write cost more of a 3-node
- *   cluster's CPU than anything the bus carries. They wait for the end of the
- *   turn instead (setImmediate, the step where the sequencer starts its commit),
- *   in the order they were made.
  */
 import { connect, ErrorCode, Events, headers, type Msg, type NatsConnection, NatsError, type Status, type Subscription } from 'nats';
 import { type Subjects, subjects } from './subjects.js';
@@ -59,9 +52,6 @@ export class ClusterBus {
   private readonly owned = new Map<number, Subscription>();
   private readonly interest = new Map<string, { count: number; sub: Subscription }>();
   private closed = false;
-  /** Sends made in this turn, in order; issued together at its end. */
-  private outbox: (() => void)[] = [];
-  private outboxScheduled = false;
   private readonly statuses: AsyncIterable<Status>;
   private readonly watching: Promise<void>;
 
@@ -132,15 +122,7 @@ export class ClusterBus {
   async forward(slot: number, request: Uint8Array, timeoutMs = DEFAULT_FORWARD_TIMEOUT_MS): Promise<ForwardResult> {
     if (this.closed) return { ok: false, error: 'unavailable', cause: 'closed' };
     try {
-      const msg = await new Promise<Msg>((resolve, reject) => {
-        this.send(() => {
-          try {
-            this.nc.request(this.subjects.own(slot), request, { timeout: timeoutMs }).then(resolve, reject);
-          } catch (error) {
-            reject(error);
-          }
-        });
-      });
+      const msg = await this.nc.request(this.subjects.own(slot), request, { timeout: timeoutMs });
       if (msg.headers?.get(FAILED_HEADER)) return { ok: false, error: 'unavailable', cause: 'owner-error' };
       return { ok: true, reply: msg.data };
     } catch (error) {
@@ -150,13 +132,12 @@ export class ClusterBus {
 
   private async answer(msg: Msg, slot: number, handler: SlotHandler): Promise<void> {
     try {
-      const reply = await handler(msg.data, slot);
-      this.send(() => msg.respond(reply));
+      msg.respond(await handler(msg.data, slot));
     } catch (error) {
       this.options.onError?.(error);
       const h = headers();
       h.set(FAILED_HEADER, 'handler');
-      this.send(() => msg.respond(new Uint8Array(0), { headers: h }));
+      msg.respond(new Uint8Array(0), { headers: h });
     }
   }
 
@@ -196,51 +177,21 @@ export class ClusterBus {
   /** A push hint for every node where `user` is connected; fire and forget. */
   publish(user: string, payload: Uint8Array): void {
     if (this.closed) return;
-    const subject = this.subjects.user(user);
-    this.send(() => this.nc.publish(subject, payload));
+    this.nc.publish(this.subjects.user(user), payload);
   }
 
   /** Resolves once the server has seen everything sent so far (subscriptions included). */
   flush(): Promise<void> {
-    this.sendOutbox();
     return this.nc.flush();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    this.sendOutbox();
     this.closed = true;
     await this.nc.drain().catch(() => this.nc.close());
     // Closing the connection does not end its status iterators (nats.js 2.29); the iterator can be stopped.
     (this.statuses as Partial<{ stop(): void }>).stop?.();
     await this.watching;
-  }
-
-  /** Queues a send for the end of this turn. */
-  private send(write: () => void): void {
-    this.outbox.push(write);
-    this.scheduleOutbox();
-  }
-
-  private scheduleOutbox(): void {
-    if (this.outboxScheduled) return;
-    this.outboxScheduled = true;
-    setImmediate(() => this.sendOutbox());
-  }
-
-  /** Everything queued, in order, in one synchronous run: the NATS client then writes it in one go. */
-  private sendOutbox(): void {
-    this.outboxScheduled = false;
-    const writes = this.outbox;
-    this.outbox = [];
-    for (const write of writes) {
-      try {
-        write();
-      } catch (error) {
-        // a send after close is dropped, as the NATS client would drop it
-        if (!this.closed) this.options.onError?.(error);
-      }
-    }
   }
 
   private async watchStatus(): Promise<void> {
