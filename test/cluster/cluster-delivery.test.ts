@@ -4,12 +4,16 @@
  * duplicate is dropped, a gap is filled from the store in seq order — with only
  * what the connection's user may read and never the connection's own sends —
  * and a node ignores what it published itself (it delivered that already).
+ * A commit batch goes as one bus message per audience user, holding that user's
+ * entries of the batch in commit order.
  */
 import { randomBytes } from 'node:crypto';
+import { connect } from 'nats';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Entry } from '../../packages/client/src/protocol/index.js';
 import { ClusterBus } from '../../packages/server/src/cluster/bus.js';
 import { ClusterDelivery } from '../../packages/server/src/cluster/cluster-delivery.js';
+import { subjects } from '../../packages/server/src/cluster/subjects.js';
 import { StoreConvViews } from '../../packages/server/src/server/conv-view.js';
 import { Presence, type Connection } from '../../packages/server/src/server/delivery.js';
 import { ServerMetrics } from '../../packages/server/src/server/metrics.js';
@@ -133,5 +137,60 @@ describe.skipIf(!available)('cluster delivery over the bus', () => {
     expect(reads(local)).toHaveLength(3);
     expect(byReader(local, 'bo')).toEqual([149, 150]);
     expect(byReader(local, 'cy')).toEqual([3]);
+  });
+  it('sends a commit batch as one bus message per user, whose entries reach each connection on another node in order', async () => {
+    const store = new MemoryStore();
+    await store.init();
+    const prefix = `sequent.test_${randomBytes(4).toString('hex')}`;
+    const owner = await node(prefix, 'owner', store);
+    const gateway = await node(prefix, 'gateway', store);
+    // What crosses the bus, as a third party on the same NATS server hears it.
+    const watcher = await connect({ servers: NATS_URL });
+    const heard = new Map<string, number>();
+    const sub = watcher.subscribe(`${prefix}.u.>`, { callback: (_e, msg) => heard.set(msg.subject, (heard.get(msg.subject) ?? 0) + 1) });
+    try {
+      const u1 = new TestConnection(5001, 'u', 'd1');
+      const u2 = new TestConnection(5002, 'u', 'd2');
+      const v = new TestConnection(5003, 'v', 'd1');
+      const w = new TestConnection(5004, 'w', 'd1');
+      for (const c of [u1, u2, v, w]) gateway.presence.join(c);
+      await gateway.bus.flush();
+      await watcher.flush();
+      const uv = ['u', 'v'];
+      const onlyU = ['u'];
+      const at = (conv: string, seq: number, from = 'v', dev = 'd1'): Entry => ({ ...entry(seq, from, dev), conv, mid: `${conv}/${seq}` });
+      // Two conversations interleaved in one batch; g:b/2 was sent by u1 (it got the ack, not a push).
+      owner.delivery.entries([
+        { entry: at('g:a', 1), bodyJson: undefined, audience: uv, originId: undefined },
+        { entry: at('g:b', 1), bodyJson: undefined, audience: onlyU, originId: undefined },
+        { entry: at('g:a', 2), bodyJson: undefined, audience: uv, originId: undefined },
+        { entry: at('g:b', 2, 'u', 'd1'), bodyJson: undefined, audience: onlyU, originId: 5001 },
+        { entry: at('g:a', 3), bodyJson: undefined, audience: uv, originId: undefined },
+        { entry: at('g:b', 3), bodyJson: '{"text":"json body"}', audience: onlyU, originId: undefined },
+      ]);
+      const pushed = (c: TestConnection) => c.frames.map((f) => `${f.conv}/${f.seq}`);
+      await until('the batch arrives', () => pushed(u2).length === 6 && pushed(v).length === 3 && pushed(u1).length === 5);
+      await owner.bus.flush();
+      await watcher.flush();
+      await new Promise((r) => setTimeout(r, 100));
+      expect(pushed(u1)).toEqual(['g:a/1', 'g:b/1', 'g:a/2', 'g:a/3', 'g:b/3']);
+      expect(pushed(u2)).toEqual(['g:a/1', 'g:b/1', 'g:a/2', 'g:b/2', 'g:a/3', 'g:b/3']);
+      expect(pushed(v)).toEqual(['g:a/1', 'g:a/2', 'g:a/3']);
+      expect(w.frames).toEqual([]);
+      expect(u2.frames[5]!.body).toEqual({ text: 'json body' });
+      // Six entries, two users: two bus messages, not nine (one per entry and user).
+      expect([...heard.values()]).toEqual([1, 1]);
+      expect(heard.size).toBe(2);
+      // A node of the release before batched pushes sends one entry per message: it is still taken.
+      const frame = JSON.stringify({ t: 'msg', conv: 'g:a', seq: 4, kind: 'msg', mid: 'g:a/4', ts: 4, from: 'v', dev: 'd1', body: 'm4' });
+      watcher.publish(subjects(prefix).user('u'), Buffer.from(`${JSON.stringify({ n: 'older', k: 'm', c: 'g:a', s: 4 })}\n${frame}`));
+      await until('the one-entry push arrives', () => pushed(u1).length === 6 && pushed(u2).length === 7);
+      expect(pushed(u1).at(-1)).toBe('g:a/4');
+      expect(pushed(u2).at(-1)).toBe('g:a/4');
+      expect(pushed(v)).toEqual(['g:a/1', 'g:a/2', 'g:a/3']);
+    } finally {
+      sub.unsubscribe();
+      await watcher.close();
+    }
   });
 });

@@ -29,17 +29,31 @@ export const MAX_FILL = 256;
 /** Read positions remembered per connection (one per conversation and reader); past it the least recently moved is forgotten. */
 export const MAX_READ_MARKS = 10_000;
 
+/**
+ * One entry of an entries message: conversation, seq, byte length of its frame's text, and the
+ * connection that sent it (null: none). Its text follows the header, after the texts of the entries before it.
+ */
+type EntryRef = [conv: string, seq: number, length: number, origin: number | null];
+
 interface PushHeader {
   /** The publishing node's tag: a node ignores its own. */
   n: string;
-  /** 'm': an entry (with c, s, o); 'r': a read position (with c, u, s); 'x': a frame shown as it comes (typing). */
+  /** 'm': entries (with e, or one with c, s, o); 'r': a read position (with c, u, s); 'x': a frame shown as it comes (typing). */
   k: 'm' | 'r' | 'x';
+  /** Every entry of one commit batch for this user, in commit order. */
+  e?: EntryRef[];
   c?: string;
   s?: number;
   /** The reader whose position a read push moves. */
   u?: string;
   /** The connection that sent the entry. */
   o?: number;
+}
+
+/** An entry of a batch as it goes out: its frame's text, and its part of the header, both spelled once for every user. */
+interface OutEntry {
+  ref: string;
+  text: Buffer;
 }
 
 export interface ClusterDeliveryOptions<C extends Connection> {
@@ -54,6 +68,14 @@ export interface ClusterDeliveryOptions<C extends Connection> {
   onUnfilled?: (conv: string, after: number, upTo: number, error?: unknown) => void;
 }
 
+const NEWLINE = Buffer.from([0x0a]);
+
+function sameEntries(a: readonly OutEntry[], b: readonly OutEntry[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export class ClusterDelivery<C extends Connection> implements Delivery {
   private readonly filters = new Map<C, PushFilter<Pushed>>();
   /**
@@ -62,10 +84,12 @@ export class ClusterDelivery<C extends Connection> implements Delivery {
    * from the slot's next owner: it is dropped, so a connection never sees a read position go back.
    */
   private readonly readMarks = new Map<C, Map<string, number>>();
-  private readonly encoder = new TextEncoder();
-  private readonly decoder = new TextDecoder();
 
-  constructor(private readonly options: ClusterDeliveryOptions<C>) {}
+  private readonly tagJson: string;
+
+  constructor(private readonly options: ClusterDeliveryOptions<C>) {
+    this.tagJson = JSON.stringify(options.tag);
+  }
 
   /** A connection authenticated on this node: follow its user's pushes. */
   joined(connection: C): void {
@@ -90,18 +114,31 @@ export class ClusterDelivery<C extends Connection> implements Delivery {
     this.options.bus.removeUser(connection.user);
   }
 
+  /**
+   * One bus message per audience user per batch, holding every entry of the batch that user
+   * should see, in commit order (not one per entry and user): each entry's frame and header part
+   * are spelled once, and users of one conversation share one payload.
+   */
   entries(batch: readonly Committed[]): void {
-    const { bus, tag } = this.options;
+    const perUser = new Map<string, OutEntry[]>();
     for (const { entry, bodyJson, audience, originId } of batch) {
       const text = Buffer.from(encodeMsgFrame(entry, bodyJson));
-      const header: PushHeader = { n: tag, k: 'm', c: entry.conv, s: entry.seq };
-      if (originId !== undefined) header.o = originId;
-      const payload = this.payload(header, text);
+      const out: OutEntry = { ref: JSON.stringify([entry.conv, entry.seq, text.byteLength, originId ?? null]), text };
       for (const user of audience) {
-        bus.publish(user, payload);
-        this.options.metrics.busPublished.inc();
+        const list = perUser.get(user);
+        if (list === undefined) perUser.set(user, [out]);
+        else list.push(out);
         this.entryHere(user, entry.conv, entry.seq, originId, text);
       }
+    }
+    let previous: OutEntry[] | undefined;
+    let payload: Uint8Array | undefined;
+    for (const [user, list] of perUser) {
+      // The audience of a conversation comes in one run: its users mostly have the same list as the user before.
+      if (previous === undefined || !sameEntries(previous, list)) payload = this.entriesPayload(list);
+      previous = list;
+      this.options.bus.publish(user, payload!);
+      this.options.metrics.busPublished.inc();
     }
   }
 
@@ -118,12 +155,22 @@ export class ClusterDelivery<C extends Connection> implements Delivery {
   fromBus(user: string, payload: Uint8Array): void {
     const cut = payload.indexOf(0x0a);
     if (cut < 0) return;
-    const header = JSON.parse(this.decoder.decode(payload.subarray(0, cut))) as PushHeader;
+    const header = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, cut).toString('utf8')) as PushHeader;
     if (header.n === this.options.tag) return;
-    const text = Buffer.from(payload.buffer, payload.byteOffset + cut + 1, payload.byteLength - cut - 1);
-    if (header.k !== 'm') return this.frameHere(user, header, text);
+    let offset = payload.byteOffset + cut + 1;
+    const end = payload.byteOffset + payload.byteLength;
+    if (header.k !== 'm') return this.frameHere(user, header, Buffer.from(payload.buffer, offset, end - offset));
+    if (header.e !== undefined) {
+      for (const [conv, seq, length, origin] of header.e) {
+        if (!(length >= 0) || offset + length > end) return; // cut short: what is missing is filled from the store on the next push
+        this.entryHere(user, conv, seq, origin ?? undefined, Buffer.from(payload.buffer, offset, length));
+        offset += length;
+      }
+      return;
+    }
+    // One entry per message, as nodes before batched pushes sent them.
     if (header.c === undefined || header.s === undefined) return;
-    this.entryHere(user, header.c, header.s, header.o, text);
+    this.entryHere(user, header.c, header.s, header.o, Buffer.from(payload.buffer, offset, end - offset));
   }
 
   /** How many (connection, conversation) push orders this node keeps: for memory checks. */
@@ -180,7 +227,17 @@ export class ClusterDelivery<C extends Connection> implements Delivery {
 
   /** The header's JSON (which never holds a raw newline), a newline, then the frame's text as it goes to the socket. */
   private payload(header: PushHeader, text: Buffer): Uint8Array {
-    return Buffer.concat([this.encoder.encode(JSON.stringify(header)), Buffer.from([0x0a]), text]);
+    return Buffer.concat([Buffer.from(JSON.stringify(header)), NEWLINE, text]);
+  }
+
+  /** An entries header listing each entry's conversation, seq, length and sender, a newline, then their texts one after another. */
+  private entriesPayload(list: readonly OutEntry[]): Uint8Array {
+    let refs = list[0]!.ref;
+    for (let i = 1; i < list.length; i++) refs += `,${list[i]!.ref}`;
+    // Buffer.from, not TextEncoder: for short strings it is several times cheaper (node 20).
+    const parts: Uint8Array[] = [Buffer.from(`{"n":${this.tagJson},"k":"m","e":[${refs}]}\n`)];
+    for (const { text } of list) parts.push(text);
+    return Buffer.concat(parts);
   }
 
   /** The entries (after, upTo] the connection missed, from the store: its own sends and what it may not read are passed over. */

@@ -31,11 +31,23 @@ export interface Subjects {
   user(user: string): string;
 }
 
+/** User subjects remembered (a push is published for every audience user of every batch); past it the memory starts over. */
+export const USER_SUBJECTS_KEPT = 10_000;
+
 export function subjects(prefix: string): Subjects {
   checkPrefix(prefix);
+  const users = new Map<string, string>();
   return {
     own: (slot) => `${prefix}.own.${slot}`,
     owners: `${prefix}.owners`,
-    user: (user) => `${prefix}.u.${Buffer.from(user, 'utf8').toString('base64url') || '-'}`,
+    user: (user) => {
+      let subject = users.get(user);
+      if (subject === undefined) {
+        if (users.size >= USER_SUBJECTS_KEPT) users.clear();
+        subject = `${prefix}.u.${Buffer.from(user, 'utf8').toString('base64url') || '-'}`;
+        users.set(user, subject);
+      }
+      return subject;
+    },
   };
 }
