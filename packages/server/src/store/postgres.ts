@@ -1,9 +1,11 @@
 /**
  * The PostgreSQL Store: the same contract as the embedded SQLite one, for a
  * deployment whose data lives in a database server. One transaction per group
- * commit; the fence against a second owner is the conversation row, locked
- * (`FOR UPDATE`) while the batch checks that it continues the stored log, plus
- * the primary key on (conv, seq) and the unique cmid index.
+ * commit, and one statement: a server-side function (postgres-commit.ts) does
+ * the fence and every write, so a commit is one round trip. The fence against
+ * a second owner is the conversation row, locked (`FOR UPDATE`) while the batch
+ * checks that it continues the stored log, plus the primary key on (conv, seq)
+ * and the unique cmid index.
  *
  * Commits are pipelined (commit-order.ts): several run at once on the pool's
  * connections when they touch different conversations, one after the other when
