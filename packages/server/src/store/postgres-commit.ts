@@ -40,7 +40,6 @@ export function commitCallSql(s: string): string {
     'text[]',
     'text[]',
     ...['text', 'bigint', 'text', 'text', 'bigint', 'text', 'text', 'text', 'bigint', 'text', 'text', 'bigint', 'bigint'].map((t) => `${t}[]`),
-    ...['text', 'text', 'text', 'bigint', 'text', 'text'].map((t) => `${t}[]`),
     ...['text', 'text', 'text', 'bigint'].map((t) => `${t}[]`),
     ...['text', 'text', 'bigint', 'bigint'].map((t) => `${t}[]`),
   ];
@@ -55,7 +54,6 @@ CREATE OR REPLACE FUNCTION ${commitFunctionName(s)}(
   p_new_conv text[], p_new_kind text[],
   e_conv text[], e_seq bigint[], e_kind text[], e_mid text[], e_ts bigint[], e_from text[], e_dev text[],
   e_cmid text[], e_dseq bigint[], e_body text[], e_ctx text[], e_ref bigint[], e_epoch bigint[],
-  l_conv text[], l_user text[], l_dev text[], l_dseq bigint[], l_min text[], l_max text[],
   m_op text[], m_conv text[], m_user text[], m_seq bigint[],
   r_conv text[], r_user text[], r_seq bigint[], r_pub bigint[]
 ) RETURNS void LANGUAGE plpgsql AS $commit$
@@ -105,9 +103,14 @@ BEGIN
              WITH ORDINALITY AS u(conv, seq, kind, mid, ts, from_user, dev, cmid, dseq, body, ctx, ref, epoch, n)
       JOIN ${s}.convs h ON h.conv = u.conv;
   END IF;
-  IF cardinality(l_conv) > 0 THEN
+  IF cardinality(e_conv) > 0 THEN
+    -- Each lane's highest dseq and range of orderable cmids (printable ASCII: cmid-order.ts; an encoded cmid never is).
     INSERT INTO ${s}.device_lanes AS l (conv, from_user, dev, last_dseq, min_cmid, max_cmid)
-    SELECT * FROM unnest(l_conv, l_user, l_dev, l_dseq, l_min, l_max)
+    SELECT u.conv, u.from_user, u.dev, max(u.dseq),
+           min(u.cmid COLLATE "C") FILTER (WHERE u.cmid ~ '^[ -~]+$'), max(u.cmid COLLATE "C") FILTER (WHERE u.cmid ~ '^[ -~]+$')
+      FROM unnest(e_conv, e_from, e_dev, e_dseq, e_cmid) AS u(conv, from_user, dev, dseq, cmid)
+     WHERE u.dseq IS NOT NULL
+     GROUP BY u.conv, u.from_user, u.dev
     ON CONFLICT (conv, from_user, dev) DO UPDATE SET
       last_dseq = GREATEST(l.last_dseq, excluded.last_dseq),
       min_cmid = CASE WHEN l.min_cmid IS NULL OR excluded.min_cmid < l.min_cmid THEN coalesce(excluded.min_cmid, l.min_cmid) ELSE l.min_cmid END,

@@ -29,7 +29,7 @@ import { inTransaction } from '../db/pg-transaction.js';
 import type { Entry } from 'sequent-client/protocol';
 import { CommitOrder } from './commit-order.js';
 import { StoreConflictError } from './memory.js';
-import { batchRows, checkRowValues, encodeCmid, entryFromRow, type EntryRow, laneHighs, READ_COLUMNS } from './rows.js';
+import { batchRows, checkRowValues, encodeCmid, entryFromRow, type EntryRow, READ_COLUMNS } from './rows.js';
 import { PostgresConvReads, snapshotConvs } from './postgres-chat.js';
 import { COMMIT_REFUSED_SQLSTATE, commitCallSql, commitFunctionSql } from './postgres-commit.js';
 import type { CommitBatch, CommitFence, ConvKind, ConvListing, ConvRecord, ConvsQuery, ConvsSnapshot, ConvsState, EntryMeta, LaneRecord, Membership, ReadMove, ReadPosition, Store } from './types.js';
@@ -499,7 +499,6 @@ function commitArgs(batch: CommitBatch, leases: readonly CommitFence[] | undefin
     row.forEach((value, i) => columns[i]!.push(value));
     columns[12]!.push(fences?.get(row[0])?.epoch ?? 0);
   }
-  const lanes = laneHighs(rows);
   const reads = batch.reads ?? [];
   const changes = batch.memberships;
   return [
@@ -509,7 +508,6 @@ function commitArgs(batch: CommitBatch, leases: readonly CommitFence[] | undefin
     batch.newConvs.map((c) => c.conv),
     batch.newConvs.map((c) => c.kind),
     ...columns,
-    ...[0, 1, 2, 3, 4, 5].map((i) => lanes.map((lane) => lane[i])),
     changes.map((c) => c.op),
     changes.map((c) => c.conv),
     changes.map((c) => c.user),
