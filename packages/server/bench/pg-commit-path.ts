@@ -94,7 +94,7 @@ async function phase(open: Open, url: string, n: number, flags: Record<string, u
       return { newConvs: [], entries, memberships: [], bodyJson: entries.map(() => bodyJson), fences };
     };
     // Unmeasured warm-up: connections open, statements prepared, the JIT warm.
-    for (let i = 0; i < 50; i++) await store.commit(makeBatch());
+    for (let i = 0; i < 300; i++) await store.commit(makeBatch());
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     let left = batches;

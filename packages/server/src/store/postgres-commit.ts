@@ -46,7 +46,11 @@ export function commitCallSql(s: string): string {
   return `SELECT ${commitFunctionName(s)}(${casts.map((t, i) => `$${i + 1}::${t}`).join(', ')})`;
 }
 
-/** CREATE OR REPLACE of the commit function over the tables of schema `s` (run by init when the schema fingerprint changes). */
+/**
+ * CREATE OR REPLACE of the commit function over the tables of schema `s` (run by init
+ * when the schema fingerprint changes). Another parameter list would add an overload
+ * beside the old function rather than replace it: such a change drops the old one too.
+ */
 export function commitFunctionSql(s: string): string {
   return `
 CREATE OR REPLACE FUNCTION ${commitFunctionName(s)}(
