@@ -359,4 +359,29 @@ describe.skipIf(!available)('PostgreSQL store: pipelined commits', () => {
     await reopened.commit(batch({ entries: [msg('g:old', 3, 'alice', 'd', 'm', 2, 0)] }));
     expect((await reopened.convsState('bob')).version).toBe(v + 1);
   });
+
+  it('a database of a release without the commit function gets it on init and commits through it; a second init leaves it', async () => {
+    const { store, schema } = await freshStore();
+    await store.commit(createGroup('g:old', 'alice', ['bob']));
+    await store.close();
+    // As a store of the previous release left it: its own fingerprint, no commit function.
+    const admin = await connection();
+    await admin.query(`DROP FUNCTION ${schema}.sequent_commit`);
+    await admin.query(`UPDATE ${schema}.meta SET value = 'a previous schema' WHERE key = 'schema_sql'`);
+    const { store: reopened } = await freshStore(schema);
+    await reopened.commit(batch({ entries: [msg('g:old', 2, 'alice', 'd', 'n', 1, 0)] }));
+    expect((await reopened.read('g:old', 0, 10, 10)).map((e) => e.seq)).toEqual([1, 2]);
+    expect((await reopened.listConvs('bob')).map((r) => [r.conv, r.last, r.unread])).toEqual([['g:old', 2, 1]]);
+    const fingerprint = async () => (await admin.query(`SELECT value FROM ${schema}.meta WHERE key = 'schema_sql'`)).rows[0]?.value as unknown;
+    const current = await fingerprint();
+    expect(current).not.toBe('a previous schema');
+    await reopened.init();
+    expect(await fingerprint()).toBe(current);
+    // a refused batch (its second entry does not follow) leaves nothing of its first behind
+    await expect(
+      reopened.commit(batch({ entries: [msg('g:old', 3, 'alice', 'd', 'o', 2, 0), msg('g:old', 5, 'alice', 'd', 'p', 3, 0)] })),
+    ).rejects.toThrow(/g:old: seq 5 does not follow 3/);
+    expect((await reopened.getConv('g:old'))?.last).toBe(2);
+    expect(await reopened.lane('g:old', 'alice', 'd')).toMatchObject({ lastDseq: 1 });
+  });
 });

@@ -1,9 +1,11 @@
 /**
  * The PostgreSQL Store: the same contract as the embedded SQLite one, for a
  * deployment whose data lives in a database server. One transaction per group
- * commit; the fence against a second owner is the conversation row, locked
- * (`FOR UPDATE`) while the batch checks that it continues the stored log, plus
- * the primary key on (conv, seq) and the unique cmid index.
+ * commit, and one statement: a server-side function (postgres-commit.ts) does
+ * the fence and every write, so a commit is one round trip. The fence against
+ * a second owner is the conversation row, locked (`FOR UPDATE`) while the batch
+ * checks that it continues the stored log, plus the primary key on (conv, seq)
+ * and the unique cmid index.
  *
  * Commits are pipelined (commit-order.ts): several run at once on the pool's
  * connections when they touch different conversations, one after the other when
@@ -22,13 +24,14 @@
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { checkLeaseRef, fenceFunctionName, fenceManySql, isFenceRefusal, refusedLease, SlotFencedError } from '../db/pg-fence.js';
+import { checkLeaseRef, fenceFunctionName, isFenceRefusal, refusedLease, SlotFencedError } from '../db/pg-fence.js';
 import { inTransaction } from '../db/pg-transaction.js';
 import type { Entry } from 'sequent-client/protocol';
 import { CommitOrder } from './commit-order.js';
 import { StoreConflictError } from './memory.js';
-import { batchRows, encodeCmid, ENTRY_COLUMNS, entryFromRow, type EntryRow, laneHighs, READ_COLUMNS, validateRowOrder } from './rows.js';
-import { PostgresConvReads, snapshotConvs, writeChatEffects } from './postgres-chat.js';
+import { batchRows, checkRowValues, encodeCmid, entryFromRow, type EntryRow, READ_COLUMNS } from './rows.js';
+import { PostgresConvReads, snapshotConvs } from './postgres-chat.js';
+import { COMMIT_REFUSED_SQLSTATE, commitCallSql, commitFunctionSql } from './postgres-commit.js';
 import type { CommitBatch, CommitFence, ConvKind, ConvListing, ConvRecord, ConvsQuery, ConvsSnapshot, ConvsState, EntryMeta, LaneRecord, Membership, ReadMove, ReadPosition, Store } from './types.js';
 
 export interface PostgresStoreOptions {
@@ -60,7 +63,7 @@ const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
 
 /** Changes whenever the schema SQL or its migrations change: an init with another fingerprint runs them. */
 const SCHEMA_FINGERPRINT = createHash('sha256')
-  .update([schemaSql('s'), laneRangeBackfill('s'), chatStateBackfill('s'), versionsMigration('s')].join('\n'))
+  .update([schemaSql('s'), laneRangeBackfill('s'), chatStateBackfill('s'), versionsMigration('s'), commitFunctionSql('s')].join('\n'))
   .digest('hex')
   .slice(0, 32);
 
@@ -186,6 +189,8 @@ class PostgresStore implements Store {
   private readonly pool: pg.Pool;
   private readonly s: string;
   private readonly fenceFn: string;
+  /** The commit call's prepared-statement name: each connection parses it once. */
+  private readonly commitStatement: string;
   private closed = false;
   private readonly order: CommitOrder<PendingCommit>;
   readonly pipelinesCommits = true;
@@ -198,6 +203,7 @@ class PostgresStore implements Store {
       throw new TypeError(`clusterSchema must be lower-case letters, digits and underscores, got ${JSON.stringify(options.clusterSchema)}`);
     }
     this.fenceFn = fenceFunctionName(options.clusterSchema);
+    this.commitStatement = `sequent_commit_${schema}`;
     const maxConnections = options.maxConnections ?? 10;
     this.pool = new pg.Pool({ ...options.poolConfig, connectionString: options.url, max: maxConnections });
     this.order = new CommitOrder<PendingCommit>({
@@ -233,6 +239,8 @@ class PostgresStore implements Store {
       if (existing.length > 0 && ranged.length === 0) await client.query(laneRangeBackfill(this.s));
       if (existing.length > 0 && chat.length === 0) await client.query(chatStateBackfill(this.s));
       if (perUser.length === 0) await client.query(versionsMigration(this.s));
+      // Replaced only here, when the fingerprint changed: CREATE OR REPLACE locks the function's catalog row.
+      await client.query(commitFunctionSql(this.s));
       await client.query(
         `INSERT INTO ${this.s}.meta (key, value) VALUES ('schema_sql', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
         [SCHEMA_FINGERPRINT],
@@ -323,130 +331,20 @@ class PostgresStore implements Store {
     if (invalid) throw invalid.invalid;
     const batch = commits.length === 1 ? commits[0]!.batch : joinBatches(commits.map((c) => c.batch));
     const leases = commits.some((c) => c.leases) ? distinctLeases(commits.flatMap((c) => c.leases ?? [])) : undefined;
+    const values = commitArgs(batch, leases, this.fenceFn);
     try {
-      await inTransaction(this.pool, async (client) => {
-        if (leases) await this.fence(client, leases);
-        await this.writeBatch(client, batch);
-      });
+      // One statement, so its own transaction: no BEGIN and COMMIT round trips (postgres-commit.ts).
+      await oneStatement(this.pool, { name: this.commitStatement, text: commitCallSql(this.s), values });
     } catch (error) {
-      if (error instanceof StoreConflictError || error instanceof SlotFencedError) throw error;
+      if (isFenceRefusal(error)) {
+        // One statement checked every lease: the refusal names the one that failed.
+        const refused = refusedLease(error) ?? leases?.[0];
+        if (refused) throw new SlotFencedError(refused.slot, refused.epoch);
+      }
+      if ((error as { code?: unknown }).code === COMMIT_REFUSED_SQLSTATE) throw new StoreConflictError((error as Error).message, { cause: error });
       if (isConflict(error)) throw new StoreConflictError(`commit refused: ${(error as Error).message}`, { cause: error });
       throw error;
     }
-  }
-
-  /**
-   * The fence of every lease of the batch in one statement, first in the transaction:
-   * the lease rows stay locked FOR KEY SHARE until it ends. Slot order, so that the
-   * locks are always taken in one order.
-   */
-  private async fence(client: pg.PoolClient, leases: readonly CommitFence[]): Promise<void> {
-    try {
-      await client.query(fenceManySql(this.fenceFn), [leases.map((l) => l.slot), leases.map((l) => l.epoch)]);
-    } catch (error) {
-      if (!isFenceRefusal(error)) throw error;
-      // One statement checked every lease: the refusal names the one that failed.
-      const refused = refusedLease(error) ?? leases[0]!;
-      throw new SlotFencedError(refused.slot, refused.epoch);
-    }
-  }
-
-  /** The body of the commit transaction; any throw rolls all of it back. */
-  private async writeBatch(client: pg.PoolClient, batch: CommitBatch): Promise<void> {
-    const s = this.s;
-    // A statement for each kind of row, whatever the batch's size: a commit's cost is then
-    // mostly its round trips and its flush, which pipelined commits overlap.
-    if (batch.newConvs.length > 0) {
-      await client.query(`INSERT INTO ${s}.convs (conv, kind) SELECT * FROM unnest($1::text[], $2::text[])`, [
-        batch.newConvs.map((c) => c.conv),
-        batch.newConvs.map((c) => c.kind),
-      ]);
-    }
-    const heads = await this.lockHeads(client, batch);
-    const head = (conv: string) => {
-      const h = heads.get(conv);
-      if (!h) throw new StoreConflictError(`conversation ${conv} does not exist`);
-      return h;
-    };
-    const rows = batchRows(batch);
-    const fences = batch.fences;
-    const columns: unknown[][] = Array.from({ length: 14 }, () => []);
-    for (const row of rows) {
-      const h = head(row[0]);
-      validateRowOrder(row, h.last);
-      if (row[2] === 'msg') h.msgs++;
-      row.forEach((value, i) => columns[i]!.push(value));
-      columns[12]!.push(h.msgs);
-      columns[13]!.push(fences?.get(row[0])?.epoch ?? 0);
-      h.last = row[1];
-      h.ts = row[4];
-      h.dirty = true;
-    }
-    if (rows.length > 0) {
-      await client.query(
-        `INSERT INTO ${s}.entries (${ENTRY_COLUMNS}, mcount, epoch)
-         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::bigint[],
-                              $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::bigint[])`,
-        columns,
-      );
-    }
-    const lanes = laneHighs(rows);
-    if (lanes.length > 0) {
-      await client.query(
-        `INSERT INTO ${s}.device_lanes AS l (conv, from_user, dev, last_dseq, min_cmid, max_cmid)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])
-         ON CONFLICT (conv, from_user, dev) DO UPDATE SET
-           last_dseq = GREATEST(l.last_dseq, excluded.last_dseq),
-           min_cmid = CASE WHEN l.min_cmid IS NULL OR excluded.min_cmid < l.min_cmid THEN coalesce(excluded.min_cmid, l.min_cmid) ELSE l.min_cmid END,
-           max_cmid = CASE WHEN l.max_cmid IS NULL OR excluded.max_cmid > l.max_cmid THEN coalesce(excluded.max_cmid, l.max_cmid) ELSE l.max_cmid END`,
-        [0, 1, 2, 3, 4, 5].map((i) => lanes.map((lane) => lane[i])),
-      );
-    }
-    for (const change of batch.memberships) {
-      head(change.conv);
-      if (change.op === 'add') {
-        await client.query(`INSERT INTO ${s}.memberships (conv, member, from_seq, to_seq) VALUES ($1, $2, $3, NULL)`, [change.conv, change.user, change.seq]);
-      } else {
-        const result = await client.query(`UPDATE ${s}.memberships SET to_seq = $1 WHERE conv = $2 AND member = $3 AND to_seq IS NULL`, [
-          change.seq,
-          change.conv,
-          change.user,
-        ]);
-        if (result.rowCount !== 1) throw new StoreConflictError(`${change.conv}: ${change.user} is not a member`);
-      }
-    }
-    for (const move of batch.reads ?? []) head(move.conv);
-    const dirty = [...heads].filter(([, h]) => h.dirty);
-    if (dirty.length > 0) {
-      await client.query(
-        `UPDATE ${s}.convs c SET last = v.last, last_ts = v.ts, msgs = v.msgs
-           FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS v(conv, last, ts, msgs) WHERE c.conv = v.conv`,
-        [dirty.map(([conv]) => conv), dirty.map(([, h]) => h.last), dirty.map(([, h]) => h.ts), dirty.map(([, h]) => h.msgs)],
-      );
-    }
-    // Last, so that the users' version rows (which order their versions) are held as briefly as possible.
-    await writeChatEffects(client, s, rows, batch.memberships, batch.reads ?? []);
-  }
-
-  /**
-   * The head of every conversation the batch writes, locked until commit in one
-   * statement and in one order (of the conversation ids), so that two
-   * transactions never wait for each other's rows: a second owner's batch waits,
-   * then fails the order check.
-   */
-  private async lockHeads(client: pg.PoolClient, batch: CommitBatch): Promise<Map<string, Head>> {
-    const convs = new Set<string>();
-    for (const e of batch.entries) convs.add(e.conv);
-    for (const m of batch.memberships) convs.add(m.conv);
-    for (const r of batch.reads ?? []) convs.add(r.conv);
-    const heads = new Map<string, Head>();
-    if (convs.size === 0) return heads;
-    const { rows } = await client.query<{ conv: string; last: string; last_ts: string; msgs: string }>(
-      `SELECT conv, last, last_ts, msgs FROM ${this.s}.convs WHERE conv = ANY($1::text[]) ORDER BY conv COLLATE "C" FOR UPDATE`,
-      [[...convs]],
-    );
-    for (const row of rows) heads.set(row.conv, { last: Number(row.last), ts: Number(row.last_ts), msgs: Number(row.msgs), dirty: false });
-    return heads;
   }
 
   async read(conv: string, afterSeq: number, untilSeq: number, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Entry[]> {
@@ -559,14 +457,6 @@ function distinctLeases(leases: readonly CommitFence[]): CommitFence[] {
   return [...byKey.values()].sort((a, b) => a.slot - b.slot || a.epoch - b.epoch);
 }
 
-/** A conversation's row as the batch goes along: written back at the end when an entry changed it. */
-interface Head {
-  last: number;
-  ts: number;
-  msgs: number;
-  dirty: boolean;
-}
-
 /** Every conversation a batch touches: what orders it behind earlier commits in flight. */
 function touchedConvs(batch: CommitBatch): string[] {
   return [
@@ -593,4 +483,58 @@ function fencedLeases(batch: CommitBatch, fences: ReadonlyMap<string, CommitFenc
 /** Opens a PostgreSQL store (connections are made lazily; init() creates the tables). */
 export function openPostgresStore(options: PostgresStoreOptions): Store {
   return new PostgresStore(options);
+}
+
+/**
+ * The commit function's arguments (postgres-commit.ts): the fence (leases in slot order,
+ * so that the lease rows are always locked in one order) and the batch as columns.
+ * What needs no stored row is checked here, before anything is sent.
+ */
+function commitArgs(batch: CommitBatch, leases: readonly CommitFence[] | undefined, fenceFn: string): unknown[] {
+  const rows = batchRows(batch);
+  const fences = batch.fences;
+  const columns: unknown[][] = Array.from({ length: 13 }, () => []);
+  for (const row of rows) {
+    checkRowValues(row);
+    row.forEach((value, i) => columns[i]!.push(value));
+    columns[12]!.push(fences?.get(row[0])?.epoch ?? 0);
+  }
+  const reads = batch.reads ?? [];
+  const changes = batch.memberships;
+  return [
+    leases ? fenceFn : '',
+    (leases ?? []).map((l) => l.slot),
+    (leases ?? []).map((l) => l.epoch),
+    batch.newConvs.map((c) => c.conv),
+    batch.newConvs.map((c) => c.kind),
+    ...columns,
+    changes.map((c) => c.op),
+    changes.map((c) => c.conv),
+    changes.map((c) => c.user),
+    changes.map((c) => c.seq),
+    reads.map((r) => r.conv),
+    reads.map((r) => r.user),
+    reads.map((r) => r.seq),
+    reads.map((r) => (r.public ? r.seq : 0)),
+  ];
+}
+
+/**
+ * One statement on a pooled connection, outside any BEGIN: its own transaction. As in
+ * inTransaction, a session the server ends under it is the statement's error, not an
+ * uncaught 'error' event of the process, and the broken connection leaves the pool.
+ */
+async function oneStatement(pool: pg.Pool, query: pg.QueryConfig): Promise<void> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  const onError = (error: Error) => {
+    broken = error;
+  };
+  client.on('error', onError);
+  try {
+    await client.query(query);
+  } finally {
+    client.off('error', onError);
+    client.release(broken);
+  }
 }

@@ -146,3 +146,10 @@ export function laneHighs(rows: readonly EntryRowValues[]): LaneHigh[] {
   }
   return [...lanes.values()];
 }
+
+/** Throws unless the row's seq is a whole number and its mid a string: what a commit checks before it asks the database whether the seq follows. */
+export function checkRowValues(row: EntryRowValues): void {
+  const [conv, seq, , mid] = row;
+  if (!Number.isSafeInteger(seq) || seq < 1) throw new StoreConflictError(`${conv}: seq ${seq} is not a positive integer`);
+  if (typeof mid !== 'string') throw new TypeError(`${conv}#${seq}: mid must be a decimal string`);
+}
