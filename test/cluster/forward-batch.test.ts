@@ -8,15 +8,15 @@
 import { randomBytes } from 'node:crypto';
 import { connect, type NatsConnection } from 'nats';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { AckFrame, ErrorCode, SendFrame, ServerFrame } from '../../packages/client/src/protocol/index.js';
+import type { AckFrame, SendFrame } from '../../packages/client/src/protocol/index.js';
 import { ClusterBus, type ForwardResult } from '../../packages/server/src/cluster/bus.js';
 import { decodeBatch, encodeBatch, MAX_BATCH_REQUESTS } from '../../packages/server/src/cluster/forward-batch.js';
 import { decodeForwarded, encodeForwarded } from '../../packages/server/src/cluster/forwarding.js';
 import { answerForwarded, ClusterRouting } from '../../packages/server/src/cluster/routing.js';
 import { slotOf } from '../../packages/server/src/cluster/slots.js';
-import type { Requester } from '../../packages/server/src/server/origin.js';
 import type { OwnerRequests } from '../../packages/server/src/server/owner-requests.js';
 import { NATS_URL, serviceAvailable } from '../support/services.js';
+import { requester } from './requester.js';
 
 const available = await serviceAvailable('nats', NATS_URL);
 const text = (s: string) => new TextEncoder().encode(s);
@@ -208,22 +208,6 @@ describe.skipIf(!available)('forwarding in batches over the bus', () => {
   });
 });
 
-/** A client connection as the gateway sees it: every frame written to it, in order. */
-function requester(): Requester & { written: ServerFrame[] } {
-  const written: ServerFrame[] = [];
-  return {
-    user: 'ann',
-    device: 'phone',
-    connection: 42,
-    pendingReads: 0,
-    written,
-    ack: (frame: AckFrame) => written.push(frame),
-    ok: (id: number, conv: string, seq: number) => written.push({ t: 'ok', id, conv, seq }),
-    error: (id: number | undefined, code: ErrorCode, message: string) => written.push({ t: 'error', id, code, message } as ServerFrame),
-    send: (frame: ServerFrame) => written.push(frame),
-    sendText: (t: string | Buffer) => written.push(JSON.parse(String(t)) as ServerFrame),
-  };
-}
 
 describe.skipIf(!available)('routing sends in batches', () => {
   it('one device’s sends to conversations of two owners, in one turn: each owner runs its own in dseq order and every ack comes back', async () => {

@@ -6,13 +6,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { AckFrame, ErrorCode, SendFrame, ServerFrame } from '../../packages/client/src/protocol/index.js';
+import type { SendFrame } from '../../packages/client/src/protocol/index.js';
 import { ClusterBus } from '../../packages/server/src/cluster/bus.js';
 import { answerForwarded, ClusterRouting, type SlotHolder } from '../../packages/server/src/cluster/routing.js';
 import { slotOf } from '../../packages/server/src/cluster/slots.js';
-import type { Origin, Requester } from '../../packages/server/src/server/origin.js';
+import type { Origin } from '../../packages/server/src/server/origin.js';
 import type { OwnerRequests } from '../../packages/server/src/server/owner-requests.js';
 import { NATS_URL, serviceAvailable } from '../support/services.js';
+import { requester } from './requester.js';
 
 const available = await serviceAvailable('nats', NATS_URL);
 const SLOTS = 4;
@@ -27,22 +28,6 @@ async function bus(prefix: string): Promise<ClusterBus> {
   return b;
 }
 
-/** A client connection as the gateway sees it: everything written to it, in order. */
-function requester(): Requester & { written: ServerFrame[] } {
-  const written: ServerFrame[] = [];
-  return {
-    user: 'ann',
-    device: 'phone',
-    connection: 42,
-    pendingReads: 0,
-    written,
-    ack: (frame: AckFrame) => written.push(frame),
-    ok: (id: number, conv: string, seq: number) => written.push({ t: 'ok', id, conv, seq }),
-    error: (id: number | undefined, code: ErrorCode, message: string) => written.push({ t: 'error', id, code, message } as ServerFrame),
-    send: (frame: ServerFrame) => written.push(frame),
-    sendText: (text: string | Buffer) => written.push(JSON.parse(String(text)) as ServerFrame),
-  };
-}
 
 const nobodyHere: SlotHolder = { epochOf: () => undefined };
 const holdsAll: SlotHolder = { epochOf: () => 1 };

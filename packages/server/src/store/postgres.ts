@@ -25,7 +25,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { checkLeaseRef, fenceFunctionName, isFenceRefusal, refusedLease, SlotFencedError } from '../db/pg-fence.js';
-import { inTransaction } from '../db/pg-transaction.js';
+import { inTransaction, onClient } from '../db/pg-transaction.js';
 import type { Entry } from 'sequent-client/protocol';
 import { CommitOrder } from './commit-order.js';
 import { StoreConflictError } from './memory.js';
@@ -519,22 +519,9 @@ function commitArgs(batch: CommitBatch, leases: readonly CommitFence[] | undefin
   ];
 }
 
-/**
- * One statement on a pooled connection, outside any BEGIN: its own transaction. As in
- * inTransaction, a session the server ends under it is the statement's error, not an
- * uncaught 'error' event of the process, and the broken connection leaves the pool.
- */
-async function oneStatement(pool: pg.Pool, query: pg.QueryConfig): Promise<void> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  const onError = (error: Error) => {
-    broken = error;
-  };
-  client.on('error', onError);
-  try {
+/** One statement on a pooled connection, outside any BEGIN: its own transaction (a session ended under it is its error). */
+function oneStatement(pool: pg.Pool, query: pg.QueryConfig): Promise<void> {
+  return onClient(pool, async (client) => {
     await client.query(query);
-  } finally {
-    client.off('error', onError);
-    client.release(broken);
-  }
+  });
 }
