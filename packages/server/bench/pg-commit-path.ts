@@ -14,12 +14,12 @@
  */
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
-import pg from 'pg';
 import { parseFlags, usage, type FlagSpec } from '../src/cli/args.js';
 import { fenceFunctionSql } from '../src/db/pg-fence.js';
 import type { Entry } from 'sequent-client/protocol';
 import type { CommitBatch, CommitFence, MembershipChange, Store } from '../src/store/index.js';
 import type { PostgresStoreOptions } from '../src/store/postgres.js';
+import { admin } from './pg-admin.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   url: { kind: 'string', default: process.env['POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test', help: 'PostgreSQL (env POSTGRES_URL)' },
@@ -33,16 +33,6 @@ const FLAGS: Record<string, FlagSpec> = {
 };
 
 type Open = (options: PostgresStoreOptions) => Store;
-
-async function admin(url: string, sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
 
 interface Result {
   cpuUsPerCommit: number;

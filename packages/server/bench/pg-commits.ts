@@ -12,7 +12,6 @@
  * in time (`--timeout` per phase); each phase gets a fresh schema, dropped after.
  */
 import { pino } from 'pino';
-import pg from 'pg';
 import { parseFlags, usage, UsageError, type FlagSpec } from '../src/cli/args.js';
 import { ServerMetrics } from '../src/server/metrics.js';
 import { ConversationOwner, type ConvState } from '../src/server/owner.js';
@@ -21,6 +20,7 @@ import type { Entry } from 'sequent-client/protocol';
 import type { CommitBatch, MembershipChange, Store } from '../src/store/index.js';
 import { openPostgresStore } from '../src/store/postgres.js';
 import { startDelayRelay } from './tcp-delay.js';
+import { admin } from './pg-admin.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   url: { kind: 'string', default: process.env['POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test', help: 'PostgreSQL to measure (env POSTGRES_URL)' },
@@ -125,16 +125,6 @@ interface PhaseResult {
   seconds: number;
   /** This process's CPU (sequencer, store client, relay) per 1000 measured messages. */
   cpuMsPer1000: number;
-}
-
-async function admin(url: string, sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
 }
 
 async function phase(cfg: Config, mode: Mode, n: number, storeUrl: string): Promise<PhaseResult> {
