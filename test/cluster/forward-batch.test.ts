@@ -232,8 +232,8 @@ describe.skipIf(!available)('routing sends in batches', () => {
       read: async () => undefined,
     });
     const holds = (conv: string) => ({ epochOf: (slot: number) => (slot === slotOf(conv, SLOTS) ? 1 : undefined) });
-    busA.serveSlot(slotOf(convA, SLOTS), answerForwarded(owner('a'), holds(convA), 5000, () => undefined));
-    busB.serveSlot(slotOf(convB, SLOTS), answerForwarded(owner('b'), holds(convB), 5000, () => undefined));
+    busA.serveSlot(slotOf(convA, SLOTS), answerForwarded(owner('a'), holds(convA), () => undefined));
+    busB.serveSlot(slotOf(convB, SLOTS), answerForwarded(owner('b'), holds(convB), () => undefined));
     await Promise.all([busA.flush(), busB.flush()]);
     const routing = new ClusterRouting(owner('gateway'), gatewayBus, { epochOf: () => undefined }, SLOTS, 5000, { forwarded: () => undefined, unanswered: () => undefined });
     const client = requester();

@@ -56,7 +56,7 @@ describe.skipIf(!available)('routing owner requests over the bus', () => {
     const p = prefix();
     const [gatewayBus, ownerBus] = [await bus(p), await bus(p)];
     const seen: { origin?: Origin; frame?: SendFrame } = {};
-    ownerBus.serveSlot(slotOf(send.conv, SLOTS), answerForwarded(owner(5, seen), holdsAll, 1000, () => undefined));
+    ownerBus.serveSlot(slotOf(send.conv, SLOTS), answerForwarded(owner(5, seen), holdsAll, () => undefined));
     await ownerBus.flush();
     const client = requester();
     await new ClusterRouting(owner(0, {}), gatewayBus, nobodyHere, SLOTS, 1000, counters).send(client, send, 0, JSON.stringify(send.body));
@@ -68,7 +68,7 @@ describe.skipIf(!available)('routing owner requests over the bus', () => {
   it('is unavailable, never an ack, when the owner answers too late or nobody holds the slot', async () => {
     const p = prefix();
     const [gatewayBus, ownerBus] = [await bus(p), await bus(p)];
-    ownerBus.serveSlot(slotOf(send.conv, SLOTS), answerForwarded(owner(2000, {}), holdsAll, 5000, () => undefined));
+    ownerBus.serveSlot(slotOf(send.conv, SLOTS), answerForwarded(owner(2000, {}), holdsAll, () => undefined));
     await ownerBus.flush();
     const slow = requester();
     const routing = new ClusterRouting(owner(0, {}), gatewayBus, nobodyHere, SLOTS, 200, counters);
@@ -97,7 +97,7 @@ describe.skipIf(!available)('routing owner requests over the bus', () => {
     expect(here.written).toMatchObject([{ t: 'ack', seq: 1 }]);
 
     const stale: { origin?: Origin } = {};
-    ownerBus.serveSlot(slotOf(send.conv, SLOTS), answerForwarded(owner(0, stale), nobodyHere, 1000, () => undefined));
+    ownerBus.serveSlot(slotOf(send.conv, SLOTS), answerForwarded(owner(0, stale), nobodyHere, () => undefined));
     await ownerBus.flush();
     const client = requester();
     await new ClusterRouting(owner(0, {}), gatewayBus, nobodyHere, SLOTS, 1000, counters).send(client, send, 0, '{}');

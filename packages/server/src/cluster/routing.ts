@@ -27,13 +27,7 @@ export interface RoutingCounters {
   unanswered(cause: string): void;
 }
 
-/** Conversations whose slot routing remembers; past this it forgets them all and starts again. */
-const SLOT_CACHE_SIZE = 10_000;
-
 export class ClusterRouting implements OwnerRequests<Requester> {
-  /** A slot is a SHA-256 of the conversation id: worth remembering for the conversations sent to now. */
-  private readonly slotCache = new Map<string, number>();
-
   constructor(
     /** This node's own ingest, groups and chat state. */
     private readonly local: OwnerRequests,
@@ -46,7 +40,7 @@ export class ClusterRouting implements OwnerRequests<Requester> {
   ) {}
 
   send(origin: Requester, frame: SendFrame, receivedAt: number, bodyJson: string): void | Promise<void> {
-    const slot = this.slotOf(frame.conv);
+    const slot = slotOf(frame.conv, this.slots);
     if (this.holder.epochOf(slot) !== undefined) return runHere(origin, frame, () => this.local.send(origin, frame, receivedAt, bodyJson));
     return this.forward(origin, slot, frame, bodyJson);
   }
@@ -63,18 +57,8 @@ export class ClusterRouting implements OwnerRequests<Requester> {
     return this.route(origin, frame, () => this.local.read(origin, frame));
   }
 
-  private slotOf(conv: string): number {
-    let slot = this.slotCache.get(conv);
-    if (slot === undefined) {
-      if (this.slotCache.size >= SLOT_CACHE_SIZE) this.slotCache.clear();
-      slot = slotOf(conv, this.slots);
-      this.slotCache.set(conv, slot);
-    }
-    return slot;
-  }
-
   private async route(origin: Requester, frame: OwnerFrame, here: () => Promise<void>): Promise<void> {
-    const slot = this.slotOf(frame.conv);
+    const slot = slotOf(frame.conv, this.slots);
     if (this.holder.epochOf(slot) !== undefined) return runHere(origin, frame, here);
     return this.forward(origin, slot, frame);
   }
@@ -94,13 +78,7 @@ export class ClusterRouting implements OwnerRequests<Requester> {
  * handlers; a request for a slot given up since it was sent is `unavailable`,
  * never forwarded again (two nodes disagreeing about the owner must not bounce it).
  */
-export function answerForwarded(
-  local: OwnerRequests,
-  holder: SlotHolder,
-  /** The gateway's timeout: the gateway drops a later answer, so the owner keeps no timer of its own. */
-  _timeoutMs: number,
-  onError: (error: unknown) => void,
-): SlotHandler {
+export function answerForwarded(local: OwnerRequests, holder: SlotHolder, onError: (error: unknown) => void): SlotHandler {
   return async (bytes, slot) => {
     const forwarded = decodeForwarded(bytes);
     const origin = new ForwardedOrigin(forwarded);

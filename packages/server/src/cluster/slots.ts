@@ -13,6 +13,7 @@
  * no virtual nodes, no table to agree on beyond the list of live names.
  */
 import { createHash } from 'node:crypto';
+import { rememberUpTo } from './memo.js';
 
 /** Slots of a new cluster database; fixed for its lifetime. */
 export const DEFAULT_SLOTS = 1024;
@@ -25,9 +26,20 @@ export function checkSlotCount(slots: number): void {
   }
 }
 
-/** The slot of a conversation among `slots` slots. */
+/** Conversations whose slot is remembered (for the slot count last asked about). */
+const SLOTS_REMEMBERED = 10_000;
+let remembered: { slots: number; of: (conv: string) => number } | undefined;
+
+/**
+ * The slot of a conversation among `slots` slots. Asked on every send, commit and
+ * status of a cluster node, and a SHA-256 each time showed in its profiles, so the
+ * answers are remembered; a process uses one slot count, so only the last one's are.
+ */
 export function slotOf(conv: string, slots: number): number {
-  return createHash('sha256').update(conv, 'utf8').digest().readUInt32BE(0) % slots;
+  if (remembered?.slots !== slots) {
+    remembered = { slots, of: rememberUpTo(SLOTS_REMEMBERED, (id: string) => createHash('sha256').update(id, 'utf8').digest().readUInt32BE(0) % slots) };
+  }
+  return remembered.of(conv);
 }
 
 /** A node's score for a slot: 48 bits of SHA-256 of "slot/node", an exact JS integer. */

@@ -5,6 +5,7 @@
  * something in a subject: they travel as base64url of their UTF-8 bytes, one
  * token that can hold nothing else.
  */
+import { rememberUpTo } from './memo.js';
 
 const TOKEN = /^[A-Za-z0-9_-]+$/;
 
@@ -36,18 +37,9 @@ export const USER_SUBJECTS_KEPT = 10_000;
 
 export function subjects(prefix: string): Subjects {
   checkPrefix(prefix);
-  const users = new Map<string, string>();
   return {
     own: (slot) => `${prefix}.own.${slot}`,
     owners: `${prefix}.owners`,
-    user: (user) => {
-      let subject = users.get(user);
-      if (subject === undefined) {
-        if (users.size >= USER_SUBJECTS_KEPT) users.clear();
-        subject = `${prefix}.u.${Buffer.from(user, 'utf8').toString('base64url') || '-'}`;
-        users.set(user, subject);
-      }
-      return subject;
-    },
+    user: rememberUpTo(USER_SUBJECTS_KEPT, (user: string) => `${prefix}.u.${Buffer.from(user, 'utf8').toString('base64url') || '-'}`),
   };
 }

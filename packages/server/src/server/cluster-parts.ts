@@ -116,7 +116,7 @@ export async function openClusterParts(postgresUrl: string, options: ResolvedClu
         onError: (error) => logger.warn({ err: error }, 'pushing the heads of slots taken over failed'),
       });
       await node.start({
-        handler: answerForwarded(hooks.local, node, forwardTimeout(hooks.holdMs), (error) => logger.error({ err: error }, 'forwarded request failed')),
+        handler: answerForwarded(hooks.local, node, (error) => logger.error({ err: error }, 'forwarded request failed')),
         drain: (slot) => hooks.drain(slot),
         acquired: (slot) => {
           heads?.acquired(slot);
